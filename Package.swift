@@ -1,0 +1,70 @@
+// swift-tools-version: 6.1
+// Peer: a peer-to-peer node that speaks the BitTorrent protocol family.
+// Layers (docs/ARCHITECTURE.md): PeerBase -> Bencode -> Metainfo -> ... -> PeerKit -> peer.
+// Protocol cores (PeerBase, Bencode, Metainfo) do no I/O: no sockets, no files, no clock.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Peer",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "PeerBase", targets: ["PeerBase"]),
+        .library(name: "Bencode", targets: ["Bencode"]),
+        .library(name: "Metainfo", targets: ["Metainfo"]),
+        .library(name: "PeerKit", targets: ["PeerKit"]),
+        .executable(name: "peer", targets: ["peer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+    ],
+    targets: [
+        .target(name: "PeerBase", swiftSettings: strict),
+        .target(name: "Bencode", dependencies: ["PeerBase"], swiftSettings: strict),
+        .target(
+            name: "Metainfo",
+            dependencies: ["PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PeerKit",
+            dependencies: [
+                "PeerBase", "Bencode", "Metainfo",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "peer",
+            dependencies: [
+                "PeerBase", "Bencode", "Metainfo", "PeerKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PeerBaseTests", dependencies: ["PeerBase"], swiftSettings: strict),
+        .testTarget(
+            name: "BencodeTests",
+            dependencies: ["Bencode", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MetainfoTests",
+            dependencies: [
+                "Metainfo", "Bencode", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "PeerKitTests", dependencies: ["PeerKit", "Metainfo"], swiftSettings: strict),
+    ]
+)
