@@ -16,6 +16,17 @@ public struct TorrentSummary: Codable, Sendable, Equatable {
             case index, path, length, offset, padding, attributes
             case piecesRoot = "pieces_root"
         }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(self.index, forKey: .index)
+            try c.encode(self.path, forKey: .path)
+            try c.encode(self.length, forKey: .length)
+            try c.encode(self.offset, forKey: .offset)
+            try c.encode(self.padding, forKey: .padding)
+            try c.encode(self.attributes, forKey: .attributes)
+            try c.encode(self.piecesRoot, forKey: .piecesRoot)
+        }
     }
 
     public var kind = "torrent"
@@ -53,6 +64,32 @@ public struct TorrentSummary: Codable, Sendable, Equatable {
         case webSeeds = "web_seeds"
         case createdBy = "created_by"
         case creationDate = "creation_date"
+    }
+
+    /// Absent values are written as `null`, so every key is always there.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.kind, forKey: .kind)
+        try c.encode(self.name, forKey: .name)
+        try c.encode(self.version, forKey: .version)
+        try c.encode(self.id, forKey: .id)
+        try c.encode(self.totalSize, forKey: .totalSize)
+        try c.encode(self.pieceLength, forKey: .pieceLength)
+        try c.encode(self.pieceCount, forKey: .pieceCount)
+        try c.encode(self.infoHashV1, forKey: .infoHashV1)
+        try c.encode(self.infoHashV2, forKey: .infoHashV2)
+        try c.encode(self.infoHashV2Truncated, forKey: .infoHashV2Truncated)
+        try c.encode(self.isPrivate, forKey: .isPrivate)
+        try c.encode(self.multiFile, forKey: .multiFile)
+        try c.encode(self.trackers, forKey: .trackers)
+        try c.encode(self.webSeeds, forKey: .webSeeds)
+        try c.encode(self.createdBy, forKey: .createdBy)
+        try c.encode(self.creationDate, forKey: .creationDate)
+        try c.encode(self.comment, forKey: .comment)
+        try c.encode(self.source, forKey: .source)
+        try c.encode(self.files, forKey: .files)
+        try c.encode(self.magnet, forKey: .magnet)
+        try c.encode(self.warnings, forKey: .warnings)
     }
 
     public init(_ t: TorrentMetainfo) {
@@ -104,6 +141,22 @@ public struct MagnetSummary: Codable, Sendable, Equatable {
         case webSeeds = "web_seeds"
         case selectedFiles = "selected_files"
         case exactLength = "exact_length"
+    }
+
+    /// Absent values are written as `null`, so every key is always there.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.kind, forKey: .kind)
+        try c.encode(self.id, forKey: .id)
+        try c.encode(self.infoHashV1, forKey: .infoHashV1)
+        try c.encode(self.infoHashV2, forKey: .infoHashV2)
+        try c.encode(self.displayName, forKey: .displayName)
+        try c.encode(self.trackers, forKey: .trackers)
+        try c.encode(self.webSeeds, forKey: .webSeeds)
+        try c.encode(self.peers, forKey: .peers)
+        try c.encode(self.selectedFiles, forKey: .selectedFiles)
+        try c.encode(self.exactLength, forKey: .exactLength)
+        try c.encode(self.magnet, forKey: .magnet)
     }
 
     public init(_ m: MagnetLink) {
