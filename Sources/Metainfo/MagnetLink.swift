@@ -141,7 +141,7 @@ public struct MagnetLink: Hashable, Sendable, CustomStringConvertible {
                 guard let h = Int(bounds[1]), h >= lo else { throw .magnet("so has a bad range \"\(item)\"") }
                 hi = h
             }
-            guard out.count + (hi - lo + 1) <= Self.maxSelectedFiles else {
+            guard hi - lo < Self.maxSelectedFiles, out.count + (hi - lo + 1) <= Self.maxSelectedFiles else {
                 throw .magnet("so selects more than \(Self.maxSelectedFiles) files")
             }
             out.append(contentsOf: lo...hi)

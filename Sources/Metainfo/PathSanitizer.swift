@@ -15,7 +15,11 @@ public enum PathSanitizer {
                     s.unicodeScalars.map { ($0 == "/" || $0 == "\\" || $0 == "\0" || $0 == "\u{FFFD}") ? "_" : $0 }))
         }
         if s.isEmpty || s == "." || s == ".." { return nil }
-        if s.utf8.count > Self.maxComponentBytes { s = Self.shorten(s) }
+        if s.utf8.count > Self.maxComponentBytes {
+            s = Self.shorten(s)
+            // Shortening cuts whole characters; what is left must still be an ordinary name.
+            if s.isEmpty || s == "." || s == ".." { s = "_" }
+        }
         return s
     }
 

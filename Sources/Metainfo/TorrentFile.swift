@@ -78,7 +78,8 @@ public enum FileLayout {
     /// to 16 MiB that keeps the piece count at or below 1 024 (1 GiB gets 1 MiB pieces, 16 MiB the cap).
     public static func automaticPieceLength(totalLength: Int64) -> Int {
         var pl: Int64 = 16 * 1024
-        while pl < 16 * 1024 * 1024 && totalLength / pl > 1024 { pl *= 2 }
+        // The piece count rounded up, written so that it cannot overflow near Int64.max.
+        while pl < 16 * 1024 * 1024 && totalLength / pl + (totalLength % pl == 0 ? 0 : 1) > 1024 { pl *= 2 }
         return Int(pl)
     }
 }

@@ -49,6 +49,10 @@ public struct TorrentMetainfo: Sendable {
 
     /// The most a piece may be: 256 MiB (no client makes larger ones).
     public static let maxPieceLength = 256 << 20
+    /// The largest file accepted: 1 PiB.
+    public static let maxFileLength: Int64 = 1 << 50
+    /// The largest torrent accepted: 64 PiB, far from overflowing any offset arithmetic.
+    public static let maxTotalLength: Int64 = 1 << 56
 }
 
 extension TorrentMetainfo {
@@ -160,6 +164,10 @@ extension TorrentMetainfo {
             }
             let lone = collected.count == 1 && collected[0].path == [rawName]
             if !hasV1 { isMultiFile = !lone }
+            if hasV1 && !isMultiFile && !lone {
+                throw .invalid("the v1 and v2 parts of this hybrid torrent differ: v1 is the single file "
+                    + "\(Self.quote(rawName)), the v2 file tree holds something else", offset: info.span.lowerBound)
+            }
             var files: [TorrentFile] = []
             var offset: Int64 = 0
             for (i, c) in collected.enumerated() {
@@ -169,6 +177,9 @@ extension TorrentMetainfo {
                     piecesRoot: c.root))
                 let pieces = Int64(MerkleTree.pieceCount(fileLength: c.length, pieceLength: pieceLength))
                 offset += pieces * Int64(pieceLength)
+                guard offset <= Self.maxTotalLength else {
+                    throw .invalid("the files add up to more than \(Self.maxTotalLength) bytes", offset: c.offset)
+                }
             }
             pieceLayers = try Self.parsePieceLayers(top: top, files: files, pieceLength: pieceLength,
                 warnings: &warnings)
@@ -219,6 +230,9 @@ extension TorrentMetainfo {
                 throw .missingKey("length", offset: info.span.lowerBound)
             }
             guard length >= 0 else { throw .invalid("negative file length \(length)", offset: lengthNode!.span.lowerBound) }
+            guard length <= Self.maxFileLength else {
+                throw .invalid("file length \(length) is out of range", offset: lengthNode!.span.lowerBound)
+            }
             let attr = try Field.text(info, "attr") ?? ""
             return ([TorrentFile(index: 0, path: [name], length: length, offset: 0, attributes: attr)], false)
         }
@@ -238,7 +252,7 @@ extension TorrentMetainfo {
             guard let length = try Field.int(entry, "length") else {
                 throw .missingKey("length", offset: entry.span.lowerBound)
             }
-            guard length >= 0 && length <= Int64(1) << 50 else {
+            guard length >= 0 && length <= Self.maxFileLength else {
                 throw .invalid("file length \(length) is out of range", offset: entry["length"]!.span.lowerBound)
             }
             let pathKey = try Field.stringList(entry, "path.utf-8") != nil ? "path.utf-8" : "path"
@@ -260,6 +274,9 @@ extension TorrentMetainfo {
             files.append(TorrentFile(index: i, path: path, length: length, offset: offset, attributes: attr,
                 symlinkTarget: target))
             offset += length
+            guard offset <= Self.maxTotalLength else {
+                throw .invalid("the files add up to more than \(Self.maxTotalLength) bytes", offset: entry.span.lowerBound)
+            }
         }
         return (files, true)
     }
@@ -308,7 +325,7 @@ extension TorrentMetainfo {
                 guard let length = try Field.int(leaf, "length") else {
                     throw .missingKey("length", offset: leaf.span.lowerBound)
                 }
-                guard length >= 0 && length <= Int64(1) << 50 else {
+                guard length >= 0 && length <= Self.maxFileLength else {
                     throw .invalid("file length \(length) is out of range", offset: leaf["length"]!.span.lowerBound)
                 }
                 let root = try Field.string(leaf, "pieces root")

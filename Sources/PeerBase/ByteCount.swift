@@ -1,11 +1,11 @@
 /// Human-readable byte counts and rates (binary units, as BitTorrent clients show them).
 public enum ByteCount {
-    /// Formats a byte count: `0 B`, `1023 B`, `1.5 KiB`, `16 MiB`, `1.00 GiB`.
+    /// Formats a byte count: `0 B`, `1023 B`, `1.50 KiB`, `16 MiB`, `20.5 MiB`, `1 GiB`.
     public static func format(_ bytes: Int64) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
         var value = Double(bytes)
         var unit = 0
-        while value >= 1024, unit < units.count - 1 {
+        while value >= 1023.95, unit < units.count - 1 {
             value /= 1024
             unit += 1
         }

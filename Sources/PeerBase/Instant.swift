@@ -17,8 +17,11 @@ public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         let (s, atto) = self.offset.components
-        let ms = atto / 1_000_000_000_000_000
-        let msText = String(ms)
-        return "t=\(s).\(String(repeating: "0", count: 3 - msText.count))\(msText)s"
+        // Whole milliseconds, truncated toward zero, with the sign in front (before the epoch: t=-0.050s).
+        let ms = s * 1000 + atto / 1_000_000_000_000_000
+        let sign = ms < 0 ? "-" : ""
+        let magnitude = ms.magnitude
+        let frac = String(magnitude % 1000)
+        return "t=\(sign)\(magnitude / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)s"
     }
 }

@@ -79,7 +79,12 @@ public enum FileScanner {
         closedir(handle)
         names.sort { $0.lexicographicallyPrecedes($1) }
         for raw in names {
-            let name = String(decoding: raw, as: UTF8.self)
+            guard let name = String(validating: raw, as: UTF8.self) else {
+                // Such a name cannot be written into a torrent as it is, nor opened through a String path.
+                let shown = (relative + [String(decoding: raw, as: UTF8.self)]).joined(separator: "/")
+                result.skipped.append((shown, "name is not valid UTF-8"))
+                continue
+            }
             let rel = relative + [name]
             let relText = rel.joined(separator: "/")
             let full = dir + "/" + name
