@@ -38,11 +38,12 @@ def peer_info(path):
 
 
 def lt_check_all_pieces(lt, torrents, timeout=120):
-    """Adds each (torrent, save_path) to one libtorrent session, forces a full check of the data on disk,
-    and returns {torrent: (have, total)} once every check has finished."""
+    """Adds each (torrent, save_path) to one libtorrent session, has libtorrent check the data on disk,
+    and returns {torrent: (pieces it found, pieces in all)} once every check has finished."""
     ses = lt.session({"listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
                       "enable_upnp": False, "enable_natpmp": False, "enable_outgoing_utp": False,
-                      "enable_incoming_utp": False})
+                      "enable_incoming_utp": False,
+                      "alert_mask": lt.alert.category_t.status_notification | lt.alert.category_t.error_notification})
     handles = {}
     try:
         for t, save in torrents:
@@ -50,21 +51,21 @@ def lt_check_all_pieces(lt, torrents, timeout=120):
             p.ti = lt.torrent_info(str(t))
             p.save_path = str(save)
             p.flags &= ~lt.torrent_flags.auto_managed
-            p.flags |= lt.torrent_flags.paused
+            p.flags |= lt.torrent_flags.paused  # added paused, then rechecked: a full check of the data
             h = ses.add_torrent(p)
             h.force_recheck()
             h.resume()
             handles[t] = h
+        pending = set(handles)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            states = [h.status() for h in handles.values()]
-            if all(s.state not in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
-                   and s.state != lt.torrent_status.allocating for s in states) and \
-                    all(s.has_metadata for s in states) and all(s.progress_ppm in (0, 1000000) or s.is_seeding
-                                                               for s in states):
-                if all(s.is_seeding for s in states):
-                    break
-            time.sleep(0.05)
+        while pending and time.monotonic() < deadline:
+            ses.wait_for_alert(200)
+            for a in ses.pop_alerts():
+                if isinstance(a, lt.torrent_checked_alert):
+                    for t, h in handles.items():
+                        if h == a.handle:
+                            pending.discard(t)
+        assert not pending, f"libtorrent never finished checking {[t.name for t in pending]}"
         return {t: (h.status().num_pieces, h.torrent_file().num_pieces()) for t, h in handles.items()}
     finally:
         for h in handles.values():
