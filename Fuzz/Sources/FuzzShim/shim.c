@@ -1,0 +1,1 @@
+// The declaration lives in include/FuzzShim.h; libFuzzer provides the definition.
