@@ -65,6 +65,10 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
-        .testTarget(name: "PeerKitTests", dependencies: ["PeerKit", "Metainfo"], swiftSettings: strict),
+        .testTarget(
+            name: "PeerKitTests",
+            dependencies: ["PeerKit", "Metainfo", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
     ]
 )
