@@ -62,6 +62,10 @@ struct Info: ParsableCommand {
             guard data.count <= limit else { throw CreateError("larger than the limit of \(limit) bytes") }
             return [UInt8](data)
         }
+        var isFolder: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+            throw CreateError("is a folder, not a torrent file (to make a torrent of it: peer create \(path))")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else {
             let exists = FileManager.default.fileExists(atPath: path)
             throw CreateError(exists ? "cannot read the file" : "no such file")
