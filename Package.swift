@@ -16,6 +16,10 @@ let package = Package(
         .library(name: "PeerBase", targets: ["PeerBase"]),
         .library(name: "Bencode", targets: ["Bencode"]),
         .library(name: "Metainfo", targets: ["Metainfo"]),
+        .library(name: "PeerWire", targets: ["PeerWire"]),
+        .library(name: "Tracker", targets: ["Tracker"]),
+        .library(name: "Storage", targets: ["Storage"]),
+        .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "PeerKit", targets: ["PeerKit"]),
         .executable(name: "peer", targets: ["peer"]),
     ],
@@ -23,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
@@ -31,6 +37,32 @@ let package = Package(
         .target(
             name: "Metainfo",
             dependencies: ["PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PeerWire",
+            dependencies: [
+                "PeerBase", "Bencode", "Metainfo", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Tracker",
+            dependencies: ["PeerBase", "Bencode", "Metainfo", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Storage",
+            dependencies: [
+                "PeerBase", "Bencode", "Metainfo", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Swarm",
+            dependencies: ["PeerBase", "PeerWire"],
             swiftSettings: strict
         ),
         .target(
@@ -65,6 +97,25 @@ let package = Package(
             resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "PeerWireTests",
+            dependencies: ["PeerWire", "PeerBase", "Metainfo", "Bencode", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TrackerTests",
+            dependencies: ["Tracker", "Metainfo", "Bencode", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: [
+                "Storage", "PeerBase", "Metainfo", "Bencode", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "PeerWire", "PeerBase"], swiftSettings: strict),
         .testTarget(
             name: "PeerKitTests",
             dependencies: ["PeerKit", "Metainfo", .product(name: "Crypto", package: "swift-crypto")],

@@ -1,0 +1,340 @@
+import Metainfo
+import Synchronization
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A `TorrentStorage` on disk under a download folder, with positional reads and writes (`pread`,
+/// `pwrite` through swift-system's `FileDescriptor`).
+///
+/// - A file is created on its first write, with the folders it needs, and sized to its full length at
+///   once (`ftruncate`, so sparse where the file system allows). Files never written are never created;
+///   padding files never are.
+/// - Paths are checked by `PathResolver`, and every folder below the download folder is opened with
+///   `O_NOFOLLOW`, one component at a time: a symbolic link inside the download tree makes the operation
+///   fail with `StorageError.symbolicLink` instead of reaching outside.
+/// - At most `maxOpenFiles` descriptors stay open (least recently used closed first); a descriptor in
+///   use by another thread is closed only when that thread is done with it.
+public final class FileStorage: TorrentStorage {
+    /// The torrent's piece layout.
+    public let pieceMap: PieceMap
+    /// Maps torrent paths under the download folder.
+    public let resolver: PathResolver
+    /// The most descriptors kept open (more only while all are in use).
+    public let maxOpenFiles: Int
+
+    /// An open file; its mutable fields change only under the cache lock.
+    private final class OpenFile: @unchecked Sendable {
+        let fd: FileDescriptor
+        let writable: Bool
+        var users = 0
+        var retired = false
+        var lastUse: UInt64 = 0
+
+        init(fd: FileDescriptor, writable: Bool) {
+            self.fd = fd
+            self.writable = writable
+        }
+    }
+
+    private struct Cache {
+        var open: [Int: OpenFile] = [:]
+        var tick: UInt64 = 0
+        var closed = false
+    }
+
+    private let cache = Mutex(Cache())
+
+    /// - Parameters:
+    ///   - pieceMap: the torrent's layout.
+    ///   - directory: the download folder, an absolute path (created on the first write if missing).
+    ///   - maxOpenFiles: how many descriptors to keep open at most.
+    /// - Throws: `StorageError.relativeDownloadFolder`.
+    public init(pieceMap: PieceMap, directory: FilePath, maxOpenFiles: Int = 64) throws(StorageError) {
+        precondition(maxOpenFiles > 0, "at least one open file")
+        self.pieceMap = pieceMap
+        self.resolver = try PathResolver(root: directory)
+        self.maxOpenFiles = maxOpenFiles
+    }
+
+    /// A storage for a parsed torrent under `directory`.
+    public convenience init(metainfo: TorrentMetainfo, directory: FilePath, maxOpenFiles: Int = 64)
+        throws(StorageError)
+    {
+        try self.init(pieceMap: PieceMap(metainfo), directory: directory, maxOpenFiles: maxOpenFiles)
+    }
+
+    deinit {
+        self.cache.withLock { cache in
+            for file in cache.open.values { try? file.fd.close() }
+            cache.open.removeAll()
+        }
+    }
+
+    /// The absolute path of a file (its components checked, the disk not looked at).
+    public func path(ofFile index: Int) throws(StorageError) -> FilePath {
+        try self.resolver.resolve(self.pieceMap.files[index].path)
+    }
+
+    /// The number of descriptors open now (tests).
+    public var openFileCount: Int { self.cache.withLock { $0.open.count } }
+
+    // MARK: - TorrentStorage
+
+    public func read(piece: PieceIndex, offset: Int, length: Int) throws(StorageError) -> [UInt8] {
+        try self.checkRange(piece, offset: offset, length: length)
+        var out = [UInt8](repeating: 0, count: length)
+        for span in self.pieceMap.spans(piece: piece, offset: offset, length: length) where !span.isPadding {
+            let file = try self.acquire(span.fileIndex, writable: false)
+            defer { self.release(file) }
+            let start = span.pieceOffset - offset
+            var done = 0
+            while done < span.length {
+                let position = span.fileOffset + Int64(done)
+                let n: Int
+                do {
+                    n = try out.withUnsafeMutableBytes { buffer in
+                        try file.fd.read(fromAbsoluteOffset: position,
+                            into: UnsafeMutableRawBufferPointer(rebasing: buffer[start + done..<start + span.length]))
+                    }
+                } catch {
+                    throw self.error(error, .read, span.fileIndex)
+                }
+                if n == 0 {
+                    throw .unexpectedEndOfFile(path: self.displayPath(span.fileIndex), offset: position)
+                }
+                done += n
+            }
+        }
+        return out
+    }
+
+    public func write(piece: PieceIndex, offset: Int, bytes: [UInt8]) throws(StorageError) {
+        try self.checkRange(piece, offset: offset, length: bytes.count)
+        for span in self.pieceMap.spans(piece: piece, offset: offset, length: bytes.count) where !span.isPadding {
+            let file = try self.acquire(span.fileIndex, writable: true)
+            defer { self.release(file) }
+            let start = span.pieceOffset - offset
+            do {
+                _ = try file.fd.writeAll(toAbsoluteOffset: span.fileOffset, bytes[start..<start + span.length])
+            } catch {
+                throw self.error(error, .write, span.fileIndex)
+            }
+        }
+    }
+
+    public func fileStatuses() throws(StorageError) -> [FileStatus?] {
+        guard !self.cache.withLock({ $0.closed }) else { throw .closed }
+        var out: [FileStatus?] = []
+        out.reserveCapacity(self.pieceMap.files.count)
+        for file in self.pieceMap.files {
+            if file.isPadding {
+                out.append(nil)
+                continue
+            }
+            guard let folder = try self.openParent(of: file.index, create: false) else {
+                out.append(nil)
+                continue
+            }
+            defer { Posix.closeDescriptor(folder) }
+            let name = file.path[file.path.count - 1]
+            switch Posix.statAt(folder, name) {
+            case .success(nil): out.append(nil)
+            case .success(let info?):
+                switch Posix.kind(info) {
+                case .regular: out.append(Posix.status(info))
+                case .symbolicLink: throw .symbolicLink(path: self.displayPath(file.index))
+                case .folder, .other: throw .notARegularFile(path: self.displayPath(file.index))
+                }
+            case .failure(let e): throw StorageError(errno: e, operation: .stat, path: self.displayPath(file.index))
+            }
+        }
+        return out
+    }
+
+    public func close() {
+        let toClose: [OpenFile] = self.cache.withLock { cache in
+            cache.closed = true
+            var idle: [OpenFile] = []
+            for file in cache.open.values {
+                file.retired = true
+                if file.users == 0 { idle.append(file) }
+            }
+            cache.open.removeAll()
+            return idle
+        }
+        for file in toClose { try? file.fd.close() }
+    }
+
+    // MARK: - Descriptors
+
+    /// A descriptor for a file, opened (and for writing, created) if needed; pair with `release`.
+    private func acquire(_ index: Int, writable: Bool) throws(StorageError) -> OpenFile {
+        let cached: Result<OpenFile?, StorageError> = self.cache.withLock { cache in
+            guard !cache.closed else { return .failure(.closed) }
+            guard let file = cache.open[index], file.writable || !writable else { return .success(nil) }
+            cache.tick += 1
+            file.lastUse = cache.tick
+            file.users += 1
+            return .success(file)
+        }
+        if let file = try cached.get() { return file }
+
+        // Open outside the lock, so other files' reads and writes go on meanwhile.
+        let fresh = OpenFile(fd: try self.open(index, writable: writable), writable: writable)
+        let (result, toClose): (Result<OpenFile, StorageError>, [OpenFile]) = self.cache.withLock { cache in
+            guard !cache.closed else { return (.failure(.closed), [fresh]) }
+            cache.tick += 1
+            if let other = cache.open[index], other.writable || !writable {
+                // Another thread opened it first.
+                other.lastUse = cache.tick
+                other.users += 1
+                return (.success(other), [fresh])
+            }
+            var toClose: [OpenFile] = []
+            if let old = cache.open[index] {
+                old.retired = true
+                if old.users == 0 { toClose.append(old) }
+            }
+            fresh.users = 1
+            fresh.lastUse = cache.tick
+            cache.open[index] = fresh
+            while cache.open.count > self.maxOpenFiles {
+                guard let victim = cache.open.filter({ $0.value.users == 0 }).min(by: { $0.value.lastUse < $1.value.lastUse })
+                else { break }  // all in use: over the bound until they are released
+                cache.open[victim.key] = nil
+                victim.value.retired = true
+                toClose.append(victim.value)
+            }
+            return (.success(fresh), toClose)
+        }
+        for file in toClose { try? file.fd.close() }
+        return try result.get()
+    }
+
+    private func release(_ file: OpenFile) {
+        let close: Bool = self.cache.withLock { _ in
+            file.users -= 1
+            return file.retired && file.users == 0
+        }
+        if close { try? file.fd.close() }
+    }
+
+    /// Opens a file without following links; for writing, creates it (and its folders) and gives it its
+    /// full length.
+    private func open(_ index: Int, writable: Bool) throws(StorageError) -> FileDescriptor {
+        let file = self.pieceMap.files[index]
+        try self.resolver.checkOnDisk(file.path)
+        guard let folder = try self.openParent(of: index, create: writable) else {
+            throw .missingFile(path: self.displayPath(index))
+        }
+        defer { Posix.closeDescriptor(folder) }
+        let name = file.path[file.path.count - 1]
+        var flags = Posix.noFollow | Posix.closeOnExec | Posix.nonBlocking
+        flags |= writable ? Posix.readWrite | Posix.create : Posix.readOnly
+        let fd: Int32
+        switch Posix.openAt(folder, name, flags: flags, mode: file.isExecutable ? 0o755 : 0o644) {
+        case .success(let d): fd = d
+        case .failure(let e):
+            if e == .tooManySymbolicLinkLevels || e == .notDirectory { throw self.classify(folder, name, index) }
+            throw StorageError(errno: e, operation: .open, path: self.displayPath(index))
+        }
+        let descriptor = FileDescriptor(rawValue: fd)
+        do throws(StorageError) {
+            let info: stat
+            switch Posix.statDescriptor(fd) {
+            case .success(let i): info = i
+            case .failure(let e): throw StorageError(errno: e, operation: .stat, path: self.displayPath(index))
+            }
+            guard Posix.kind(info) == .regular else { throw .notARegularFile(path: self.displayPath(index)) }
+            if writable && Int64(info.st_size) < file.length {
+                do { try descriptor.resize(to: file.length) } catch {
+                    throw self.error(error, .resize, index)
+                }
+            }
+        } catch {
+            try? descriptor.close()
+            throw error
+        }
+        return descriptor
+    }
+
+    /// Opens the folder that holds a file, walking down from the download folder one component at a time
+    /// with `O_NOFOLLOW` and, when `create` is set, making the folders that are missing.
+    /// - Returns: the folder's descriptor (the caller closes it), or nil when a folder is missing.
+    private func openParent(of index: Int, create: Bool) throws(StorageError) -> Int32? {
+        let path = self.pieceMap.files[index].path
+        let components = try self.resolver.components(path)
+        var current: Int32
+        switch Posix.openFolder(self.resolver.root) {
+        case .success(let fd): current = fd
+        case .failure(.noSuchFileOrDirectory) where create:
+            if let e = Posix.makeFolders(self.resolver.root) {
+                throw StorageError(errno: e, operation: .createFolder, path: self.resolver.root.string)
+            }
+            switch Posix.openFolder(self.resolver.root) {
+            case .success(let fd): current = fd
+            case .failure(let e): throw StorageError(errno: e, operation: .openFolder, path: self.resolver.root.string)
+            }
+        case .failure(.noSuchFileOrDirectory): return nil
+        case .failure(let e): throw StorageError(errno: e, operation: .openFolder, path: self.resolver.root.string)
+        }
+        let flags = Posix.readOnly | Posix.directory | Posix.noFollow | Posix.closeOnExec
+        for (depth, name) in path.dropLast().enumerated() {
+            let shown = self.resolver.root.appending(components.prefix(depth + 1)).string
+            var opened = Posix.openAt(current, name, flags: flags)
+            if case .failure(.noSuchFileOrDirectory) = opened, create {
+                if let e = Posix.makeFolder(current, name) {
+                    Posix.closeDescriptor(current)
+                    throw StorageError(errno: e, operation: .createFolder, path: shown)
+                }
+                opened = Posix.openAt(current, name, flags: flags)
+            }
+            switch opened {
+            case .success(let fd):
+                Posix.closeDescriptor(current)
+                current = fd
+            case .failure(.noSuchFileOrDirectory):
+                Posix.closeDescriptor(current)
+                return nil
+            case .failure(let e):
+                let error: StorageError =
+                    e == .tooManySymbolicLinkLevels || e == .notDirectory
+                    ? self.classifyFolder(current, name, shown)
+                    : StorageError(errno: e, operation: .openFolder, path: shown)
+                Posix.closeDescriptor(current)
+                throw error
+            }
+        }
+        return current
+    }
+
+    /// Says why a folder component could not be opened as a folder.
+    private func classifyFolder(_ folder: Int32, _ name: String, _ shown: String) -> StorageError {
+        if case .success(let info?) = Posix.statAt(folder, name), Posix.kind(info) == .symbolicLink {
+            return .symbolicLink(path: shown)
+        }
+        return .notAFolder(path: shown)
+    }
+
+    /// Says why a file could not be opened without following links.
+    private func classify(_ folder: Int32, _ name: String, _ index: Int) -> StorageError {
+        if case .success(let info?) = Posix.statAt(folder, name), Posix.kind(info) != .symbolicLink {
+            return .notARegularFile(path: self.displayPath(index))
+        }
+        return .symbolicLink(path: self.displayPath(index))
+    }
+
+    private func displayPath(_ index: Int) -> String {
+        (try? self.path(ofFile: index).string) ?? self.pieceMap.files[index].displayPath
+    }
+
+    private func error(_ error: any Error, _ operation: StorageError.Operation, _ index: Int) -> StorageError {
+        let errno = (error as? Errno) ?? .ioError
+        return StorageError(errno: errno, operation: operation, path: self.displayPath(index))
+    }
+}

@@ -1,0 +1,238 @@
+// Swarm: pure policy for one torrent: piece picking, later choking and request scheduling.
+// No I/O, no clock; randomness is injected.
+import PeerBase
+import PeerWire
+
+/// Chooses which blocks to ask each peer for: rarest first with a random tie-break, whole-piece affinity
+/// (a peer finishes the pieces it started), priorities with "do not download" (0), sequential mode, and
+/// end-game (the last blocks are asked of several peers at once, and the others cancelled on arrival).
+///
+/// Pure: the engine tells it what peers have, what was requested, received, verified or lost, and asks
+/// `pick` for requests to send. Peers are identified by an engine-chosen integer.
+public struct PiecePicker: Sendable {
+    public typealias PeerKey = Int
+
+    /// What became of a received block.
+    public enum Receipt: Equatable, Sendable {
+        /// The block was wanted. `complete` means every block of its piece is in (verify it now);
+        /// `cancel` lists other peers that were asked for the same block (end-game) and should get a cancel.
+        case accepted(complete: Bool, cancel: [PeerKey])
+        /// Not asked of this peer, already received, or for a piece we have: ignore the data.
+        case unexpected
+    }
+
+    private enum BlockState: Equatable, Sendable {
+        case open
+        case requested([PeerKey])
+        case received
+    }
+
+    private struct Partial: Sendable {
+        var blocks: [BlockState]
+        var owner: PeerKey?
+        var received = 0
+    }
+
+    public let pieceCount: Int
+    public let pieceLength: Int
+    private let shortPieces: [Int: Int]
+    public private(set) var have: Bitfield
+    private var availability: [UInt16]
+    private var priorities: [UInt8]
+    private var partials: [Int: Partial] = [:]
+    /// Pick in index order (for streaming and previews) instead of rarest first.
+    public var sequential = false
+    /// At most this many peers are asked for the same block in end-game.
+    public var endgameDuplicates = 2
+
+    /// - Parameters:
+    ///   - pieceLength: the usual piece size.
+    ///   - shortPieces: sizes of the pieces that are shorter (the last piece; for v2, each file's last piece).
+    public init(pieceCount: Int, pieceLength: Int, shortPieces: [Int: Int] = [:], have: Bitfield? = nil) {
+        precondition(pieceCount > 0 && pieceLength > 0)
+        self.pieceCount = pieceCount
+        self.pieceLength = pieceLength
+        self.shortPieces = shortPieces
+        self.have = have ?? Bitfield(count: pieceCount)
+        self.availability = Array(repeating: 0, count: pieceCount)
+        self.priorities = Array(repeating: 1, count: pieceCount)
+    }
+
+    public func pieceSize(_ piece: Int) -> Int { self.shortPieces[piece] ?? self.pieceLength }
+    public func blockCount(_ piece: Int) -> Int {
+        (self.pieceSize(piece) + WireLimits.blockSize - 1) / WireLimits.blockSize
+    }
+
+    /// Pieces still wanted (priority above 0, not verified).
+    public var remaining: Int {
+        (0..<self.pieceCount).reduce(0) { $0 + (!self.have[$1] && self.priorities[$1] > 0 ? 1 : 0) }
+    }
+    /// Every wanted piece is verified.
+    public var isComplete: Bool { self.remaining == 0 }
+    public func availability(of piece: Int) -> Int { Int(self.availability[piece]) }
+
+    // MARK: what peers have
+
+    public mutating func peerJoined(has: Bitfield) {
+        precondition(has.count == self.pieceCount)
+        for i in has.setIndices { self.availability[i] &+= self.availability[i] < .max ? 1 : 0 }
+    }
+
+    public mutating func peerHave(_ piece: Int) {
+        if self.availability[piece] < .max { self.availability[piece] += 1 }
+    }
+
+    /// Forgets a peer: its availability and its outstanding requests, which become open again.
+    public mutating func peerLeft(_ peer: PeerKey, has: Bitfield) {
+        for i in has.setIndices where self.availability[i] > 0 { self.availability[i] -= 1 }
+        for piece in Array(self.partials.keys) {
+            var p = self.partials[piece]!
+            for b in p.blocks.indices {
+                if case .requested(var who) = p.blocks[b], who.contains(peer) {
+                    who.removeAll { $0 == peer }
+                    p.blocks[b] = who.isEmpty ? .open : .requested(who)
+                }
+            }
+            if p.owner == peer { p.owner = nil }
+            self.partials[piece] = p
+        }
+    }
+
+    // MARK: priorities
+
+    /// 0 skips the piece; higher values are picked first (deadline streaming uses the highest).
+    public mutating func setPriority(_ priority: UInt8, pieces: Range<Int>) {
+        for i in pieces { self.priorities[i] = priority }
+    }
+
+    public func priority(of piece: Int) -> UInt8 { self.priorities[piece] }
+
+    // MARK: picking
+
+    /// Up to `count` block requests for `peer`, which has `has`.
+    public mutating func pick(
+        for peer: PeerKey, has: Bitfield, count: Int, using rng: inout some RandomNumberGenerator
+    ) -> [BlockRef] {
+        var out: [BlockRef] = []
+        // 1. Finish what this peer started, then pieces in progress that nobody owns.
+        let started = self.partials.keys.sorted().filter { has[$0] && self.priorities[$0] > 0 }
+        for piece in started where self.partials[piece]!.owner == peer {
+            self.take(piece, for: peer, into: &out, limit: count)
+        }
+        for piece in started where out.count < count && self.partials[piece]!.owner == nil {
+            self.partials[piece]!.owner = peer
+            self.take(piece, for: peer, into: &out, limit: count)
+        }
+        // 2. Start new pieces.
+        while out.count < count, let piece = self.choose(has: has, using: &rng) {
+            self.partials[piece] = Partial(blocks: Array(repeating: .open, count: self.blockCount(piece)), owner: peer)
+            self.take(piece, for: peer, into: &out, limit: count)
+        }
+        // 3. End-game: nothing left to start, so ask for blocks already asked of others.
+        if out.count < count && self.choose(has: has, using: &rng) == nil {
+            for piece in self.partials.keys.sorted() where has[piece] && self.priorities[piece] > 0 {
+                var p = self.partials[piece]!
+                for b in p.blocks.indices where out.count < count {
+                    if p.blocks[b] == .open {  // left open in a piece another peer owns
+                        p.blocks[b] = .requested([peer])
+                        out.append(self.block(piece, b))
+                    } else if case .requested(var who) = p.blocks[b], !who.contains(peer),
+                        who.count < self.endgameDuplicates
+                    {
+                        who.append(peer)
+                        p.blocks[b] = .requested(who)
+                        out.append(self.block(piece, b))
+                    }
+                }
+                self.partials[piece] = p
+            }
+        }
+        return out
+    }
+
+    private mutating func take(_ piece: Int, for peer: PeerKey, into out: inout [BlockRef], limit: Int) {
+        var p = self.partials[piece]!
+        for b in p.blocks.indices where out.count < limit && p.blocks[b] == .open {
+            p.blocks[b] = .requested([peer])
+            out.append(self.block(piece, b))
+        }
+        self.partials[piece] = p
+    }
+
+    private func block(_ piece: Int, _ b: Int) -> BlockRef {
+        let offset = b * WireLimits.blockSize
+        return BlockRef(piece: UInt32(piece), offset: UInt32(offset),
+            length: UInt32(min(WireLimits.blockSize, self.pieceSize(piece) - offset)))
+    }
+
+    /// The next piece to start: highest priority, then rarest, ties broken at random (or lowest index
+    /// when sequential).
+    private func choose(has: Bitfield, using rng: inout some RandomNumberGenerator) -> Int? {
+        var best: Int?
+        var bestPriority: UInt8 = 0
+        var bestAvailability = UInt16.max
+        var ties = 0
+        for i in 0..<self.pieceCount {
+            let pr = self.priorities[i]
+            guard pr > 0, has[i], !self.have[i], self.partials[i] == nil else { continue }
+            if self.sequential {
+                if best == nil || pr > bestPriority {
+                    best = i
+                    bestPriority = pr
+                }
+                continue
+            }
+            let av = self.availability[i]
+            if best == nil || pr > bestPriority || (pr == bestPriority && av < bestAvailability) {
+                best = i
+                bestPriority = pr
+                bestAvailability = av
+                ties = 1
+            } else if pr == bestPriority && av == bestAvailability {
+                ties += 1
+                if rng.next(upperBound: UInt64(ties)) == 0 { best = i }  // reservoir sampling: uniform among ties
+            }
+        }
+        return best
+    }
+
+    // MARK: outcomes
+
+    /// A block arrived from `peer`.
+    public mutating func received(_ block: BlockRef, from peer: PeerKey) -> Receipt {
+        let piece = Int(block.piece)
+        guard piece < self.pieceCount, !self.have[piece], var p = self.partials[piece],
+            block.offset % UInt32(WireLimits.blockSize) == 0
+        else { return .unexpected }
+        let b = Int(block.offset) / WireLimits.blockSize
+        guard b < p.blocks.count, block == self.block(piece, b), case .requested(let who) = p.blocks[b],
+            who.contains(peer)
+        else { return .unexpected }
+        p.blocks[b] = .received
+        p.received += 1
+        self.partials[piece] = p
+        return .accepted(complete: p.received == p.blocks.count, cancel: who.filter { $0 != peer })
+    }
+
+    /// A request will not be answered (rejected, choked, timed out): the block is open again.
+    public mutating func requestFailed(_ block: BlockRef, peer: PeerKey) {
+        let piece = Int(block.piece)
+        guard piece < self.pieceCount, var p = self.partials[piece] else { return }
+        let b = Int(block.offset) / WireLimits.blockSize
+        guard b < p.blocks.count, case .requested(var who) = p.blocks[b] else { return }
+        who.removeAll { $0 == peer }
+        p.blocks[b] = who.isEmpty ? .open : .requested(who)
+        self.partials[piece] = p
+    }
+
+    /// The piece passed its hash check.
+    public mutating func pieceVerified(_ piece: Int) {
+        self.partials[piece] = nil
+        self.have[piece] = true
+    }
+
+    /// The piece failed its hash check: every block is to be fetched again, by anyone.
+    public mutating func pieceFailed(_ piece: Int) {
+        self.partials[piece] = nil
+    }
+}
