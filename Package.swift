@@ -68,7 +68,9 @@ let package = Package(
         .target(
             name: "PeerKit",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo",
+                "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
@@ -77,7 +79,9 @@ let package = Package(
         .executableTarget(
             name: "peer",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerKit",
+                "PeerBase", "Bencode", "Metainfo", "PeerKit", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -202,7 +202,9 @@ public struct PeerWireSession: Sendable {
         guard let hs = try Handshake.decode(&self.inbound) else { return false }
         switch self.role {
         case .outgoing:
-            guard hs.infoHash == self.infoHash else { throw .wrongInfoHash }
+            // A hybrid's peer may answer a v1 hash with the v2 one (BEP 52 upgrade): either of ours is fine.
+            guard self.configuration.infoHashes.contains(hs.infoHash) else { throw .wrongInfoHash }
+            self.infoHash = hs.infoHash
         case .incoming:
             guard self.configuration.infoHashes.contains(hs.infoHash) else { throw .wrongInfoHash }
             self.infoHash = hs.infoHash

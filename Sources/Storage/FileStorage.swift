@@ -127,6 +127,12 @@ public final class FileStorage: TorrentStorage {
         }
     }
 
+    public func createEmptyFiles() throws(StorageError) {
+        for (i, f) in self.pieceMap.files.enumerated() where f.length == 0 && !f.isPadding {
+            self.release(try self.acquire(i, writable: true))
+        }
+    }
+
     public func fileStatuses() throws(StorageError) -> [FileStatus?] {
         guard !self.cache.withLock({ $0.closed }) else { throw .closed }
         var out: [FileStatus?] = []

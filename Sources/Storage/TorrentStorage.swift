@@ -37,11 +37,17 @@ public protocol TorrentStorage: Sendable {
     /// and for padding files.
     func fileStatuses() throws(StorageError) -> [FileStatus?]
 
+    /// Creates the torrent's empty files (nothing is ever written to them, so `write` never makes them).
+    func createEmptyFiles() throws(StorageError)
+
     /// Closes open files. Later calls throw `StorageError.closed`.
     func close()
 }
 
 extension TorrentStorage {
+    /// Storage with no files on disk has nothing to create.
+    public func createEmptyFiles() throws(StorageError) {}
+
     /// The length of each file on disk, nil where there is none (see `fileStatuses`).
     public func fileLengthsOnDisk() throws(StorageError) -> [Int64?] {
         try self.fileStatuses().map { $0?.length }

@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct PeerCommand: ParsableCommand {
+struct PeerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peer",
         abstract: "A peer-to-peer node that speaks BitTorrent: make, inspect, share and fetch torrents.",
@@ -11,9 +11,11 @@ struct PeerCommand: ParsableCommand {
               peer create song.flac --v1 -o song.torrent --tracker udp://tracker.example:6969/announce
               peer info holiday.torrent               show name, size, hashes, trackers and files
               peer info 'magnet:?xt=urn:btih:…' --json
+              peer share holiday.torrent --data ~/Videos        seed it
+              peer get holiday.torrent -o ~/Downloads --peer 192.0.2.10:6881
             """,
         version: PeerVersion.current,
-        subcommands: [Create.self, Info.self]
+        subcommands: [Create.self, Info.self, Get.self, Share.self]
     )
 }
 

@@ -1,0 +1,113 @@
+import Metainfo
+import NIOCore
+import NIOPosix
+import PeerBase
+import PeerWire
+import Storage
+
+/// A running node: one listener, outgoing connections, and the torrents it serves.
+///
+/// Incoming connections are routed to a torrent by the info-hash in their handshake. For now every torrent
+/// and channel lives on one event loop (hashing and disk work run on the thread pool, off the loop), which
+/// keeps torrent state lock-free; spreading torrents over several loops comes with the multi-torrent daemon.
+public final class PeerNode: @unchecked Sendable {
+    public let group: MultiThreadedEventLoopGroup
+    public let threadPool: NIOThreadPool
+    public let bindHost: String?
+    private let loop: any EventLoop
+    private var engines: [[UInt8]: TorrentEngine] = [:]
+    private var listener: (any Channel)?
+
+    /// - Parameter bindHost: the local address for listening and for outgoing connections (tests give each node its own 127.0.0.x).
+    public init(bindHost: String?, diskThreads: Int = max(2, System.coreCount)) {
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.loop = self.group.next()
+        self.threadPool = NIOThreadPool(numberOfThreads: diskThreads)
+        self.threadPool.start()
+        self.bindHost = bindHost
+    }
+
+    /// Adds a torrent whose verified pieces are `have`.
+    public func add(metainfo: TorrentMetainfo, storage: any TorrentStorage, have: Bitfield,
+        configuration: TorrentEngine.Configuration) -> TorrentEngine
+    {
+        let engine = TorrentEngine(metainfo: metainfo, storage: storage, have: have, eventLoop: self.loop,
+            threadPool: self.threadPool, configuration: configuration)
+        self.loop.execute {
+            for h in engine.handshakeHashes { self.engines[h] = engine }
+        }
+        return engine
+    }
+
+    /// Starts listening; returns the bound port (useful with port 0).
+    public func listen(port: Int) async throws -> Int {
+        let bootstrap = ServerBootstrap(group: self.group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.addHandler(HandshakeRouter(node: self))
+            }
+        let channel = try await bootstrap.bind(host: self.bindHost ?? "0.0.0.0", port: port).get()
+        self.listener = channel
+        return channel.localAddress?.port ?? port
+    }
+
+    /// Connects to a peer for `engine`.
+    public func connect(_ engine: TorrentEngine, host: String, port: Int) -> EventLoopFuture<Void> {
+        var bootstrap = ClientBootstrap(group: self.loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(10))
+        if let bindHost = self.bindHost, let local = try? SocketAddress(ipAddress: bindHost, port: 0) {
+            bootstrap = bootstrap.bind(to: local)
+        }
+        return bootstrap.connect(host: host, port: port).map { channel in
+            engine.attach(channel, role: .outgoing)
+        }
+    }
+
+    /// Stops every torrent and closes the listener, then the loop and the thread pool.
+    public func shutdown() async {
+        let engines = (try? await self.loop.submit { Array(self.engines.values) }.get()) ?? []
+        for engine in engines { try? await engine.stop().get() }
+        try? await self.listener?.close()
+        try? await self.group.shutdownGracefully()
+        try? await self.threadPool.shutdownGracefully()
+    }
+
+    fileprivate func engine(for infoHash: [UInt8]) -> TorrentEngine? {
+        self.loop.preconditionInEventLoop()
+        return self.engines[infoHash]
+    }
+}
+
+/// Holds an accepted connection's first bytes until its handshake names a torrent, then hands the channel
+/// to that torrent's engine and replays the bytes.
+private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let node: PeerNode
+    var buffered = ByteBuffer()
+
+    init(node: PeerNode) { self.node = node }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = self.unwrapInboundIn(data)
+        self.buffered.writeBuffer(&bytes)
+        guard self.buffered.readableBytes >= 48 else {
+            if let first = self.buffered.getInteger(at: self.buffered.readerIndex, as: UInt8.self), first != 19 {
+                context.close(promise: nil)
+            }
+            return
+        }
+        guard let hash = self.buffered.getBytes(at: self.buffered.readerIndex + 28, length: 20),
+            let engine = self.node.engine(for: hash)
+        else {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        let replay = self.buffered
+        context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        engine.attach(channel, role: .incoming)
+        engine.received(engine.key(of: channel), replay)
+    }
+}

@@ -1,0 +1,470 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Metainfo
+import NIOCore
+import NIOPosix
+import PeerBase
+import PeerWire
+import Storage
+import Swarm
+import Tracker
+
+/// Drives one torrent: its peer connections (PeerWireSession), piece picking (PiecePicker), disk
+/// (TorrentStorage on a thread pool) and verification (PieceVerifier).
+///
+/// Confined to one event loop: every method runs on `eventLoop`, so the torrent's state needs no lock
+/// (DESIGN.md §5). Disk reads, writes and hashing run on the thread pool and hop back to the loop.
+public final class TorrentEngine: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        /// Keep serving after the download completes.
+        public var seedAfterDownload = false
+        /// Outstanding block requests per peer.
+        public var pipelineDepth = 64
+        /// Outstanding disk reads per peer while serving.
+        public var maxQueuedReads = 256
+        public var clientName = "Peer 0.1"
+        public var listenPort: UInt16?
+        public init() {}
+    }
+
+    /// Progress as the command line shows it.
+    public struct Progress: Sendable {
+        public var havePieces: Int
+        public var wantedPieces: Int
+        public var downloaded: Int64
+        public var uploaded: Int64
+        public var peers: Int
+        public var complete: Bool
+    }
+
+    public let metainfo: TorrentMetainfo
+    public let eventLoop: any EventLoop
+    let storage: any TorrentStorage
+    let verifier: PieceVerifier
+    let threadPool: NIOThreadPool
+    let configuration: Configuration
+    let localID: PeerID
+    private var picker: PiecePicker
+    private var peers: [Int: PeerState] = [:]
+    private var nextKey = 0
+    private var pieceBuffers: [Int: [UInt8]] = [:]
+    private var rng = SystemRandomNumberGenerator()
+    private var downloaded: Int64 = 0
+    private var uploaded: Int64 = 0
+    private var timer: RepeatedTask?
+    private let started = ContinuousClock.now
+    private var completion: EventLoopPromise<Void>?
+    private var failures: [String: Int] = [:]  // host -> pieces it helped corrupt
+    private var banned: Set<String> = []
+    private var senders: [Int: Set<String>] = [:]  // piece -> hosts that sent blocks of it
+
+    /// Called on the loop whenever something changes (for progress lines).
+    public var onProgress: (@Sendable (Progress) -> Void)?
+    /// Called on the loop with a line worth logging (peer dropped, hash failure).
+    public var onLog: (@Sendable (String) -> Void)?
+
+    /// Confined to the engine's loop like the engine itself.
+    private final class PeerState: @unchecked Sendable {
+        let key: Int
+        let channel: any Channel
+        var session: PeerWireSession
+        let host: String
+        var has: Bitfield
+        var joined = false
+        var outstanding: Set<PeerWire.BlockRef> = []
+        var queuedReads = 0
+        init(key: Int, channel: any Channel, session: PeerWireSession, host: String, pieceCount: Int) {
+            self.key = key
+            self.channel = channel
+            self.session = session
+            self.host = host
+            self.has = Bitfield(count: pieceCount)
+        }
+    }
+
+    /// - Parameter have: pieces already verified on disk.
+    public init(
+        metainfo: TorrentMetainfo, storage: any TorrentStorage, have: Bitfield, eventLoop: any EventLoop,
+        threadPool: NIOThreadPool, configuration: Configuration
+    ) {
+        self.metainfo = metainfo
+        self.storage = storage
+        self.verifier = PieceVerifier(metainfo: metainfo)
+        self.eventLoop = eventLoop
+        self.threadPool = threadPool
+        self.configuration = configuration
+        var generator = SystemRandomNumberGenerator()
+        self.localID = PeerID.random(using: &generator)
+        let map = storage.pieceMap
+        var short: [Int: Int] = [:]
+        for i in 0..<map.pieceCount {
+            let size = map.pieceSize(map.index(i)!)
+            if size != map.pieceLength { short[i] = size }
+        }
+        self.picker = PiecePicker(pieceCount: map.pieceCount, pieceLength: map.pieceLength, shortPieces: short,
+            have: have)
+    }
+
+    /// The 20-byte hashes peers may use in handshakes for this torrent.
+    public var handshakeHashes: [[UInt8]] {
+        [self.metainfo.infoHashes.v1?.bytes, self.metainfo.infoHashes.v2?.truncated].compactMap { $0 }
+    }
+
+    public var isComplete: Bool { self.picker.isComplete }
+
+    /// Starts the timer; the returned future completes when every wanted piece is verified.
+    public func start() -> EventLoopFuture<Void> {
+        self.eventLoop.flatSubmit {
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            self.completion = promise
+            self.timer = self.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                self.tick()
+            }
+            if self.picker.isComplete { self.finishDownload() }
+            self.report()
+            return promise.futureResult
+        }
+    }
+
+    /// Ends the wait on `start()`'s future with `CancellationError` (Ctrl-C).
+    public func cancel() {
+        self.eventLoop.execute { self.complete(.failure(CancellationError())) }
+    }
+
+    public func stop() -> EventLoopFuture<Void> {
+        self.eventLoop.submit {
+            self.timer?.cancel()
+            for p in self.peers.values { p.channel.close(promise: nil) }
+        }
+    }
+
+    private var now: Instant {
+        let d = ContinuousClock.now - self.started
+        return Instant(offset: d)
+    }
+
+    // MARK: connections
+
+    /// Adopts a connected channel (outgoing or accepted). Must be called on the engine's loop.
+    func attach(_ channel: any Channel, role: PeerWireSession.Role) {
+        self.eventLoop.preconditionInEventLoop()
+        let host = channel.remoteAddress?.ipAddress ?? "?"
+        if self.banned.contains(host) {
+            channel.close(promise: nil)
+            return
+        }
+        var config = PeerWireSession.Configuration(infoHashes: self.handshakeHashes, localID: self.localID,
+            pieceCount: self.picker.pieceCount)
+        // The BEP 52 upgrade bit only for hybrids (libtorrent drops a v1-only peer that sets it), and no DHT
+        // bit until this node runs a DHT.
+        config.reserved = [.extensionProtocol, .fast]
+        if self.metainfo.version == .hybrid { config.reserved.insert(.v2Upgrade) }
+        let have = self.picker.have
+        config.openingMessage = have.allSet ? .haveAll
+            : (have.noneSet ? .haveNone : .bitfield(ByteBuffer(bytes: have.bytes)))
+        config.extendedHandshake = ExtendedHandshake(extensions: [:], client: self.configuration.clientName,
+            listenPort: self.configuration.listenPort, requestQueue: 2048)
+        let key = self.nextKey
+        self.nextKey += 1
+        let state = PeerState(key: key, channel: channel,
+            session: PeerWireSession(role: role, configuration: config, at: self.now), host: host,
+            pieceCount: self.picker.pieceCount)
+        self.peers[key] = state
+        if Self.debug { self.onLog?("attached \(host) as \(role)") }
+        _ = channel.pipeline.addHandler(PeerChannelHandler(engine: self, key: key))
+        self.flush(state)
+    }
+
+    /// The key under which `channel` was attached (for replaying its first bytes).
+    func key(of channel: any Channel) -> Int {
+        self.peers.values.first { $0.channel === channel }?.key ?? -1
+    }
+
+    func received(_ key: Int, _ bytes: ByteBuffer) {
+        guard let p = self.peers[key] else { return }
+        p.session.receive(bytes, at: self.now)
+        self.process(p)
+    }
+
+    func disconnected(_ key: Int) {
+        guard let p = self.peers.removeValue(forKey: key) else { return }
+        if Self.debug { self.onLog?("disconnected \(p.host)") }
+        if p.joined { self.picker.peerLeft(key, has: p.has) } else {
+            for b in p.outstanding { self.picker.requestFailed(b, peer: key) }
+        }
+        self.report()
+    }
+
+    private func process(_ p: PeerState) {
+        while let event = p.session.pollEvent() {
+            switch event {
+            case .handshake, .extendedHandshake:
+                if Self.debug { self.onLog?("\(p.host) <- \(event)") }
+            case .message(let m):
+                if Self.debug { self.onLog?("\(p.host) <- \(String(describing: m).prefix(120))") }
+                self.handle(m, from: p)
+            case .closed(let reason):
+                if let reason { self.onLog?("dropped \(p.host): \(reason)") }
+                p.channel.close(promise: nil)
+            }
+        }
+        self.flush(p)
+    }
+
+    private func flush(_ p: PeerState) {
+        while let out = p.session.pollTransmit() {
+            p.channel.writeAndFlush(out, promise: nil)
+        }
+    }
+
+    /// PEER_DEBUG=1 logs every message received.
+    static let debug = getenv("PEER_DEBUG") != nil
+
+    private func send(_ m: PeerMessage, to p: PeerState) {
+        p.session.handle(.send(m), at: self.now)
+    }
+
+    private func handle(_ m: PeerMessage, from p: PeerState) {
+        switch m {
+        case .bitfield, .haveAll, .haveNone:
+            if let bits = p.session.peerBitfield, let b = try? Bitfield(bytes: bits, count: self.picker.pieceCount) {
+                p.has = b
+            }
+            self.picker.peerJoined(has: p.has)
+            p.joined = true
+            self.updateInterest(p)
+        case .have(let i):
+            if !p.joined {
+                p.joined = true
+                self.picker.peerJoined(has: p.has)
+            }
+            if !p.has[Int(i)] {
+                p.has[Int(i)] = true
+                self.picker.peerHave(Int(i))
+            }
+            self.updateInterest(p)
+        case .unchoke:
+            self.requestMore(p)
+        case .choke:
+            for b in p.outstanding { self.picker.requestFailed(b, peer: p.key) }
+            p.outstanding.removeAll()
+        case .reject(let b):
+            if p.outstanding.remove(b) != nil { self.picker.requestFailed(b, peer: p.key) }
+            self.requestMore(p)
+        case .piece(let index, let offset, let data):
+            self.receivedBlock(index: index, offset: offset, data: data, from: p)
+        case .interested:
+            if p.session.amChoking { self.send(.unchoke, to: p) }
+        case .notInterested:
+            break
+        case .request(let b):
+            self.serve(b, to: p)
+        default:
+            break
+        }
+    }
+
+    private func updateInterest(_ p: PeerState) {
+        let wants = !self.picker.isComplete && p.has.setIndices.contains { !self.picker.have[$0] && self.picker.priority(of: $0) > 0 }
+        if wants && !p.session.amInterested {
+            self.send(.interested, to: p)
+        } else if !wants && p.session.amInterested {
+            self.send(.notInterested, to: p)
+        }
+        if wants && !p.session.peerChoking { self.requestMore(p) }
+    }
+
+    private func requestMore(_ p: PeerState) {
+        guard !p.session.peerChoking, p.session.amInterested else { return }
+        let room = self.configuration.pipelineDepth - p.outstanding.count
+        guard room > 0 else { return }
+        for b in self.picker.pick(for: p.key, has: p.has, count: room, using: &self.rng) {
+            p.outstanding.insert(b)
+            self.send(.request(b), to: p)
+        }
+    }
+
+    // MARK: downloading
+
+    private func receivedBlock(index: UInt32, offset: UInt32, data: ByteBuffer, from p: PeerState) {
+        let block = PeerWire.BlockRef(piece: index, offset: offset, length: UInt32(data.readableBytes))
+        guard p.outstanding.remove(block) != nil else { return }
+        switch self.picker.received(block, from: p.key) {
+        case .unexpected:
+            return
+        case .accepted(let complete, let cancel):
+            for k in cancel {
+                if let other = self.peers[k], other.outstanding.remove(block) != nil {
+                    self.send(.cancel(block), to: other)
+                    self.flush(other)
+                }
+            }
+            let piece = Int(index)
+            let size = self.picker.pieceSize(piece)
+            if self.pieceBuffers[piece] == nil { self.pieceBuffers[piece] = [UInt8](repeating: 0, count: size) }
+            data.withUnsafeReadableBytes { raw in
+                self.pieceBuffers[piece]!.withUnsafeMutableBytes { dst in
+                    dst.baseAddress!.advanced(by: Int(offset)).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
+                }
+            }
+            self.senders[piece, default: []].insert(p.host)
+            self.downloaded += Int64(data.readableBytes)
+            if complete { self.finishPiece(piece) }
+            self.requestMore(p)
+        }
+    }
+
+    private func finishPiece(_ piece: Int) {
+        guard let bytes = self.pieceBuffers.removeValue(forKey: piece),
+            let index = self.storage.pieceMap.index(piece)
+        else { return }
+        let storage = self.storage
+        let verifier = self.verifier
+        self.threadPool.runIfActive(eventLoop: self.eventLoop) { () throws -> Bool in
+            guard verifier.verify(index, bytes: bytes).passed else { return false }
+            try storage.write(piece: index, offset: 0, bytes: bytes)
+            return true
+        }.whenComplete { result in
+            switch result {
+            case .success(true):
+                self.picker.pieceVerified(piece)
+                self.senders[piece] = nil
+                for other in self.peers.values where other.session.remote != nil {
+                    self.send(.have(piece: UInt32(piece)), to: other)
+                    self.updateInterest(other)
+                    self.flush(other)
+                }
+                if self.picker.isComplete { self.finishDownload() }
+            case .success(false):
+                self.hashFailed(piece)
+            case .failure(let error):
+                self.onLog?("cannot write piece \(piece): \(error)")
+                self.picker.pieceFailed(piece)
+                self.complete(.failure(error))
+            }
+            self.report()
+        }
+    }
+
+    /// Completes `start()`'s future once; later outcomes are dropped.
+    private func complete(_ result: Result<Void, any Error>) {
+        guard let promise = self.completion else { return }
+        self.completion = nil
+        promise.completeWith(result)
+    }
+
+    /// Every wanted piece is in: create the empty files too, then report completion.
+    private func finishDownload() {
+        let storage = self.storage
+        self.threadPool.runIfActive(eventLoop: self.eventLoop) { try storage.createEmptyFiles() }.whenComplete {
+            result in
+            switch result {
+            case .success:
+                self.onLog?("download complete")
+                self.complete(.success(()))
+            case .failure(let error):
+                self.complete(.failure(error))
+            }
+        }
+    }
+
+    /// A piece failed its hash: fetch it again; hosts that sent it lose trust, and are banned after repeats.
+    private func hashFailed(_ piece: Int) {
+        self.picker.pieceFailed(piece)
+        let hosts = self.senders.removeValue(forKey: piece) ?? []
+        self.onLog?("piece \(piece) failed its hash check (from \(hosts.sorted().joined(separator: ", ")))")
+        for host in hosts {
+            let n = (self.failures[host] ?? 0) + 1
+            self.failures[host] = n
+            if n >= 2 {
+                self.banned.insert(host)
+                self.onLog?("banned \(host) after sending corrupt data")
+                for p in self.peers.values where p.host == host { p.channel.close(promise: nil) }
+            }
+        }
+        for p in self.peers.values {
+            self.requestMore(p)
+            self.flush(p)
+        }
+    }
+
+    // MARK: serving
+
+    private func serve(_ b: PeerWire.BlockRef, to p: PeerState) {
+        let map = self.storage.pieceMap
+        // In a v2 torrent each file's last piece is short, but libtorrent lays files out padded to whole pieces
+        // and asks for whole blocks there: the bytes past the file's end are served as zeros.
+        let limit = { (piece: PieceIndex) in map.version == .v2 ? map.pieceLength : map.pieceSize(piece) }
+        guard !p.session.amChoking, self.picker.have[Int(b.piece)], p.queuedReads < self.configuration.maxQueuedReads,
+            let piece = map.index(Int(b.piece)), Int(b.offset) + Int(b.length) <= limit(piece), b.length > 0
+        else {
+            if p.session.fastExtension { self.send(.reject(b), to: p) }
+            return
+        }
+        p.queuedReads += 1
+        let storage = self.storage
+        let size = map.pieceSize(piece)
+        self.threadPool.runIfActive(eventLoop: self.eventLoop) { () throws -> [UInt8] in
+            let offset = Int(b.offset)
+            let end = offset + Int(b.length)
+            var bytes = offset < size ? try storage.read(piece: piece, offset: offset, length: min(end, size) - offset) : []
+            if end > size { bytes.append(contentsOf: repeatElement(0, count: end - max(offset, size))) }
+            return bytes
+        }.whenComplete { result in
+            p.queuedReads -= 1
+            guard self.peers[p.key] != nil else { return }
+            switch result {
+            case .success(let bytes):
+                self.send(.piece(piece: b.piece, offset: b.offset, data: ByteBuffer(bytes: bytes)), to: p)
+                self.uploaded += Int64(bytes.count)
+            case .failure(let error):
+                self.onLog?("cannot read \(b): \(error)")
+                if p.session.fastExtension { self.send(.reject(b), to: p) }
+            }
+            self.flush(p)
+        }
+    }
+
+    // MARK: timer and progress
+
+    private func tick() {
+        for p in self.peers.values {
+            p.session.handleTimeout(at: self.now)
+            self.process(p)
+        }
+        self.report()
+    }
+
+    private func report() {
+        let wanted = (0..<self.picker.pieceCount).reduce(0) { $0 + (self.picker.priority(of: $1) > 0 ? 1 : 0) }
+        self.onProgress?(Progress(havePieces: self.picker.have.setCount, wantedPieces: wanted,
+            downloaded: self.downloaded, uploaded: self.uploaded, peers: self.peers.count,
+            complete: self.picker.isComplete))
+    }
+}
+
+/// Bridges one channel to the engine: bytes in, close out.
+final class PeerChannelHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let engine: TorrentEngine
+    let key: Int
+
+    init(engine: TorrentEngine, key: Int) {
+        self.engine = engine
+        self.key = key
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.engine.received(self.key, self.unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.engine.disconnected(self.key)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

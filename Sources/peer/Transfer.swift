@@ -1,0 +1,233 @@
+import ArgumentParser
+import Foundation
+import Metainfo
+import NIOCore
+import PeerBase
+import PeerKit
+import Storage
+import SystemPackage
+
+/// Options every networked command takes.
+struct NetworkOptions: ParsableArguments {
+    @Option(help: "Local address to listen on and to connect from (tests give each node its own 127.0.0.x).")
+    var bind: String?
+
+    @Option(help: "Port to listen on for peers (0 picks a free one).")
+    var port: Int = 6881
+
+    @Option(name: .customLong("peer"), help: "Connect to this peer (HOST:PORT); repeatable.")
+    var peers: [String] = []
+
+    @Option(help: "State folder (resume data, fetched metadata); default $PEER_HOME, else ~/.local/share/peer.")
+    var state: String?
+
+    func validate() throws {
+        guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0 to 65535") }
+        for p in self.peers where Self.split(p) == nil {
+            throw ValidationError("--peer \(p): expected HOST:PORT (or [IPv6]:PORT)")
+        }
+    }
+
+    static func split(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}
+
+/// Loads a .torrent for a transfer, with the same clear errors as `peer info`.
+func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
+    if source.lowercased().hasPrefix("magnet:") {
+        Terminal.error(command, "magnet links are not supported by this build yet (metadata exchange is coming); "
+            + "pass the .torrent file")
+        throw ExitCode(1)
+    }
+    do {
+        let bytes = try Info.read(source, limit: 128 << 20)
+        let t = try TorrentMetainfo(bytes: bytes)
+        for w in t.warnings { Terminal.warn(w.message) }
+        return t
+    } catch let e as CreateError {
+        Terminal.error(command, "\(source): \(e.description)")
+    } catch let e as MetainfoError {
+        Terminal.error(command, "\(source): \(e.description)")
+    }
+    throw ExitCode(1)
+}
+
+/// Runs a node for one torrent until it completes (get) or is interrupted (share, get --seed).
+func runTransfer(
+    command: String, metainfo: TorrentMetainfo, directory: String, network: NetworkOptions, seed: Bool,
+    requireComplete: Bool
+) async throws {
+    let dir = FilePath(directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
+    try? FileManager.default.createDirectory(atPath: dir.string, withIntermediateDirectories: true)
+    let storage: FileStorage
+    do { storage = try FileStorage(metainfo: metainfo, directory: dir) } catch {
+        Terminal.error(command, "\(directory): \(error)")
+        throw ExitCode(1)
+    }
+    let have = DataCheck.verifiedPieces(metainfo: metainfo, storage: storage)
+    if requireComplete && !have.allSet {
+        Terminal.error(command, "\(directory) holds \(have.setCount) of \(have.count) pieces of \(metainfo.name); "
+            + "--data must be the folder that holds \(metainfo.isMultiFile ? "the folder" : "the file") \(metainfo.name)")
+        throw ExitCode(1)
+    }
+    let node = PeerNode(bindHost: network.bind)
+    var config = TorrentEngine.Configuration()
+    config.seedAfterDownload = seed
+    let boundPort: Int
+    do { boundPort = try await node.listen(port: network.port) } catch {
+        Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
+        await node.shutdown()
+        throw ExitCode(1)
+    }
+    config.listenPort = UInt16(boundPort)
+    let engine = node.add(metainfo: metainfo, storage: storage, have: have, configuration: config)
+    let tty = Terminal.stderrIsTTY
+    let total = metainfo.totalLength
+    let started = ContinuousClock.now
+    engine.onProgress = { p in
+        guard tty else { return }
+        let fraction = p.wantedPieces > 0 ? Double(p.havePieces) / Double(p.wantedPieces) : 1
+        let secs = max(0.001, Double((ContinuousClock.now - started).components.seconds))
+        let rate = Double(p.downloaded) / secs
+        let eta = rate > 0 ? Int(Double(total) * (1 - fraction) / rate) : 0
+        Terminal.stderr("\r\(ByteCount.fixed(fraction * 100, 1))%  down \(ByteCount.format(Int64(rate)))/s  "
+            + "up \(ByteCount.format(p.uploaded))  peers \(p.peers)  ETA \(eta / 60):\(eta % 60 < 10 ? "0" : "")\(eta % 60)\u{1B}[K")
+    }
+    engine.onLog = { line in Terminal.stderr((tty ? "\r\u{1B}[K" : "") + "\(line)\n") }
+    let done = engine.start()
+    Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified; "
+        + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
+    for p in network.peers {
+        let (host, port) = NetworkOptions.split(p)!
+        node.connect(engine, host: host, port: port).whenFailure { error in
+            Terminal.stderr("cannot connect to \(p): \(error)\n")
+        }
+    }
+    let signals = SignalWatcher()
+    let interrupted = Task {
+        await signals.wait()
+        if !Task.isCancelled { engine.cancel() }
+    }
+    var outcome: Result<Void, any Error>
+    do {
+        try await done.get()
+        outcome = .success(())
+    } catch {
+        outcome = .failure(error)
+    }
+    if seed, case .success = outcome {
+        if tty { Terminal.stderr("\r\u{1B}[K") }
+        Terminal.stderr("\(command): complete; seeding until interrupted\n")
+        await interrupted.value
+    } else {
+        interrupted.cancel()
+    }
+    signals.cancel()
+    await node.shutdown()
+    storage.close()
+    if tty { Terminal.stderr("\r\u{1B}[K") }
+    switch outcome {
+    case .success:
+        if !seed { print("\(metainfo.name): complete (\(ByteCount.format(total)))") }
+    case .failure(let error):
+        if error is CancellationError {
+            Terminal.stderr("\(command): interrupted; verified pieces are kept, run again to resume\n")
+            throw ExitCode(130)
+        }
+        Terminal.error(command, "\(error)")
+        throw ExitCode(1)
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+final class SignalWatcher: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+    private let fired = AsyncStream<Void>.makeStream()
+
+    init() {
+        var list: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            let cont = self.fired.continuation
+            s.setEventHandler { cont.yield() }
+            s.resume()
+            list.append(s)
+        }
+        self.sources = list
+    }
+
+    func wait() async {
+        for await _ in self.fired.stream { return }
+    }
+
+    func cancel() {
+        for s in self.sources { s.cancel() }
+        self.fired.continuation.finish()
+    }
+}
+
+struct Get: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Download a torrent from peers, serving it to them at the same time.",
+        discussion: """
+            Verified pieces are kept: after Ctrl-C or a crash, run the same command again and it checks what \
+            is on disk and fetches only the rest. Exits 0 once every piece is verified (or keeps seeding with \
+            --seed).
+
+            Today peers come from --peer (trackers, DHT and magnet links are coming).
+
+            Examples:
+              peer get linux.torrent -o ~/Downloads --peer 192.0.2.10:6881
+              peer get album.torrent -o music --peer 127.0.0.2:6881 --bind 127.0.0.3 --port 0 --seed
+            """)
+
+    @Argument(help: "A .torrent file.")
+    var source: String
+
+    @Option(name: .shortAndLong, help: "The download folder.")
+    var output: String
+
+    @OptionGroup var network: NetworkOptions
+
+    @Flag(help: "Keep seeding after the download completes, until interrupted.")
+    var seed = false
+
+    func run() async throws {
+        let t = try loadTorrent(self.source, command: "get")
+        try await runTransfer(command: "get", metainfo: t, directory: self.output, network: self.network,
+            seed: self.seed, requireComplete: false)
+    }
+}
+
+struct Share: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Seed a torrent whose data you have.",
+        discussion: """
+            The data is checked against the torrent first; then peers are served until interrupted.
+
+            Examples:
+              peer share album.torrent --data ~/Music            (~/Music/album holds the files)
+              peer share album.torrent --data . --bind 127.0.0.2 --port 6881
+            """)
+
+    @Argument(help: "The .torrent file.")
+    var torrent: String
+
+    @Option(help: "The folder that holds the torrent's content (DIR/<name>).")
+    var data: String = "."
+
+    @OptionGroup var network: NetworkOptions
+
+    func run() async throws {
+        let t = try loadTorrent(self.torrent, command: "share")
+        try await runTransfer(command: "share", metainfo: t, directory: self.data, network: self.network,
+            seed: true, requireComplete: true)
+    }
+}

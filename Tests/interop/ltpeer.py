@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""A minimal libtorrent peer for the interop tests (Debian's python3-libtorrent 2.0).
+
+  ltpeer.py seed  TORRENT SAVE_DIR --bind ADDR --port N [--connect HOST:PORT] [--upload-limit BYTES/S]
+  ltpeer.py leech TORRENT SAVE_DIR --bind ADDR --port N [--connect HOST:PORT] [--timeout S]
+
+Loopback only: no DHT, LSD, UPnP or NAT-PMP. A seed prints READY once it is seeding and runs until SIGTERM;
+a leech exits 0 once every piece is downloaded and verified, 2 on timeout.
+"""
+import argparse
+import signal
+import sys
+import time
+
+import libtorrent as lt
+
+stop = False
+
+
+def on_signal(*_):
+    global stop
+    stop = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["seed", "leech"])
+    ap.add_argument("torrent")
+    ap.add_argument("save")
+    ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--connect", action="append", default=[])
+    ap.add_argument("--upload-limit", type=int, default=0)
+    ap.add_argument("--timeout", type=float, default=120)
+    a = ap.parse_args()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    ses = lt.session({
+        "listen_interfaces": "%s:%d" % (a.bind, a.port), "outgoing_interfaces": a.bind,
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True, "upload_rate_limit": a.upload_limit,
+        "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+    })
+    if a.upload_limit:
+        # Loopback peers are in libtorrent's "local" peer class, which the global rate limit does not touch.
+        ses.set_peer_class(lt.session.local_peer_class_id, {"upload_limit": a.upload_limit})
+    p = lt.add_torrent_params()
+    p.ti = lt.torrent_info(a.torrent)
+    p.save_path = a.save
+    h = ses.add_torrent(p)
+    for c in a.connect:
+        host, _, port = c.rpartition(":")
+        h.connect_peer((host, int(port)))
+    deadline = time.monotonic() + a.timeout
+    announced = False
+    while not stop and time.monotonic() < deadline:
+        s = h.status()
+        if s.is_seeding:
+            if a.mode == "leech":
+                print("COMPLETE", flush=True)
+                return 0
+            if not announced:
+                print("READY", flush=True)
+                announced = True
+        for alert in ses.pop_alerts():
+            if alert.category() & lt.alert.category_t.error_notification:
+                print("lt:", alert.message(), file=sys.stderr, flush=True)
+        time.sleep(0.05)
+    return 0 if a.mode == "seed" else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

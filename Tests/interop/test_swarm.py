@@ -1,0 +1,171 @@
+"""Issue: swarm (first steps). Full transfers over loopback between `peer get`/`peer share` and libtorrent,
+each node on its own 127.0.0.x, with the SHA-256 of the result compared to the source."""
+import hashlib
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import PEER, run_peer
+
+HERE = pathlib.Path(__file__).resolve().parent
+LTPEER = str(HERE / "ltpeer.py")
+PAYLOAD = 24 * 1024 * 1024 + 12345  # not a multiple of any piece size
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tree_digest(root):
+    """SHA-256 of every real file below root (padding files, which some clients write, are left out)."""
+    out = {}
+    for p in sorted(pathlib.Path(root).rglob("*")):
+        if p.is_file() and ".pad" not in p.parts:
+            out[str(p.relative_to(root))] = sha256(p)
+    return out
+
+
+def free_port(host):
+    s = socket.socket()
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Proc:
+    """A background process that is always stopped (SIGTERM, then SIGKILL) at the end of the test."""
+
+    def __init__(self, args, log):
+        self.log = open(log, "w+")
+        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                  text=True)
+
+    def wait_for(self, pattern, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.log.seek(0)
+            m = re.search(pattern, self.log.read())
+            if m:
+                return m
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.log.seek(0)
+        raise AssertionError(f"never saw {pattern!r}; output:\n{self.log.read()}")
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield lambda args, log: started.append(Proc(args, log)) or started[-1]
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory):
+    base = tmp_path_factory.mktemp("swarm")
+    src = base / "src" / "album"
+    (src / "cd1").mkdir(parents=True)
+    (src / "cd1" / "01.bin").write_bytes(os.urandom(PAYLOAD))
+    (src / "cd1" / "02.bin").write_bytes(os.urandom(300_001))
+    (src / "notes.txt").write_bytes(b"hello\n")
+    (src / "empty").write_bytes(b"")
+    torrents = {}
+    for kind in ("v1", "v2", "hybrid"):
+        t = base / f"{kind}.torrent"
+        run_peer("create", src, "-o", t, f"--{kind}", "--piece-length", "256K", "--no-date")
+        torrents[kind] = t
+    return {"base": base, "src": src, "data": src.parent, "torrents": torrents}
+
+
+def peer_share(procs, tmp_path, torrent, data, addr):
+    s = procs([PEER, "share", torrent, "--data", data, "--bind", addr, "--port", "0"], tmp_path / f"share-{addr}.log")
+    port = int(s.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    return s, port
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2", "hybrid"])
+def test_peer_to_peer(payload, tmp_path, procs, kind):
+    _, port = peer_share(procs, tmp_path, payload["torrents"][kind], payload["data"], "127.0.0.11")
+    out = tmp_path / "out"
+    p = run_peer("get", payload["torrents"][kind], "-o", out, "--peer", f"127.0.0.11:{port}",
+                 "--bind", "127.0.0.12", "--port", "0", timeout=120)
+    assert "complete" in p.stdout
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2", "hybrid"])
+def test_libtorrent_to_peer(payload, tmp_path, procs, kind):
+    port = free_port("127.0.0.13")
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(payload["torrents"][kind]), str(payload["data"]),
+               "--bind", "127.0.0.13", "--port", str(port)], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    out = tmp_path / "out"
+    run_peer("get", payload["torrents"][kind], "-o", out, "--peer", f"127.0.0.13:{port}",
+             "--bind", "127.0.0.14", "--port", "0", timeout=120)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+@pytest.mark.parametrize("kind", ["v1", "v2", "hybrid"])
+def test_peer_to_libtorrent(payload, tmp_path, procs, kind):
+    _, port = peer_share(procs, tmp_path, payload["torrents"][kind], payload["data"], "127.0.0.15")
+    out = tmp_path / "out"
+    out.mkdir()
+    lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", str(payload["torrents"][kind]), str(out),
+                         "--bind", "127.0.0.16", "--port", str(free_port("127.0.0.16")),
+                         "--connect", f"127.0.0.15:{port}", "--timeout", "100"],
+                        capture_output=True, text=True, timeout=120)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+def test_interrupted_download_resumes(payload, tmp_path, procs):
+    """Ctrl-C part way through keeps the verified pieces; the second run checks them and fetches the rest."""
+    torrent = payload["torrents"]["hybrid"]
+    port = free_port("127.0.0.17")
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.17",
+               "--port", str(port), "--upload-limit", str(4 * 1024 * 1024)], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    out = tmp_path / "out"
+    first = procs([PEER, "get", torrent, "-o", out, "--peer", f"127.0.0.17:{port}", "--bind", "127.0.0.18",
+                   "--port", "0"], tmp_path / "first.log")
+    time.sleep(2.5)
+    first.p.send_signal(signal.SIGINT)
+    assert first.p.wait(20) == 130
+    first.log.seek(0)
+    assert "run again to resume" in first.log.read()
+    second = run_peer("get", torrent, "-o", out, "--peer", f"127.0.0.17:{port}", "--bind", "127.0.0.18",
+                      "--port", "0", timeout=120)
+    m = re.search(r"(\d+)/(\d+) pieces verified", second.stderr)
+    assert m and 0 < int(m.group(1)) < int(m.group(2)), second.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+def test_share_refuses_data_that_does_not_match(payload, tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    p = run_peer("share", payload["torrents"]["v1"], "--data", wrong, "--bind", "127.0.0.19", "--port", "0",
+                 check=False, timeout=30)
+    assert p.returncode == 1 and "holds 0 of" in p.stderr
