@@ -83,7 +83,7 @@ public struct UDPTrackerSession: Sendable {
     /// Datagrams received and ignored: malformed, oversized, unknown transaction, unexpected action.
     public private(set) var ignoredDatagrams = 0
 
-    private var generator: SplitMix64
+    private var generator: SeededGenerator
     private var connection: (id: UInt64, expires: Instant)?
     private var connectAttempt: (transactionID: UInt32, lastSent: Instant)?
     private var pending: [Pending] = []
@@ -96,7 +96,7 @@ public struct UDPTrackerSession: Sendable {
     public init(addressFamily: AddressFamily, configuration: Configuration = Configuration(), seed: UInt64) {
         self.addressFamily = addressFamily
         self.configuration = configuration
-        self.generator = SplitMix64(seed: seed)
+        self.generator = SeededGenerator(seed: seed)
     }
 
     /// Creates a session seeded from `generator` (one draw).
@@ -317,20 +317,5 @@ public struct UDPTrackerSession: Sendable {
             head = 0
         }
         return item
-    }
-}
-
-/// SplitMix64: a small, fast, seedable generator for ids (not for secrets).
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { self.state = seed }
-
-    mutating func next() -> UInt64 {
-        self.state &+= 0x9E37_79B9_7F4A_7C15
-        var z = self.state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
