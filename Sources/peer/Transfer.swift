@@ -18,6 +18,9 @@ struct NetworkOptions: ParsableArguments {
     @Option(name: .customLong("peer"), help: "Connect to this peer (HOST:PORT); repeatable.")
     var peers: [String] = []
 
+    @Option(name: .customLong("tracker"), help: "An extra tracker URL to announce to; repeatable.")
+    var trackers: [String] = []
+
     @Option(help: "State folder (resume data, fetched metadata); default $PEER_HOME, else ~/.local/share/peer.")
     var state: String?
 
@@ -103,6 +106,8 @@ func runTransfer(
     let done = engine.start()
     Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified; "
         + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
+    node.startTrackers(engine, urls: metainfo.trackers.flatMap { $0 } + network.trackers, listenPort: boundPort)
+    done.whenSuccess { if !have.allSet { node.announceCompleted() } }
     for p in network.peers {
         let (host, port) = NetworkOptions.split(p)!
         node.connect(engine, host: host, port: port).whenFailure { error in

@@ -169,3 +169,48 @@ def test_share_refuses_data_that_does_not_match(payload, tmp_path):
     p = run_peer("share", payload["torrents"]["v1"], "--data", wrong, "--bind", "127.0.0.19", "--port", "0",
                  check=False, timeout=30)
     assert p.returncode == 1 and "holds 0 of" in p.stderr
+
+
+@pytest.fixture
+def opentracker(procs, tmp_path):
+    """Debian's opentracker on 127.0.0.30 (HTTP and UDP on one port). `.port` is chosen first, so that a
+    torrent can name the tracker; `.start(hashes)` runs it with those info-hashes whitelisted. Its folder must
+    be readable by `nobody`, the user it drops to."""
+    import shutil
+    import tempfile
+
+    class Tracker:
+        folder = pathlib.Path(tempfile.mkdtemp(prefix="peer-ot-", dir="/tmp"))
+        port = free_port("127.0.0.30")
+
+        def start(self, hashes):
+            self.folder.chmod(0o755)
+            (self.folder / "wl.txt").write_text("".join(h + "\n" for h in hashes))
+            (self.folder / "wl.txt").chmod(0o644)
+            procs(["opentracker", "-i", "127.0.0.30", "-p", str(self.port), "-P", str(self.port), "-d",
+                   str(self.folder), "-u", "nobody", "-w", "wl.txt"], tmp_path / "opentracker.log")
+            time.sleep(0.5)
+
+    tracker = Tracker()
+    yield tracker
+    shutil.rmtree(tracker.folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("seeder", ["peer", "libtorrent"])
+def test_through_a_udp_tracker(payload, tmp_path, procs, opentracker, seeder):
+    """No --peer anywhere: both sides find each other through opentracker's UDP announce (BEP 15)."""
+    import json
+    torrent = tmp_path / "t.torrent"
+    info = json.loads(run_peer("create", payload["src"], "-o", torrent, "--v1", "--piece-length", "256K",
+                               "--tracker", f"udp://127.0.0.30:{opentracker.port}", "--json").stdout)
+    opentracker.start([info["info_hash_v1"]])
+    if seeder == "peer":
+        peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.31")
+    else:
+        s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.31",
+                   "--port", str(free_port("127.0.0.31"))], tmp_path / "lt-seed.log")
+        s.wait_for("READY")
+    time.sleep(1.0)  # the seed's first announce
+    out = tmp_path / "out"
+    run_peer("get", torrent, "-o", out, "--bind", "127.0.0.32", "--port", "0", timeout=90)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])

@@ -65,8 +65,52 @@ public final class PeerNode: @unchecked Sendable {
         }
     }
 
+    private var announcers: [UDPAnnouncer] = []
+    private var dialed: Set<String> = []
+    private var ownAddresses: Set<String> = []
+
+    /// Announces `engine` to its UDP trackers and connects to the peers they return.
+    /// (Every UDP tracker of every tier is asked; HTTP trackers come next.)
+    public func startTrackers(_ engine: TorrentEngine, urls: [String], listenPort: Int) {
+        self.loop.execute {
+            self.ownAddresses.insert("\(self.bindHost ?? "0.0.0.0"):\(listenPort)")
+            for url in urls where UDPAnnouncer.endpoint(url) != nil {
+                let announcer = UDPAnnouncer(url: url, engine: engine) { peers in
+                    self.loop.execute {
+                        for peer in peers { self.dial(engine, peer.description) }
+                    }
+                }
+                self.announcers.append(announcer)
+                announcer.start(bindHost: self.bindHost).whenFailure { error in
+                    engine.log("tracker \(url): \(error)")
+                }
+            }
+            if urls.contains(where: { !$0.lowercased().hasPrefix("udp://") }) {
+                engine.log("only UDP trackers are used by this build; HTTP trackers are skipped")
+            }
+        }
+    }
+
+    /// Tells the trackers the download completed.
+    public func announceCompleted() {
+        self.loop.execute { for a in self.announcers { a.announce(.completed) } }
+    }
+
+    private func dial(_ engine: TorrentEngine, _ address: String) {
+        guard !self.ownAddresses.contains(address), self.dialed.insert(address).inserted,
+            let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...])
+        else { return }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        self.connect(engine, host: host, port: port).whenFailure { _ in
+            self.loop.execute { self.dialed.remove(address) }  // may be tried again after the next announce
+        }
+    }
+
     /// Stops every torrent and closes the listener, then the loop and the thread pool.
     public func shutdown() async {
+        try? await self.loop.submit { for a in self.announcers { a.stop() } }.get()
+        if !self.announcers.isEmpty { try? await Task.sleep(for: .milliseconds(300)) }
         let engines = (try? await self.loop.submit { Array(self.engines.values) }.get()) ?? []
         for engine in engines { try? await engine.stop().get() }
         try? await self.listener?.close()

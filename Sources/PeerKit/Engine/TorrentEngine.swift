@@ -218,6 +218,21 @@ public final class TorrentEngine: @unchecked Sendable {
         }
     }
 
+    /// Logs a line through `onLog`.
+    func log(_ line: String) { self.onLog?(line) }
+
+    /// What to tell a tracker now; nil before the engine knows its listen port.
+    func announceRequest(event: AnnounceRequest.Event) -> AnnounceRequest? {
+        guard let port = self.configuration.listenPort else { return nil }
+        let hash = self.metainfo.infoHashes.v1?.bytes ?? self.metainfo.infoHashes.v2!.truncated
+        let left = (0..<self.picker.pieceCount).reduce(Int64(0)) {
+            $0 + (self.picker.have[$1] || self.picker.priority(of: $1) == 0 ? 0 : Int64(self.picker.pieceSize($1)))
+        }
+        return AnnounceRequest(infoHash: hash, peerID: self.localID.bytes, port: port, uploaded: UInt64(self.uploaded),
+            downloaded: UInt64(self.downloaded), left: UInt64(left), event: event, numWant: 200,
+            key: UInt32(truncatingIfNeeded: self.localID.bytes.hashValue))
+    }
+
     /// PEER_DEBUG=1 logs every message received.
     static let debug = getenv("PEER_DEBUG") != nil
 
