@@ -214,3 +214,30 @@ def test_through_a_udp_tracker(payload, tmp_path, procs, opentracker, seeder):
     out = tmp_path / "out"
     run_peer("get", torrent, "-o", out, "--bind", "127.0.0.32", "--port", "0", timeout=90)
     assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+BADPEER = str(HERE / "badpeer.py")
+
+
+@pytest.mark.parametrize("mode", ["corrupt", "garbage", "oversized", "badbitfield"])
+def test_a_hostile_peer_is_dropped_and_the_download_completes(payload, tmp_path, procs, mode):
+    """A peer that sends corrupt blocks is banned after repeated hash failures; one that sends garbage, an
+    oversized length or a wrong-size bitfield is dropped at once. The honest seed still delivers every byte."""
+    import json
+    torrent = payload["torrents"]["v1"]
+    info = json.loads(run_peer("info", torrent, "--json").stdout)
+    bad_port = free_port("127.0.0.41")
+    bad = procs(["/usr/bin/python3", BADPEER, mode, info["info_hash_v1"], str(info["piece_count"]),
+                 "--bind", "127.0.0.41", "--port", str(bad_port)], tmp_path / "bad.log")
+    bad.wait_for("READY")
+    # The honest seed answers slowly at first (it is started after the bad peer is already feeding us).
+    _, good_port = peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.42")
+    out = tmp_path / "out"
+    p = run_peer("get", torrent, "-o", out, "--peer", f"127.0.0.41:{bad_port}", "--peer", f"127.0.0.42:{good_port}",
+                 "--bind", "127.0.0.43", "--port", "0", timeout=120)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+    if mode == "corrupt":
+        assert "failed its hash check" in p.stderr and "banned 127.0.0.41" in p.stderr, p.stderr
+        assert "banned 127.0.0.42" not in p.stderr
+    else:
+        assert "dropped 127.0.0.41" in p.stderr, p.stderr

@@ -56,6 +56,7 @@ public final class TorrentEngine: @unchecked Sendable {
     private let started = ContinuousClock.now
     private var completion: EventLoopPromise<Void>?
     private var failures: [String: Int] = [:]  // host -> pieces it helped corrupt
+    private var goodPieces: [String: Int] = [:]  // host -> verified pieces it sent blocks of
     private var banned: Set<String> = []
     private var senders: [Int: Set<String>] = [:]  // piece -> hosts that sent blocks of it
 
@@ -344,7 +345,7 @@ public final class TorrentEngine: @unchecked Sendable {
             switch result {
             case .success(true):
                 self.picker.pieceVerified(piece)
-                self.senders[piece] = nil
+                for host in self.senders.removeValue(forKey: piece) ?? [] { self.goodPieces[host, default: 0] += 1 }
                 for other in self.peers.values where other.session.remote != nil {
                     self.send(.have(piece: UInt32(piece)), to: other)
                     self.updateInterest(other)
@@ -392,7 +393,9 @@ public final class TorrentEngine: @unchecked Sendable {
         for host in hosts {
             let n = (self.failures[host] ?? 0) + 1
             self.failures[host] = n
-            if n >= 2 {
+            // Banned after repeated failures, unless the host's good pieces far outnumber them (in end-game an
+            // honest seed can share a piece with a bad peer).
+            if n >= 2 && n * 4 > (self.goodPieces[host] ?? 0) {
                 self.banned.insert(host)
                 self.onLog?("banned \(host) after sending corrupt data")
                 for p in self.peers.values where p.host == host { p.channel.close(promise: nil) }
