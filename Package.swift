@@ -71,6 +71,7 @@ let package = Package(
                 "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -196,13 +196,20 @@ def opentracker(procs, tmp_path):
     shutil.rmtree(tracker.folder, ignore_errors=True)
 
 
-@pytest.mark.parametrize("seeder", ["peer", "libtorrent"])
-def test_through_a_udp_tracker(payload, tmp_path, procs, opentracker, seeder):
-    """No --peer anywhere: both sides find each other through opentracker's UDP announce (BEP 15)."""
+@pytest.mark.parametrize("seeder,scheme", [("peer", "udp"), ("libtorrent", "udp"), ("peer", "http"),
+                                           ("libtorrent", "http"), ("peer", "dead-first-tier")])
+def test_through_a_tracker(payload, tmp_path, procs, opentracker, seeder, scheme):
+    """No --peer anywhere: both sides find each other through opentracker, over UDP (BEP 15) or HTTP (BEP 3,
+    compact peers). With a dead first tier (nothing listens there) the second, live one is used."""
     import json
     torrent = tmp_path / "t.torrent"
+    live = (f"udp://127.0.0.30:{opentracker.port}" if scheme == "udp"
+            else f"http://127.0.0.30:{opentracker.port}/announce")
+    tiers = ["--tracker", live]
+    if scheme == "dead-first-tier":
+        tiers = ["--tracker", f"http://127.0.0.33:{free_port('127.0.0.33')}/announce", "--tracker", live]
     info = json.loads(run_peer("create", payload["src"], "-o", torrent, "--v1", "--piece-length", "256K",
-                               "--tracker", f"udp://127.0.0.30:{opentracker.port}", "--json").stdout)
+                               *tiers, "--json").stdout)
     opentracker.start([info["info_hash_v1"]])
     if seeder == "peer":
         peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.31")

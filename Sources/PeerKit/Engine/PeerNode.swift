@@ -66,11 +66,13 @@ public final class PeerNode: @unchecked Sendable {
     }
 
     private var announcers: [UDPAnnouncer] = []
+    private var httpAnnouncers: [HTTPAnnouncer] = []
     private var dialed: Set<String> = []
     private var ownAddresses: Set<String> = []
 
-    /// Announces `engine` to its UDP trackers and connects to the peers they return.
-    /// (Every UDP tracker of every tier is asked; HTTP trackers come next.)
+    /// Announces `engine` to its trackers (UDP and plain HTTP) and connects to the peers they return.
+    /// Every tracker of every tier is asked at once, so a dead first tier costs nothing; BEP 12's
+    /// one-tier-at-a-time order (TrackerTiers) is still to be wired in.
     public func startTrackers(_ engine: TorrentEngine, urls: [String], listenPort: Int) {
         self.loop.execute {
             self.ownAddresses.insert("\(self.bindHost ?? "0.0.0.0"):\(listenPort)")
@@ -85,15 +87,27 @@ public final class PeerNode: @unchecked Sendable {
                     engine.log("tracker \(url): \(error)")
                 }
             }
-            if urls.contains(where: { !$0.lowercased().hasPrefix("udp://") }) {
-                engine.log("only UDP trackers are used by this build; HTTP trackers are skipped")
+            for url in urls where HTTPAnnouncer.endpoint(url) != nil {
+                let announcer = HTTPAnnouncer(url: url, engine: engine, bindHost: self.bindHost) { peers in
+                    self.loop.execute {
+                        for peer in peers { self.dial(engine, peer.description) }
+                    }
+                }
+                self.httpAnnouncers.append(announcer)
+                announcer.announce(.started)
+            }
+            for url in urls where UDPAnnouncer.endpoint(url) == nil && HTTPAnnouncer.endpoint(url) == nil {
+                engine.log("tracker \(url): not supported by this build (https comes with TLS)")
             }
         }
     }
 
     /// Tells the trackers the download completed.
     public func announceCompleted() {
-        self.loop.execute { for a in self.announcers { a.announce(.completed) } }
+        self.loop.execute {
+            for a in self.announcers { a.announce(.completed) }
+            for a in self.httpAnnouncers { a.announce(.completed) }
+        }
     }
 
     private func dial(_ engine: TorrentEngine, _ address: String) {
@@ -109,8 +123,11 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Stops every torrent and closes the listener, then the loop and the thread pool.
     public func shutdown() async {
-        try? await self.loop.submit { for a in self.announcers { a.stop() } }.get()
-        if !self.announcers.isEmpty { try? await Task.sleep(for: .milliseconds(300)) }
+        try? await self.loop.submit {
+            for a in self.announcers { a.stop() }
+            for a in self.httpAnnouncers { a.stop() }
+        }.get()
+        if !self.announcers.isEmpty || !self.httpAnnouncers.isEmpty { try? await Task.sleep(for: .milliseconds(300)) }
         let engines = (try? await self.loop.submit { Array(self.engines.values) }.get()) ?? []
         for engine in engines { try? await engine.stop().get() }
         try? await self.listener?.close()
