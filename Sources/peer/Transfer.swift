@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bencode
 import Foundation
 import Metainfo
 import NIOCore
@@ -41,13 +42,76 @@ struct NetworkOptions: ParsableArguments {
     }
 }
 
-/// Loads a .torrent for a transfer, with the same clear errors as `peer info`.
-func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
-    if source.lowercased().hasPrefix("magnet:") {
-        Terminal.error(command, "magnet links are not supported by this build yet (metadata exchange is coming); "
-            + "pass the .torrent file")
+/// The state folder: --state, else $PEER_HOME, else $XDG_DATA_HOME/peer, else ~/.local/share/peer.
+func stateDirectory(_ option: String?) -> String {
+    let env = ProcessInfo.processInfo.environment
+    if let o = option { return o }
+    if let h = env["PEER_HOME"], !h.isEmpty { return h }
+    if let x = env["XDG_DATA_HOME"], !x.isEmpty { return x + "/peer" }
+    return (env["HOME"] ?? ".") + "/.local/share/peer"
+}
+
+/// Fetches a magnet link's info dictionary from its peers (x.pe, --peer, trackers), checks it against the
+/// info-hash, keeps it as STATE/torrents/ID.torrent, and returns the torrent.
+func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: String) async throws -> TorrentMetainfo {
+    let node = PeerNode(bindHost: network.bind)
+    let port: Int
+    do { port = try await node.listen(port: network.port) } catch {
+        Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
+        await node.shutdown()
         throw ExitCode(1)
     }
+    let fetcher = node.addMagnet(magnet, listenPort: port)
+    fetcher.onLog = { line in Terminal.stderr("\(line)\n") }
+    Terminal.stderr("\(command): fetching metadata of \(magnet.displayName ?? magnet.infoHashes.id) from peers\n")
+    node.startTrackers(fetcher, urls: magnet.trackers + network.trackers, listenPort: port)
+    for p in magnet.peers + network.peers {
+        guard let (host, peerPort) = NetworkOptions.split(p) else { continue }
+        node.connect(fetcher, host: host, port: peerPort).whenFailure { error in
+            Terminal.stderr("cannot connect to \(p): \(error)\n")
+        }
+    }
+    let signals = SignalWatcher()
+    let interrupted = Task {
+        await signals.wait()
+        if !Task.isCancelled { fetcher.cancel() }
+    }
+    let info: [UInt8]
+    do { info = try await fetcher.infoBytes.get() } catch {
+        interrupted.cancel()
+        signals.cancel()
+        await node.shutdown()
+        Terminal.stderr("\(command): interrupted before the metadata arrived\n")
+        throw ExitCode(130)
+    }
+    interrupted.cancel()
+    signals.cancel()
+    await node.shutdown()
+    var torrent: TorrentMetainfo
+    do { torrent = try TorrentMetainfo(infoBytes: info) } catch {
+        Terminal.error(command, "the metadata peers sent is not a valid info dictionary: \(error)")
+        throw ExitCode(1)
+    }
+    torrent.trackers = magnet.trackers.map { [$0] }
+    torrent.webSeeds = magnet.webSeeds
+    // Keep it, byte for byte (the info dictionary is not re-encoded), for the next run.
+    var file = Array("d".utf8)
+    if !magnet.trackers.isEmpty {
+        file += BencodeEncoder.encode(.text("announce-list"))
+        file += BencodeEncoder.encode(.list(magnet.trackers.map { .list([.text($0)]) }))
+    }
+    file += Array("4:info".utf8) + info + Array("e".utf8)
+    let folder = stateDirectory(network.state) + "/torrents"
+    try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    if !FileManager.default.createFile(atPath: "\(folder)/\(torrent.infoHashes.id).torrent", contents: Data(file)) {
+        Terminal.warn("cannot keep the metadata in \(folder)")
+    }
+    Terminal.stderr("\(command): got the metadata of \(torrent.name) (\(info.count) bytes)\n")
+    return torrent
+}
+
+/// Loads a .torrent for a transfer, with the same clear errors as `peer info`.
+func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
     do {
         let bytes = try Info.read(source, limit: 128 << 20)
         let t = try TorrentMetainfo(bytes: bytes)
@@ -64,7 +128,7 @@ func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
 /// Runs a node for one torrent until it completes (get) or is interrupted (share, get --seed).
 func runTransfer(
     command: String, metainfo: TorrentMetainfo, directory: String, network: NetworkOptions, seed: Bool,
-    requireComplete: Bool
+    requireComplete: Bool, extraPeers: [String] = []
 ) async throws {
     let dir = FilePath(directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
     try? FileManager.default.createDirectory(atPath: dir.string, withIntermediateDirectories: true)
@@ -108,8 +172,8 @@ func runTransfer(
         + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
     node.startTrackers(engine, urls: metainfo.trackers.flatMap { $0 } + network.trackers, listenPort: boundPort)
     done.whenSuccess { if !have.allSet { node.announceCompleted() } }
-    for p in network.peers {
-        let (host, port) = NetworkOptions.split(p)!
+    for p in network.peers + extraPeers {
+        guard let (host, port) = NetworkOptions.split(p) else { continue }
         node.connect(engine, host: host, port: port).whenFailure { error in
             Terminal.stderr("cannot connect to \(p): \(error)\n")
         }
@@ -186,14 +250,16 @@ struct Get: AsyncParsableCommand {
             is on disk and fetches only the rest. Exits 0 once every piece is verified (or keeps seeding with \
             --seed).
 
-            Today peers come from --peer (trackers, DHT and magnet links are coming).
+            Peers come from the torrent's trackers (HTTP and UDP), from --peer, and for a magnet link from its \
+            x.pe and tr fields; a magnet link's metadata is fetched from those peers first (BEP 9). The DHT is \
+            coming.
 
             Examples:
               peer get linux.torrent -o ~/Downloads --peer 192.0.2.10:6881
               peer get album.torrent -o music --peer 127.0.0.2:6881 --bind 127.0.0.3 --port 0 --seed
             """)
 
-    @Argument(help: "A .torrent file.")
+    @Argument(help: "A .torrent file or a magnet link (its x.pe peers and tr trackers are used).")
     var source: String
 
     @Option(name: .shortAndLong, help: "The download folder.")
@@ -205,9 +271,21 @@ struct Get: AsyncParsableCommand {
     var seed = false
 
     func run() async throws {
-        let t = try loadTorrent(self.source, command: "get")
+        let t: TorrentMetainfo
+        var magnetPeers: [String] = []
+        if self.source.lowercased().hasPrefix("magnet:") {
+            let magnet: MagnetLink
+            do { magnet = try MagnetLink(parsing: self.source) } catch {
+                Terminal.error("get", error.description)
+                throw ExitCode(1)
+            }
+            t = try await fetchMetadata(magnet, network: self.network, command: "get")
+            magnetPeers = magnet.peers
+        } else {
+            t = try loadTorrent(self.source, command: "get")
+        }
         try await runTransfer(command: "get", metainfo: t, directory: self.output, network: self.network,
-            seed: self.seed, requireComplete: false)
+            seed: self.seed, requireComplete: false, extraPeers: magnetPeers)
     }
 }
 

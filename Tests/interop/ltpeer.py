@@ -3,6 +3,7 @@
 
   ltpeer.py seed  TORRENT SAVE_DIR --bind ADDR --port N [--connect HOST:PORT] [--upload-limit BYTES/S]
   ltpeer.py leech TORRENT SAVE_DIR --bind ADDR --port N [--connect HOST:PORT] [--timeout S]
+  (TORRENT may be a magnet link: libtorrent then fetches the metadata from its peers first)
 
 Loopback only: no DHT, LSD, UPnP or NAT-PMP. A seed prints READY once it is seeding and runs until SIGTERM;
 a leech exits 0 once every piece is downloaded and verified, 2 on timeout.
@@ -45,8 +46,11 @@ def main():
     if a.upload_limit:
         # Loopback peers are in libtorrent's "local" peer class, which the global rate limit does not touch.
         ses.set_peer_class(lt.session.local_peer_class_id, {"upload_limit": a.upload_limit})
-    p = lt.add_torrent_params()
-    p.ti = lt.torrent_info(a.torrent)
+    if a.torrent.startswith("magnet:"):
+        p = lt.parse_magnet_uri(a.torrent)
+    else:
+        p = lt.add_torrent_params()
+        p.ti = lt.torrent_info(a.torrent)
     p.save_path = a.save
     h = ses.add_torrent(p)
     for c in a.connect:
@@ -56,7 +60,7 @@ def main():
     announced = False
     while not stop and time.monotonic() < deadline:
         s = h.status()
-        if s.is_seeding:
+        if s.is_seeding and s.has_metadata:
             if a.mode == "leech":
                 print("COMPLETE", flush=True)
                 return 0

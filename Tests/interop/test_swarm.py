@@ -1,6 +1,7 @@
 """Issue: swarm (first steps). Full transfers over loopback between `peer get`/`peer share` and libtorrent,
 each node on its own 127.0.0.x, with the SHA-256 of the result compared to the source."""
 import hashlib
+import json
 import os
 import pathlib
 import re
@@ -248,3 +249,64 @@ def test_a_hostile_peer_is_dropped_and_the_download_completes(payload, tmp_path,
         assert "banned 127.0.0.42" not in p.stderr
     else:
         assert "dropped 127.0.0.41" in p.stderr, p.stderr
+
+
+def magnet_of(torrent, **extra):
+    import json
+    from urllib.parse import quote
+    info = json.loads(run_peer("info", torrent, "--json").stdout)
+    link = f"magnet:?xt=urn:btih:{info['info_hash_v1']}"
+    for key, values in extra.items():
+        for v in values:
+            link += f"&{key.replace('_', '.')}={quote(v, safe=':/')}"
+    return link, info
+
+
+def test_magnet_from_a_libtorrent_seed(payload, tmp_path, procs):
+    """Peer gets the metadata (BEP 9) from a libtorrent seed named in the link's x.pe, then the data."""
+    torrent = payload["torrents"]["hybrid"]
+    port = free_port("127.0.0.61")
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.61",
+               "--port", str(port)], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    link, info = magnet_of(torrent, x_pe=[f"127.0.0.61:{port}"])
+    out = tmp_path / "out"
+    p = run_peer("get", link, "-o", out, "--bind", "127.0.0.62", "--port", "0", "--state", tmp_path / "state",
+                 timeout=120)
+    assert "got the metadata of album" in p.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+    kept = (tmp_path / "state" / "torrents" / f"{info['id']}.torrent")
+    assert json.loads(run_peer("info", kept, "--json").stdout)["info_hash_v1"] == info["info_hash_v1"]
+
+
+def test_libtorrent_gets_a_magnet_from_a_peer_seed(payload, tmp_path, procs):
+    torrent = payload["torrents"]["hybrid"]
+    _, port = peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.63")
+    link, _ = magnet_of(torrent)
+    out = tmp_path / "out"
+    out.mkdir()
+    lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", link, str(out), "--bind", "127.0.0.64",
+                         "--port", str(free_port("127.0.0.64")), "--connect", f"127.0.0.63:{port}",
+                         "--timeout", "100"], capture_output=True, text=True, timeout=120)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+def test_magnet_through_a_tracker(payload, tmp_path, procs, opentracker):
+    """A magnet link with only a tracker: Peer finds a libtorrent seed through opentracker, fetches the
+    metadata, then the data."""
+    import json as _json
+    torrent = tmp_path / "t.torrent"
+    tracker = f"http://127.0.0.30:{opentracker.port}/announce"
+    info = _json.loads(run_peer("create", payload["src"], "-o", torrent, "--v1", "--piece-length", "256K",
+                                "--tracker", tracker, "--json").stdout)
+    opentracker.start([info["info_hash_v1"]])
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.65",
+               "--port", str(free_port("127.0.0.65"))], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    time.sleep(1.0)
+    link, _ = magnet_of(torrent, tr=[tracker])
+    out = tmp_path / "out"
+    run_peer("get", link, "-o", out, "--bind", "127.0.0.66", "--port", "0", "--state", tmp_path / "state",
+             timeout=120)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])

@@ -9,13 +9,13 @@ import Tracker
 /// one connection per announce, the body bounded by `TrackerLimits`). HTTPS comes with TLS support.
 final class HTTPAnnouncer: @unchecked Sendable {
     let url: String
-    private let engine: TorrentEngine
+    private let engine: any PeerHost
     private let bindHost: String?
     private let onPeers: @Sendable ([PeerAddress]) -> Void
     private var reannounce: Scheduled<Void>?
     private var failures = 0
 
-    init(url: String, engine: TorrentEngine, bindHost: String?, onPeers: @escaping @Sendable ([PeerAddress]) -> Void) {
+    init(url: String, engine: any PeerHost, bindHost: String?, onPeers: @escaping @Sendable ([PeerAddress]) -> Void) {
         self.url = url
         self.engine = engine
         self.bindHost = bindHost

@@ -15,7 +15,7 @@ public final class PeerNode: @unchecked Sendable {
     public let threadPool: NIOThreadPool
     public let bindHost: String?
     private let loop: any EventLoop
-    private var engines: [[UInt8]: TorrentEngine] = [:]
+    private var engines: [[UInt8]: any PeerHost] = [:]
     private var listener: (any Channel)?
 
     /// - Parameter bindHost: the local address for listening and for outgoing connections (tests give each node its own 127.0.0.x).
@@ -39,6 +39,35 @@ public final class PeerNode: @unchecked Sendable {
         return engine
     }
 
+    /// Connects to a peer for a torrent.
+    public func connect(_ engine: TorrentEngine, host: String, port: Int) -> EventLoopFuture<Void> {
+        self.connect(engine as any PeerHost, host: host, port: port)
+    }
+
+    /// Announces a torrent to its trackers and connects to the peers they return.
+    public func startTrackers(_ engine: TorrentEngine, urls: [String], listenPort: Int) {
+        self.startTrackers(engine as any PeerHost, urls: urls, listenPort: listenPort)
+    }
+
+    /// Adds a magnet link: peers that connect or are found are asked for the info dictionary (BEP 9).
+    public func addMagnet(_ magnet: MagnetLink, listenPort: Int) -> MetadataFetcher {
+        let fetcher = MetadataFetcher(magnet: magnet, eventLoop: self.loop, listenPort: UInt16(listenPort))
+        self.loop.execute {
+            for h in fetcher.handshakeHashes { self.engines[h] = fetcher }
+        }
+        return fetcher
+    }
+
+    /// Announces a magnet link to trackers and connects to the peers they return.
+    public func startTrackers(_ fetcher: MetadataFetcher, urls: [String], listenPort: Int) {
+        self.startTrackers(fetcher as any PeerHost, urls: urls, listenPort: listenPort)
+    }
+
+    /// Connects to a peer for a magnet link.
+    public func connect(_ fetcher: MetadataFetcher, host: String, port: Int) -> EventLoopFuture<Void> {
+        self.connect(fetcher as any PeerHost, host: host, port: port)
+    }
+
     /// Starts listening; returns the bound port (useful with port 0).
     public func listen(port: Int) async throws -> Int {
         let bootstrap = ServerBootstrap(group: self.group)
@@ -53,7 +82,7 @@ public final class PeerNode: @unchecked Sendable {
     }
 
     /// Connects to a peer for `engine`.
-    public func connect(_ engine: TorrentEngine, host: String, port: Int) -> EventLoopFuture<Void> {
+    func connect(_ engine: any PeerHost, host: String, port: Int) -> EventLoopFuture<Void> {
         var bootstrap = ClientBootstrap(group: self.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(10))
@@ -73,7 +102,7 @@ public final class PeerNode: @unchecked Sendable {
     /// Announces `engine` to its trackers (UDP and plain HTTP) and connects to the peers they return.
     /// Every tracker of every tier is asked at once, so a dead first tier costs nothing; BEP 12's
     /// one-tier-at-a-time order (TrackerTiers) is still to be wired in.
-    public func startTrackers(_ engine: TorrentEngine, urls: [String], listenPort: Int) {
+    func startTrackers(_ engine: any PeerHost, urls: [String], listenPort: Int) {
         self.loop.execute {
             self.ownAddresses.insert("\(self.bindHost ?? "0.0.0.0"):\(listenPort)")
             for url in urls where UDPAnnouncer.endpoint(url) != nil {
@@ -110,7 +139,7 @@ public final class PeerNode: @unchecked Sendable {
         }
     }
 
-    private func dial(_ engine: TorrentEngine, _ address: String) {
+    func dial(_ engine: any PeerHost, _ address: String) {
         guard !self.ownAddresses.contains(address), self.dialed.insert(address).inserted,
             let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...])
         else { return }
@@ -129,13 +158,14 @@ public final class PeerNode: @unchecked Sendable {
         }.get()
         if !self.announcers.isEmpty || !self.httpAnnouncers.isEmpty { try? await Task.sleep(for: .milliseconds(300)) }
         let engines = (try? await self.loop.submit { Array(self.engines.values) }.get()) ?? []
-        for engine in engines { try? await engine.stop().get() }
+        var seen = Set<ObjectIdentifier>()
+        for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
         try? await self.listener?.close()
         try? await self.group.shutdownGracefully()
         try? await self.threadPool.shutdownGracefully()
     }
 
-    fileprivate func engine(for infoHash: [UInt8]) -> TorrentEngine? {
+    fileprivate func engine(for infoHash: [UInt8]) -> (any PeerHost)? {
         self.loop.preconditionInEventLoop()
         return self.engines[infoHash]
     }

@@ -164,8 +164,9 @@ public final class TorrentEngine: @unchecked Sendable {
         let have = self.picker.have
         config.openingMessage = have.allSet ? .haveAll
             : (have.noneSet ? .haveNone : .bitfield(ByteBuffer(bytes: have.bytes)))
-        config.extendedHandshake = ExtendedHandshake(extensions: [:], client: self.configuration.clientName,
-            listenPort: self.configuration.listenPort, requestQueue: 2048)
+        config.extendedHandshake = ExtendedHandshake(
+            extensions: [UTMetadataMessage.name: MetadataFetcher.utMetadataID], client: self.configuration.clientName,
+            listenPort: self.configuration.listenPort, requestQueue: 2048, metadataSize: self.metainfo.infoBytes.count)
         let key = self.nextKey
         self.nextKey += 1
         let state = PeerState(key: key, channel: channel,
@@ -276,6 +277,8 @@ public final class TorrentEngine: @unchecked Sendable {
             break
         case .request(let b):
             self.serve(b, to: p)
+        case .extended(let id, let payload) where id == MetadataFetcher.utMetadataID:
+            self.serveMetadata(payload, to: p)
         default:
             break
         }
@@ -442,6 +445,24 @@ public final class TorrentEngine: @unchecked Sendable {
             }
             self.flush(p)
         }
+    }
+
+    /// BEP 9: hands the info dictionary to peers that came with a magnet link.
+    private func serveMetadata(_ payload: ByteBuffer, to p: PeerState) {
+        guard let message = try? UTMetadataMessage(decoding: payload) else {
+            p.session.handle(.close, at: self.now)
+            return
+        }
+        guard case .request(let piece) = message,
+            let theirID = p.session.remoteExtensions?.extensions[UTMetadataMessage.name], theirID != 0
+        else { return }
+        let info = self.metainfo.infoBytes
+        let start = piece * WireLimits.metadataPieceSize
+        let reply: UTMetadataMessage = start < info.count
+            ? .data(piece: piece, totalSize: info.count,
+                bytes: ByteBuffer(bytes: info[start..<min(info.count, start + WireLimits.metadataPieceSize)]))
+            : .reject(piece: piece)
+        self.send(.extended(id: theirID, payload: reply.encoded()), to: p)
     }
 
     // MARK: timer and progress

@@ -9,7 +9,7 @@ import Tracker
 /// the torrent's event loop.
 final class UDPAnnouncer: @unchecked Sendable {
     let url: String
-    private let engine: TorrentEngine
+    private let engine: any PeerHost
     private let onPeers: @Sendable ([PeerAddress]) -> Void
     private var session: UDPTrackerSession
     private var channel: (any Channel)?
@@ -19,7 +19,7 @@ final class UDPAnnouncer: @unchecked Sendable {
     private var started = false
     private let epoch = ContinuousClock.now
 
-    init(url: String, engine: TorrentEngine, onPeers: @escaping @Sendable ([PeerAddress]) -> Void) {
+    init(url: String, engine: any PeerHost, onPeers: @escaping @Sendable ([PeerAddress]) -> Void) {
         self.url = url
         self.engine = engine
         self.onPeers = onPeers
