@@ -7,6 +7,7 @@ import PeerBase
 import PeerKit
 import Storage
 import SystemPackage
+import Synchronization
 
 /// Options every networked command takes.
 struct NetworkOptions: ParsableArguments {
@@ -71,21 +72,15 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
             Terminal.stderr("cannot connect to \(p): \(error)\n")
         }
     }
-    let signals = SignalWatcher()
-    let interrupted = Task {
-        await signals.wait()
-        if !Task.isCancelled { fetcher.cancel() }
-    }
+    let token = SignalWatcher.shared.add { fetcher.cancel() }
     let info: [UInt8]
     do { info = try await fetcher.infoBytes.get() } catch {
-        interrupted.cancel()
-        signals.cancel()
+        SignalWatcher.shared.remove(token)
         await node.shutdown()
         Terminal.stderr("\(command): interrupted before the metadata arrived\n")
         throw ExitCode(130)
     }
-    interrupted.cancel()
-    signals.cancel()
+    SignalWatcher.shared.remove(token)
     await node.shutdown()
     var torrent: TorrentMetainfo
     do { torrent = try TorrentMetainfo(infoBytes: info) } catch {
@@ -178,11 +173,7 @@ func runTransfer(
             Terminal.stderr("cannot connect to \(p): \(error)\n")
         }
     }
-    let signals = SignalWatcher()
-    let interrupted = Task {
-        await signals.wait()
-        if !Task.isCancelled { engine.cancel() }
-    }
+    let token = SignalWatcher.shared.add { engine.cancel() }
     var outcome: Result<Void, any Error>
     do {
         try await done.get()
@@ -193,11 +184,9 @@ func runTransfer(
     if seed, case .success = outcome {
         if tty { Terminal.stderr("\r\u{1B}[K") }
         Terminal.stderr("\(command): complete; seeding until interrupted\n")
-        await interrupted.value
-    } else {
-        interrupted.cancel()
+        await SignalWatcher.shared.wait()
     }
-    signals.cancel()
+    SignalWatcher.shared.remove(token)
     await node.shutdown()
     storage.close()
     if tty { Terminal.stderr("\r\u{1B}[K") }
@@ -214,31 +203,54 @@ func runTransfer(
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
+/// SIGINT and SIGTERM for the whole process: one pair of dispatch sources (libdispatch does not take well
+/// to cancelling a signal source and making another), and handlers that come and go.
 final class SignalWatcher: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
-    private let fired = AsyncStream<Void>.makeStream()
+    static let shared = SignalWatcher()
+    private let handlers = Mutex<[Int: @Sendable () -> Void]>([:])
+    private let nextToken = Mutex(0)
+    private var sources: [any DispatchSourceSignal] = []
 
-    init() {
-        var list: [any DispatchSourceSignal] = []
+    private init() {
         for sig in [SIGINT, SIGTERM] {
             signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            let cont = self.fired.continuation
-            s.setEventHandler { cont.yield() }
-            s.resume()
-            list.append(s)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { self.fire() }
+            source.resume()
+            self.sources.append(source)
         }
-        self.sources = list
     }
 
+    private func fire() {
+        for h in self.handlers.withLock({ Array($0.values) }) { h() }
+    }
+
+    /// Calls `handler` on every signal until `remove` is called with the returned token.
+    func add(_ handler: @escaping @Sendable () -> Void) -> Int {
+        let token = self.nextToken.withLock { t in
+            t += 1
+            return t
+        }
+        self.handlers.withLock { $0[token] = handler }
+        return token
+    }
+
+    func remove(_ token: Int) { _ = self.handlers.withLock { $0.removeValue(forKey: token) } }
+
+    /// Waits for the next signal.
     func wait() async {
-        for await _ in self.fired.stream { return }
-    }
-
-    func cancel() {
-        for s in self.sources { s.cancel() }
-        self.fired.continuation.finish()
+        let once = Mutex(false)
+        var token = 0
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            token = self.add {
+                let first = once.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume() }
+            }
+        }
+        self.remove(token)
     }
 }
 

@@ -310,3 +310,25 @@ def test_magnet_through_a_tracker(payload, tmp_path, procs, opentracker):
     run_peer("get", link, "-o", out, "--bind", "127.0.0.66", "--port", "0", "--state", tmp_path / "state",
              timeout=120)
     assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+@pytest.mark.parametrize("args", [["magnet"], ["torrent"], ["share"]])
+def test_sigterm_ends_every_phase(payload, tmp_path, procs, args):
+    """SIGTERM while waiting for metadata, for peers, or while seeding ends the process promptly."""
+    torrent = payload["torrents"]["v1"]
+    if args == ["magnet"]:
+        link, _ = magnet_of(torrent, x_pe=["127.0.0.71:1"])
+        cmd = [PEER, "get", link, "-o", tmp_path / "o", "--bind", "127.0.0.72", "--port", "0", "--state", tmp_path / "s"]
+        expect = 130
+    elif args == ["torrent"]:
+        cmd = [PEER, "get", torrent, "-o", tmp_path / "o", "--peer", "127.0.0.71:1", "--bind", "127.0.0.72",
+               "--port", "0"]
+        expect = 130
+    else:
+        cmd = [PEER, "share", torrent, "--data", payload["data"], "--bind", "127.0.0.72", "--port", "0"]
+        expect = 0
+    p = procs(cmd, tmp_path / "p.log")
+    p.wait_for("listening on|fetching metadata")
+    time.sleep(0.5)
+    p.p.send_signal(signal.SIGTERM)
+    assert p.p.wait(10) == expect

@@ -122,7 +122,7 @@ public final class TorrentEngine: @unchecked Sendable {
             self.timer = self.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 self.tick()
             }
-            if self.picker.isComplete { self.finishDownload() }
+            if self.picker.isComplete { self.finishDownload(log: false) }
             self.report()
             return promise.futureResult
         }
@@ -374,13 +374,13 @@ public final class TorrentEngine: @unchecked Sendable {
     }
 
     /// Every wanted piece is in: create the empty files too, then report completion.
-    private func finishDownload() {
+    private func finishDownload(log: Bool = true) {
         let storage = self.storage
         self.threadPool.runIfActive(eventLoop: self.eventLoop) { try storage.createEmptyFiles() }.whenComplete {
             result in
             switch result {
             case .success:
-                self.onLog?("download complete")
+                if log { self.onLog?("download complete") }
                 self.complete(.success(()))
             case .failure(let error):
                 self.complete(.failure(error))
