@@ -88,7 +88,7 @@ public final class MetadataFetcher: @unchecked Sendable {
         let conn = Conn(channel: channel, session: PeerWireSession(role: role, configuration: config, at: self.now),
             host: channel.remoteAddress?.ipAddress ?? "?")
         self.peers[key] = conn
-        _ = channel.pipeline.addHandler(HostChannelHandler(host: self, key: key))
+        _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key))
         self.flush(conn)
     }
 
@@ -194,28 +194,3 @@ public final class MetadataFetcher: @unchecked Sendable {
 }
 
 extension MetadataFetcher: PeerHost {}
-
-/// Bridges one channel to a `PeerHost`: bytes in, close out.
-final class HostChannelHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    let host: MetadataFetcher
-    let key: Int
-
-    init(host: MetadataFetcher, key: Int) {
-        self.host = host
-        self.key = key
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.host.received(self.key, self.unwrapInboundIn(data))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.host.disconnected(self.key)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
-    }
-}

@@ -11,9 +11,35 @@ protocol PeerHost: AnyObject, Sendable {
     func attach(_ channel: any Channel, role: PeerWireSession.Role)
     func key(of channel: any Channel) -> Int
     func received(_ key: Int, _ bytes: ByteBuffer)
+    func disconnected(_ key: Int)
     func announceRequest(event: AnnounceRequest.Event) -> AnnounceRequest?
     func log(_ line: String)
     func stop() -> EventLoopFuture<Void>
 }
 
 extension TorrentEngine: PeerHost {}
+
+/// Bridges one channel to its host: bytes in, close out.
+final class PeerChannelHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let host: any PeerHost
+    let key: Int
+
+    init(host: any PeerHost, key: Int) {
+        self.host = host
+        self.key = key
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.host.received(self.key, self.unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.host.disconnected(self.key)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -174,7 +174,7 @@ public final class TorrentEngine: @unchecked Sendable {
             pieceCount: self.picker.pieceCount)
         self.peers[key] = state
         if Self.debug { self.onLog?("attached \(host) as \(role)") }
-        _ = channel.pipeline.addHandler(PeerChannelHandler(engine: self, key: key))
+        _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key))
         self.flush(state)
     }
 
@@ -480,30 +480,5 @@ public final class TorrentEngine: @unchecked Sendable {
         self.onProgress?(Progress(havePieces: self.picker.have.setCount, wantedPieces: wanted,
             downloaded: self.downloaded, uploaded: self.uploaded, peers: self.peers.count,
             complete: self.picker.isComplete))
-    }
-}
-
-/// Bridges one channel to the engine: bytes in, close out.
-final class PeerChannelHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    let engine: TorrentEngine
-    let key: Int
-
-    init(engine: TorrentEngine, key: Int) {
-        self.engine = engine
-        self.key = key
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        self.engine.received(self.key, self.unwrapInboundIn(data))
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.engine.disconnected(self.key)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
     }
 }
