@@ -96,7 +96,7 @@ let package = Package(
         .testTarget(
             name: "MetainfoTests",
             dependencies: [
-                "Metainfo", "Bencode", .product(name: "Crypto", package: "swift-crypto"),
+                "Metainfo", "Bencode", "PeerBase", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             resources: [.copy("Fixtures")],
@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "PeerWire", "PeerBase"], swiftSettings: strict),
         .testTarget(
             name: "PeerKitTests",
-            dependencies: ["PeerKit", "Metainfo", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["PeerKit", "Metainfo", "PeerBase", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
     ]

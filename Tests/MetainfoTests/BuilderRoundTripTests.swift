@@ -1,3 +1,4 @@
+import PeerBase
 import Bencode
 import Crypto
 import Metainfo
@@ -55,7 +56,7 @@ struct BuilderRoundTripTests {
     func v1Single() throws {
         let built = buildTorrent(
             name: "file.bin", pieceLength: 16384, version: .v1,
-            files: [MemFile(["file.bin"], pseudoRandomBytes(40000, seed: 1))])
+            files: [MemFile(["file.bin"], SeededGenerator.bytes(40000, seed: 1))])
         let t = try TorrentMetainfo(bytes: built.bytes)
         #expect(t.version == .v1)
         #expect(t.name == "file.bin")
@@ -143,7 +144,7 @@ struct BuilderRoundTripTests {
     func v2Single() throws {
         let built = buildTorrent(
             name: "movie.mkv", pieceLength: 16384, version: .v2,
-            files: [MemFile(["movie.mkv"], pseudoRandomBytes(50000, seed: 10))])
+            files: [MemFile(["movie.mkv"], SeededGenerator.bytes(50000, seed: 10))])
         let t = try TorrentMetainfo(bytes: built.bytes)
         #expect(t.version == .v2)
         #expect(!t.isMultiFile)
@@ -192,7 +193,7 @@ struct BuilderRoundTripTests {
     func hybridSingle() throws {
         let built = buildTorrent(
             name: "one.iso", pieceLength: 16384, version: .hybrid,
-            files: [MemFile(["one.iso"], pseudoRandomBytes(70000, seed: 15))])
+            files: [MemFile(["one.iso"], SeededGenerator.bytes(70000, seed: 15))])
         let t = try TorrentMetainfo(bytes: built.bytes)
         #expect(t.version == .hybrid)
         #expect(!t.isMultiFile)
@@ -224,7 +225,7 @@ struct BuilderRoundTripTests {
     @Test("attributes are carried into both file lists")
     func attributes() throws {
         let files = [
-            MemFile(["run.sh"], pseudoRandomBytes(10, seed: 17), attributes: "x"), MemFile("z", length: 3, seed: 18),
+            MemFile(["run.sh"], SeededGenerator.bytes(10, seed: 17), attributes: "x"), MemFile("z", length: 3, seed: 18),
         ]
         let built = buildTorrent(name: "tools", pieceLength: 16384, version: .hybrid, files: files)
         let t = try TorrentMetainfo(bytes: built.bytes)
@@ -237,7 +238,7 @@ struct BuilderRoundTripTests {
 
     @Test("identical files share one pieces root and one piece layer")
     func identicalFiles() throws {
-        let data = pseudoRandomBytes(50000, seed: 21)
+        let data = SeededGenerator.bytes(50000, seed: 21)
         let built = buildTorrent(
             name: "twins", pieceLength: 16384, version: .hybrid,
             files: [MemFile(["a.bin"], data), MemFile(["b.bin"], data), MemFile(["c.bin"], [1])])

@@ -1,3 +1,4 @@
+import PeerBase
 import Bencode
 import Metainfo
 import Testing
@@ -54,7 +55,7 @@ let hybridBuilt = buildTorrent(
 /// A valid single-file hybrid.
 let hybridSingleBuilt = buildTorrent(
     name: "one.iso", pieceLength: 16384, version: .hybrid,
-    files: [MemFile(["one.iso"], pseudoRandomBytes(100, seed: 5))])
+    files: [MemFile(["one.iso"], SeededGenerator.bytes(100, seed: 5))])
 
 /// `built` with its v2 file tree's only entry moved to `path` (the v1 half still says `name`).
 func renamedInV2(_ built: BuiltTorrent, to path: [String]) -> [UInt8] {

@@ -1,3 +1,4 @@
+import PeerBase
 import Crypto
 import Metainfo
 import Testing
@@ -25,15 +26,15 @@ struct MerkleTests {
 
     @Test("a file of one block: the root is the block's hash")
     func oneBlock() {
-        let short = pseudoRandomBytes(100, seed: 1)
+        let short = SeededGenerator.bytes(100, seed: 1)
         #expect(MerkleTree.fileRoot(leaves: self.h(short)) == self.h(short))
-        let full = pseudoRandomBytes(16384, seed: 2)
+        let full = SeededGenerator.bytes(16384, seed: 2)
         #expect(MerkleTree.fileRoot(leaves: self.leaves(full)) == self.h(full))
     }
 
     @Test("two blocks: SHA256(h0 || h1)")
     func twoBlocks() {
-        let data = pseudoRandomBytes(16384 + 10, seed: 3)
+        let data = SeededGenerator.bytes(16384 + 10, seed: 3)
         let h0 = self.h(Array(data[0..<16384]))
         let h1 = self.h(Array(data[16384...]))
         #expect(MerkleTree.fileRoot(leaves: h0 + h1) == self.h(h0 + h1))
@@ -41,7 +42,7 @@ struct MerkleTests {
 
     @Test("three blocks: padded with a zero hash to four")
     func threeBlocks() {
-        let data = pseudoRandomBytes(2 * 16384 + 1, seed: 4)
+        let data = SeededGenerator.bytes(2 * 16384 + 1, seed: 4)
         let h0 = self.h(Array(data[0..<16384]))
         let h1 = self.h(Array(data[16384..<32768]))
         let h2 = self.h(Array(data[32768...]))
@@ -51,7 +52,7 @@ struct MerkleTests {
 
     @Test("five blocks: padded to eight, with pad hashes of higher levels")
     func fiveBlocks() {
-        let data = pseudoRandomBytes(4 * 16384 + 7, seed: 5)
+        let data = SeededGenerator.bytes(4 * 16384 + 7, seed: 5)
         let l = stride(from: 0, to: data.count, by: 16384).map { self.h(Array(data[$0..<min($0 + 16384, data.count)])) }
         let left = self.h(self.h(l[0] + l[1]) + self.h(l[2] + l[3]))
         let right = self.h(self.h(l[4] + self.zero) + MerkleTree.padHash(height: 1))
@@ -82,7 +83,7 @@ struct MerkleTests {
             (16384, 3 * 16384), (16384, 5 * 16384 + 1), (131072, 2 * 131072 + 16384 + 1), (32768, 9 * 32768 - 1),
         ])
     func pieceLayerRoot(_ pieceLength: Int, _ length: Int) {
-        let data = pseudoRandomBytes(length, seed: UInt64(length))
+        let data = SeededGenerator.bytes(length, seed: UInt64(length))
         let all = self.leaves(data)
         let perPiece = pieceLength / 16384 * 32
         let layer = stride(from: 0, to: all.count, by: perPiece).flatMap {
@@ -143,7 +144,7 @@ struct PieceHasherTests {
         arguments: [[1 << 20], [1], [7, 16383, 3], [16384], [5000, 40000]])
     func chunking(_ chunks: [Int]) {
         let pl = 32768
-        let data = pseudoRandomBytes(3 * pl + 16384 + 77, seed: 21)
+        let data = SeededGenerator.bytes(3 * pl + 16384 + 77, seed: 21)
         let pieces = self.hashAll(data, chunks: chunks, pieceLength: pl, v1: true, v2: true)
         #expect(pieces.count == 4)
         for (i, piece) in pieces.enumerated() {
@@ -156,7 +157,7 @@ struct PieceHasherTests {
 
     @Test("v1 only or v2 only")
     func oneVersion() {
-        let data = pseudoRandomBytes(20000, seed: 22)
+        let data = SeededGenerator.bytes(20000, seed: 22)
         let v1 = self.hashAll(data, chunks: [999], pieceLength: 16384, v1: true, v2: false)
         #expect(v1.count == 2 && v1.allSatisfy { $0.leaves.isEmpty && $0.sha1 != nil })
         let v2 = self.hashAll(data, chunks: [999], pieceLength: 16384, v1: false, v2: true)
@@ -171,7 +172,7 @@ struct PieceHasherTests {
 
     @Test("finish(padToPieceLength:) pads the last SHA-1 with zeros")
     func padding() {
-        let data = pseudoRandomBytes(16384 + 100, seed: 23)
+        let data = SeededGenerator.bytes(16384 + 100, seed: 23)
         let padded = self.hashAll(data, chunks: [1 << 20], pieceLength: 16384, v1: true, v2: true, pad: true)
         #expect(padded.count == 2)
         #expect(Array(padded[1].sha1!) == Reference.sha1(Array(data[16384...]) + [UInt8](repeating: 0, count: 16284)))

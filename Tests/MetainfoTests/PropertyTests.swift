@@ -1,3 +1,4 @@
+import PeerBase
 import Bencode
 import Metainfo
 import PropertyBased
@@ -18,7 +19,7 @@ struct MetainfoPropertyTests {
                 // Names in byte-wise order so that v1 order and file-tree order agree (a hybrid needs it).
                 let files = lengths.enumerated().map { i, n in
                     MemFile(
-                        nested && i % 2 == 1 ? ["f\(i)", "x"] : ["f\(i)"], pseudoRandomBytes(n, seed: UInt64(i + n)))
+                        nested && i % 2 == 1 ? ["f\(i)", "x"] : ["f\(i)"], SeededGenerator.bytes(n, seed: UInt64(i + n)))
                 }
                 let built = buildTorrent(name: "gen", pieceLength: pl, version: version, files: files, multiFile: true)
                 let t = try TorrentMetainfo(bytes: built.bytes)

@@ -1,3 +1,4 @@
+import PeerBase
 import Bencode
 import Crypto
 import Metainfo
@@ -6,16 +7,6 @@ import Testing
 /// The UTF-8 bytes of `text`.
 func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-/// Deterministic pseudo-random bytes (a 64-bit LCG), so tests need no fixtures for payloads.
-func pseudoRandomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
-    var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
-    var out = [UInt8](repeating: 0, count: count)
-    for i in 0..<count {
-        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-        out[i] = UInt8(truncatingIfNeeded: state >> 56)
-    }
-    return out
-}
 
 /// A file held in memory, as a torrent would list it.
 struct MemFile: Sendable {
@@ -31,7 +22,7 @@ struct MemFile: Sendable {
     }
 
     init(_ path: String, length: Int, seed: UInt64 = 1) {
-        self.init(path.split(separator: "/").map(String.init), pseudoRandomBytes(length, seed: seed))
+        self.init(path.split(separator: "/").map(String.init), SeededGenerator.bytes(length, seed: seed))
     }
 }
 

@@ -1,3 +1,4 @@
+import PeerBase
 import Bencode
 import Metainfo
 import Testing
@@ -83,7 +84,7 @@ struct TopLevelTests {
     @Test("TorrentBuilder writes every top-level field and the parser reads them back")
     func builderFields() throws {
         let built = buildTorrent(
-            name: "n", pieceLength: 16384, version: .hybrid, files: [MemFile(["n"], pseudoRandomBytes(10, seed: 1))]
+            name: "n", pieceLength: 16384, version: .hybrid, files: [MemFile(["n"], SeededGenerator.bytes(10, seed: 1))]
         ) { b in
             b.trackers = [["http://t1/announce"], ["http://t2/announce", "udp://t3:6969"]]
             b.webSeeds = ["http://w1/", "http://w2/"]

@@ -4,16 +4,6 @@ import Metainfo
 /// Lower-case hex, for comparing hashes in failure messages.
 func hex(_ bytes: [UInt8]) -> String { bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
 
-/// Deterministic pseudo-random bytes.
-func pseudoRandomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
-    var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
-    var out = [UInt8](repeating: 0, count: count)
-    for i in 0..<count {
-        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-        out[i] = UInt8(truncatingIfNeeded: state >> 56)
-    }
-    return out
-}
 
 /// A folder under the system's temporary directory, removed by `remove()`.
 struct TempDir {

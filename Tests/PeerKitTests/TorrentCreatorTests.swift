@@ -1,3 +1,4 @@
+import PeerBase
 import Bencode
 import Foundation
 import Metainfo
@@ -21,7 +22,7 @@ let sampleFiles: [(path: String, length: Int)] = [
 func makeSample(in dir: TempDir) throws -> (root: String, data: [String: [UInt8]]) {
     var data: [String: [UInt8]] = [:]
     for (i, f) in sampleFiles.enumerated().reversed() {
-        let bytes = pseudoRandomBytes(f.length, seed: UInt64(i + 1))
+        let bytes = SeededGenerator.bytes(f.length, seed: UInt64(i + 1))
         try dir.write("share/" + f.path, bytes)
         data[f.path] = bytes
     }
@@ -128,7 +129,7 @@ struct TorrentCreatorTests {
         try withTempDir { dir in
             let (root, _) = try makeSample(in: dir)
             // Enough data for several 4 MiB work units in v1.
-            try dir.write("share/sub/large.bin", pseudoRandomBytes(9 << 20 | 12345, seed: 99))
+            try dir.write("share/sub/large.bin", SeededGenerator.bytes(9 << 20 | 12345, seed: 99))
             let one = try create(root) {
                 $0.version = version
                 $0.threads = 1
@@ -148,7 +149,7 @@ struct TorrentCreatorTests {
     @Test("a large file's v1 hashes match an independent computation across work units")
     func largeFileV1() throws {
         try withTempDir { dir in
-            let bytes = pseudoRandomBytes((4 << 20) + 16384 + 3, seed: 7)
+            let bytes = SeededGenerator.bytes((4 << 20) + 16384 + 3, seed: 7)
             try dir.write("share/a.bin", [1, 2, 3])
             try dir.write("share/b.bin", bytes)
             let out = try create(dir.path + "/share") {
@@ -170,7 +171,7 @@ struct TorrentCreatorTests {
     @Test("a single file")
     func singleFile() throws {
         try withTempDir { dir in
-            let bytes = pseudoRandomBytes(50000, seed: 3)
+            let bytes = SeededGenerator.bytes(50000, seed: 3)
             let url = try dir.write("movie.mkv", bytes)
             for version in TorrentVersion.allCases {
                 let t = try create(url.path) { $0.version = version }.metainfo
@@ -219,7 +220,7 @@ struct TorrentCreatorTests {
     @Test("the automatic piece length")
     func automaticPieceLength() throws {
         try withTempDir { dir in
-            try dir.write("d/f", pseudoRandomBytes(1000, seed: 1))
+            try dir.write("d/f", SeededGenerator.bytes(1000, seed: 1))
             var options = TorrentCreator.Options()
             options.version = .v1
             let t = try TorrentCreator(options: options).create(path: dir.path + "/d").metainfo

@@ -1,3 +1,4 @@
+import PeerBase
 import Foundation
 import Metainfo
 import PeerKit
@@ -9,7 +10,7 @@ struct TorrentSummaryTests {
     func hybrid() throws {
         try withTempDir { dir in
             try dir.write("pack/a.txt", Array("hello".utf8))
-            try dir.write("pack/b/c.bin", pseudoRandomBytes(20000, seed: 1))
+            try dir.write("pack/b/c.bin", SeededGenerator.bytes(20000, seed: 1))
             let t = try create(dir.path + "/pack") {
                 $0.trackers = [["http://t/a"]]
                 $0.comment = "c"

@@ -1,3 +1,4 @@
+import PeerBase
 import Foundation
 import Metainfo
 import SystemPackage
@@ -113,7 +114,7 @@ import Testing
 
     /// With room for two descriptors and many files, writes still land and the cache stays bounded.
     @Test func descriptorCacheIsBounded() throws {
-        let files = (0..<6).map { (path: ["f\($0)"], data: randomBytes(20_000 + $0, seed: UInt64($0))) }
+        let files = (0..<6).map { (path: ["f\($0)"], data: SeededGenerator.bytes(20_000 + $0, seed: UInt64($0))) }
         let t = try makeTorrent(pieceLength: 16384, version: .v1, files: files)
         try withTemporaryFolder { folder in
             let storage = try FileStorage(metainfo: t.metainfo, directory: folder.filePath, maxOpenFiles: 2)

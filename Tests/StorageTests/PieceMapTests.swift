@@ -1,3 +1,4 @@
+import PeerBase
 import Metainfo
 import Testing
 
@@ -89,8 +90,8 @@ import Testing
     @Test(arguments: TorrentVersion.allCases)
     func spansCoverEveryFileOnce(version: TorrentVersion) throws {
         let t = try makeTorrent(pieceLength: 16384, version: version, files: [
-            (["a"], randomBytes(1, seed: 1)), (["b"], randomBytes(16384, seed: 2)), (["c"], []),
-            (["d"], randomBytes(50_001, seed: 3)), (["e"], randomBytes(16383, seed: 4)),
+            (["a"], SeededGenerator.bytes(1, seed: 1)), (["b"], SeededGenerator.bytes(16384, seed: 2)), (["c"], []),
+            (["d"], SeededGenerator.bytes(50_001, seed: 3)), (["e"], SeededGenerator.bytes(16383, seed: 4)),
         ])
         let map = t.map
         var next = [Int: Int64]()
@@ -133,7 +134,7 @@ import Testing
 
     @Test func singleFileTorrent() throws {
         let t = try makeTorrent(name: "one.iso", pieceLength: 16384, version: .hybrid,
-            files: [(["one.iso"], randomBytes(40_000, seed: 9))])
+            files: [(["one.iso"], SeededGenerator.bytes(40_000, seed: 9))])
         let map = t.map
         #expect(map.files.count == 1)
         #expect(map.pieceCount == 3)

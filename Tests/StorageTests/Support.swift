@@ -8,11 +8,6 @@ import Testing
 @testable import Storage
 
 
-/// `count` bytes from a seeded generator.
-func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
-    var rng = SeededGenerator(seed: seed)
-    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
-}
 
 /// A torrent made in memory from payload files, hashed the way `PeerKit.TorrentCreator` hashes files on disk.
 struct TestTorrent {
@@ -106,10 +101,10 @@ func makeTorrent(
 /// (hybrid) and last pieces are short (v2). Piece length 32 KiB: two blocks a piece.
 func awkwardTorrent(_ version: TorrentVersion, seed: UInt64 = 7) throws -> TestTorrent {
     try makeTorrent(pieceLength: 32 * 1024, version: version, files: [
-        (["a.bin"], randomBytes(40_000, seed: seed)),
+        (["a.bin"], SeededGenerator.bytes(40_000, seed: seed)),
         (["empty.txt"], []),
-        (["sub", "b.bin"], randomBytes(10_000, seed: seed + 1)),
-        (["sub", "deeper", "c.bin"], randomBytes(70_000, seed: seed + 2)),
+        (["sub", "b.bin"], SeededGenerator.bytes(10_000, seed: seed + 1)),
+        (["sub", "deeper", "c.bin"], SeededGenerator.bytes(70_000, seed: seed + 2)),
     ])
 }
 
