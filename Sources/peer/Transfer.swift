@@ -26,6 +26,17 @@ struct NetworkOptions: ParsableArguments {
     @Option(help: "State folder (resume data, fetched metadata); default $PEER_HOME, else ~/.local/share/peer.")
     var state: String?
 
+    @Option(name: .customLong("max-up"), help: ArgumentHelp("Upload at most RATE bytes per second (e.g. 500k, 2M).",
+        valueName: "RATE"))
+    var maxUp: ByteSize?
+
+    @Option(name: .customLong("max-down"), help: ArgumentHelp("Download at most RATE bytes per second.",
+        valueName: "RATE"))
+    var maxDown: ByteSize?
+
+    @Flag(help: "At exit, print a JSON summary (name, info-hash, complete, bytes down and up, seconds) on stdout.")
+    var json = false
+
     func validate() throws {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0 to 65535") }
         for p in self.peers where Self.split(p) == nil {
@@ -123,7 +134,7 @@ func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
 /// Runs a node for one torrent until it completes (get) or is interrupted (share, get --seed).
 func runTransfer(
     command: String, metainfo: TorrentMetainfo, directory: String, network: NetworkOptions, seed: Bool,
-    requireComplete: Bool, extraPeers: [String] = []
+    requireComplete: Bool, extraPeers: [String] = [], sequential: Bool = false
 ) async throws {
     let dir = FilePath(directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
     try? FileManager.default.createDirectory(atPath: dir.string, withIntermediateDirectories: true)
@@ -132,7 +143,17 @@ func runTransfer(
         Terminal.error(command, "\(directory): \(error)")
         throw ExitCode(1)
     }
-    let have = DataCheck.verifiedPieces(metainfo: metainfo, storage: storage)
+    let resume = ResumeStore(stateDirectory: stateDirectory(network.state), metainfo: metainfo)
+    let saved: ResumeData?
+    switch resume.load(map: storage.pieceMap) {
+    case .success(let data): saved = data
+    case .failure(.missing): saved = nil
+    case .failure(.invalid(let why)):
+        Terminal.warn("ignoring the resume data in \(resume.path) (\(why)); checking the files instead")
+        saved = nil
+    }
+    let check = DataCheck.check(metainfo: metainfo, storage: storage, resume: saved)
+    let have = check.have
     if requireComplete && !have.allSet {
         Terminal.error(command, "\(directory) holds \(have.setCount) of \(have.count) pieces of \(metainfo.name); "
             + "--data must be the folder that holds \(metainfo.isMultiFile ? "the folder" : "the file") \(metainfo.name)")
@@ -141,6 +162,10 @@ func runTransfer(
     let node = PeerNode(bindHost: network.bind)
     var config = TorrentEngine.Configuration()
     config.seedAfterDownload = seed
+    config.sequential = sequential
+    config.resume = resume
+    config.maxUploadRate = network.maxUp.map { Int64($0.bytes) }
+    config.maxDownloadRate = network.maxDown.map { Int64($0.bytes) }
     let boundPort: Int
     do { boundPort = try await node.listen(port: network.port) } catch {
         Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
@@ -163,7 +188,8 @@ func runTransfer(
     }
     engine.onLog = { line in Terminal.stderr((tty ? "\r\u{1B}[K" : "") + "\(line)\n") }
     let done = engine.start()
-    Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified; "
+    let how = saved == nil ? "" : " (\(check.trusted) from resume data, \(check.checked) checked)"
+    Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified\(how); "
         + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
     node.startTrackers(engine, urls: metainfo.trackers.flatMap { $0 } + network.trackers, listenPort: boundPort)
     done.whenSuccess { if !have.allSet { node.announceCompleted() } }
@@ -187,12 +213,25 @@ func runTransfer(
         await SignalWatcher.shared.wait()
     }
     SignalWatcher.shared.remove(token)
+    try? await engine.saveResumeData().get()
+    let final = try? await engine.progress().get()
     await node.shutdown()
     storage.close()
     if tty { Terminal.stderr("\r\u{1B}[K") }
+    let seconds = Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+        + Double((ContinuousClock.now - started).components.seconds)
+    if let final {
+        Terminal.stderr("\(command): downloaded \(ByteCount.format(final.downloaded)), uploaded "
+            + "\(ByteCount.format(final.uploaded)) in \(ByteCount.fixed(seconds, 1)) s\n")
+        if network.json {
+            print(try Terminal.json(TransferSummary(name: metainfo.name, id: metainfo.infoHashes.id,
+                complete: final.complete, verifiedPieces: final.havePieces, pieceCount: have.count,
+                downloaded: final.downloaded, uploaded: final.uploaded, seconds: seconds)))
+        }
+    }
     switch outcome {
     case .success:
-        if !seed { print("\(metainfo.name): complete (\(ByteCount.format(total)))") }
+        if !seed && !network.json { print("\(metainfo.name): complete (\(ByteCount.format(total)))") }
     case .failure(let error):
         if error is CancellationError {
             Terminal.stderr("\(command): interrupted; verified pieces are kept, run again to resume\n")
@@ -258,8 +297,9 @@ struct Get: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Download a torrent from peers, serving it to them at the same time.",
         discussion: """
-            Verified pieces are kept: after Ctrl-C or a crash, run the same command again and it checks what \
-            is on disk and fetches only the rest. Exits 0 once every piece is verified (or keeps seeding with \
+            Verified pieces are kept: after Ctrl-C or a crash, run the same command again and it fetches only \
+            the rest. Resume data (STATE/resume/ID.resume, saved every few seconds and on exit) says which \
+            pieces are already verified; files changed since it was saved are checked again. Exits 0 once every piece is verified (or keeps seeding with \
             --seed).
 
             Peers come from the torrent's trackers (HTTP and UDP), from --peer, and for a magnet link from its \
@@ -282,6 +322,9 @@ struct Get: AsyncParsableCommand {
     @Flag(help: "Keep seeding after the download completes, until interrupted.")
     var seed = false
 
+    @Flag(help: "Fetch pieces in order, first to last (to play media while it downloads), not rarest first.")
+    var sequential = false
+
     func run() async throws {
         let t: TorrentMetainfo
         var magnetPeers: [String] = []
@@ -297,7 +340,7 @@ struct Get: AsyncParsableCommand {
             t = try loadTorrent(self.source, command: "get")
         }
         try await runTransfer(command: "get", metainfo: t, directory: self.output, network: self.network,
-            seed: self.seed, requireComplete: false, extraPeers: magnetPeers)
+            seed: self.seed, requireComplete: false, extraPeers: magnetPeers, sequential: self.sequential)
     }
 }
 
@@ -324,5 +367,24 @@ struct Share: AsyncParsableCommand {
         let t = try loadTorrent(self.torrent, command: "share")
         try await runTransfer(command: "share", metainfo: t, directory: self.data, network: self.network,
             seed: true, requireComplete: true)
+    }
+}
+
+/// What `peer get --json` and `peer share --json` print at exit (docs/json.md).
+struct TransferSummary: Encodable {
+    var kind = "transfer"
+    var name: String
+    var id: String
+    var complete: Bool
+    var verifiedPieces: Int
+    var pieceCount: Int
+    var downloaded: Int64
+    var uploaded: Int64
+    var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case kind, name, id, complete, downloaded, uploaded, seconds
+        case verifiedPieces = "verified_pieces"
+        case pieceCount = "piece_count"
     }
 }

@@ -62,3 +62,10 @@ def datasets(tmp_path_factory):
 def lt():
     import libtorrent
     return libtorrent
+
+
+@pytest.fixture(autouse=True)
+def peer_home(tmp_path, monkeypatch):
+    """Every test gets its own default state folder, so that no resume data or metadata leaks between tests
+    (or into ~/.local/share/peer); tests with several nodes also give each its own --state."""
+    monkeypatch.setenv("PEER_HOME", str(tmp_path / "peer-home"))

@@ -102,7 +102,8 @@ def payload(tmp_path_factory):
 
 
 def peer_share(procs, tmp_path, torrent, data, addr):
-    s = procs([PEER, "share", torrent, "--data", data, "--bind", addr, "--port", "0"], tmp_path / f"share-{addr}.log")
+    s = procs([PEER, "share", torrent, "--data", data, "--bind", addr, "--port", "0", "--state",
+               tmp_path / f"state-{addr}"], tmp_path / f"share-{addr}.log")
     port = int(s.wait_for(r"listening on [\d.]+:(\d+)").group(1))
     return s, port
 
@@ -159,8 +160,12 @@ def test_interrupted_download_resumes(payload, tmp_path, procs):
     assert "run again to resume" in first.log.read()
     second = run_peer("get", torrent, "-o", out, "--peer", f"127.0.0.17:{port}", "--bind", "127.0.0.18",
                       "--port", "0", timeout=120)
-    m = re.search(r"(\d+)/(\d+) pieces verified", second.stderr)
+    m = re.search(r"(\d+)/(\d+) pieces verified \((\d+) from resume data, (\d+) checked\)", second.stderr)
     assert m and 0 < int(m.group(1)) < int(m.group(2)), second.stderr
+    # Ctrl-C saved resume data: nothing had to be read again.
+    assert int(m.group(3)) == int(m.group(1)) and int(m.group(4)) == 0, second.stderr
+    third = run_peer("get", torrent, "-o", out, "--bind", "127.0.0.18", "--port", "0", timeout=60)
+    assert f"{m.group(2)}/{m.group(2)} pieces verified ({m.group(2)} from resume data, 0 checked)" in third.stderr
     assert tree_digest(out / "album") == tree_digest(payload["src"])
 
 
@@ -332,3 +337,68 @@ def test_sigterm_ends_every_phase(payload, tmp_path, procs, args):
     time.sleep(0.5)
     p.p.send_signal(signal.SIGTERM)
     assert p.p.wait(10) == expect
+
+
+@pytest.mark.parametrize("side", ["max-up on the seed", "max-down on the leecher"])
+def test_rate_limits_hold(payload, tmp_path, procs, side):
+    """--max-up / --max-down cap the transfer: 24 MiB at 4 MiB/s cannot finish in under ~5 s (an unlimited
+    transfer over loopback takes well under 2 s); a lower bound, so a slow machine cannot make it fail."""
+    torrent = payload["torrents"]["v1"]
+    limit = ["--max-up", "4M"] if side.startswith("max-up") else []
+    s = procs([PEER, "share", torrent, "--data", payload["data"], "--bind", "127.0.0.81", "--port", "0",
+               "--state", tmp_path / "s1", *limit], tmp_path / "share.log")
+    port = int(s.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    limit = ["--max-down", "4M"] if side.startswith("max-down") else []
+    t0 = time.monotonic()
+    run_peer("get", torrent, "-o", tmp_path / "out", "--peer", f"127.0.0.81:{port}", "--bind", "127.0.0.82",
+             "--port", "0", "--state", tmp_path / "s2", *limit, timeout=120)
+    elapsed = time.monotonic() - t0
+    assert tree_digest(tmp_path / "out" / "album") == tree_digest(payload["src"])
+    assert elapsed > (PAYLOAD / (4 << 20)) - 1.5, f"took only {elapsed:.1f} s"
+    assert elapsed < 60
+
+
+def test_a_swarm_shares_the_load(tmp_path, procs, opentracker):
+    """A seed capped at 1 MiB/s, four Peer leechers and one libtorrent leecher, found through opentracker: all
+    finish, and each Peer leecher serves at least 10% of the payload to the others (tit-for-tat at work)."""
+    import json
+    size = 8 * 1024 * 1024 + 777
+    src = tmp_path / "src" / "swarm"
+    src.mkdir(parents=True)
+    (src / "big.bin").write_bytes(os.urandom(size - 777))
+    (src / "small.bin").write_bytes(os.urandom(777))
+    torrent = tmp_path / "s.torrent"
+    tracker = f"http://127.0.0.30:{opentracker.port}/announce"
+    info = json.loads(run_peer("create", src, "-o", torrent, "--v1", "--piece-length", "64K", "--tracker", tracker,
+                               "--json").stdout)
+    opentracker.start([info["info_hash_v1"]])
+    seed = procs([PEER, "share", torrent, "--data", src.parent, "--bind", "127.0.0.40", "--port", "0", "--state",
+                  tmp_path / "seed-state", "--max-up", "1M"], tmp_path / "seed.log")
+    seed.wait_for("listening on")
+    time.sleep(0.5)
+    leechers = []
+    for i in range(1, 5):
+        addr = f"127.0.0.4{i}"
+        leechers.append(procs([PEER, "get", torrent, "-o", tmp_path / f"out{i}", "--bind", addr, "--port", "0",
+                               "--state", tmp_path / f"state{i}", "--seed", "--json"], tmp_path / f"leech{i}.log"))
+        time.sleep(0.3)
+    lt_out = tmp_path / "lt-out"
+    lt_out.mkdir()
+    lt_leech = procs(["/usr/bin/python3", LTPEER, "leech", str(torrent), str(lt_out), "--bind", "127.0.0.45",
+                      "--port", str(free_port("127.0.0.45")), "--timeout", "150"], tmp_path / "lt-leech.log")
+    for p in leechers:
+        p.wait_for("complete; seeding until interrupted", timeout=150)
+    lt_leech.wait_for("COMPLETE", timeout=150)
+    uploads = []
+    for i, p in enumerate(leechers, 1):
+        p.p.send_signal(signal.SIGTERM)
+        assert p.p.wait(15) == 0
+        p.log.seek(0)
+        text = p.log.read()
+        summary = json.loads(text[text.index("{"):text.rindex("}") + 1])
+        assert summary["complete"], text
+        uploads.append(summary["uploaded"])
+        assert tree_digest(tmp_path / f"out{i}" / "swarm") == tree_digest(src)
+    assert tree_digest(lt_out / "swarm") == tree_digest(src)
+    print(f"swarm: payload {size}, Peer leechers uploaded {uploads}")
+    assert all(u >= size // 10 for u in uploads), f"uploads {uploads} (payload {size})"

@@ -7,6 +7,7 @@ import NIOPosix
 import PeerBase
 import PeerWire
 import Storage
+import DequeModule
 import Swarm
 import Tracker
 
@@ -19,8 +20,23 @@ public final class TorrentEngine: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// Keep serving after the download completes.
         public var seedAfterDownload = false
-        /// Outstanding block requests per peer.
-        public var pipelineDepth = 64
+        /// Outstanding block requests per peer: about `requestQueueTime` of its measured rate, within these
+        /// bounds (and never more than the peer's own `reqq`).
+        public var pipelineDepth = 16...500
+        public var requestQueueTime: Duration = .seconds(2)
+        /// Regular upload slots (tit-for-tat); one optimistic slot comes on top.
+        public var uploadSlots = 8
+        /// Byte rates for the whole torrent; nil is unlimited.
+        public var maxUploadRate: Int64?
+        public var maxDownloadRate: Int64?
+        /// Fetch pieces in order (for playing while downloading) instead of rarest first.
+        public var sequential = false
+        /// Where resume data is saved (after verified pieces, at most every `resumeInterval`, and on stop).
+        public var resume: ResumeStore?
+        public var resumeInterval: Duration = .seconds(5)
+        /// A peer that sends nothing for this long while we wait on its blocks is snubbed: its requests go
+        /// to other peers and it is asked for one block at a time until it sends again.
+        public var snubTimeout: Duration = .seconds(30)
         /// Outstanding disk reads per peer while serving.
         public var maxQueuedReads = 256
         public var clientName = "Peer 0.1"
@@ -59,6 +75,16 @@ public final class TorrentEngine: @unchecked Sendable {
     private var goodPieces: [String: Int] = [:]  // host -> verified pieces it sent blocks of
     private var banned: Set<String> = []
     private var senders: [Int: Set<String>] = [:]  // piece -> hosts that sent blocks of it
+    private var choker: Choker
+    private var ticks = 0
+    private var uploadLimiter: RateLimiter
+    private var downloadLimiter: RateLimiter
+    /// Blocks read for peers, waiting for the upload limiter.
+    private var uploadQueue: Deque<(key: Int, message: PeerMessage)> = []
+    private var pacer: RepeatedTask?
+    private var resumeDirty = false
+    private var resumeSaving = false
+    private var lastResumeSave: Instant = .zero
 
     /// Called on the loop whenever something changes (for progress lines).
     public var onProgress: (@Sendable (Progress) -> Void)?
@@ -75,7 +101,16 @@ public final class TorrentEngine: @unchecked Sendable {
         var joined = false
         var outstanding: Set<PeerWire.BlockRef> = []
         var queuedReads = 0
-        init(key: Int, channel: any Channel, session: PeerWireSession, host: String, pieceCount: Int) {
+        /// Bytes of blocks received from / sent to the peer this second and this choke round.
+        var receivedSecond: Int64 = 0
+        var receivedRound: Int64 = 0
+        var sentRound: Int64 = 0
+        /// Bytes per second received, smoothed.
+        var rate: Double = 0
+        var lastBlockAt: Instant
+        var snubbed = false
+        init(key: Int, channel: any Channel, session: PeerWireSession, host: String, pieceCount: Int, now: Instant) {
+            self.lastBlockAt = now
             self.key = key
             self.channel = channel
             self.session = session
@@ -105,6 +140,10 @@ public final class TorrentEngine: @unchecked Sendable {
         }
         self.picker = PiecePicker(pieceCount: map.pieceCount, pieceLength: map.pieceLength, shortPieces: short,
             have: have)
+        self.picker.sequential = configuration.sequential
+        self.choker = Choker(slots: configuration.uploadSlots)
+        self.uploadLimiter = RateLimiter(rate: configuration.maxUploadRate)
+        self.downloadLimiter = RateLimiter(rate: configuration.maxDownloadRate)
     }
 
     /// The 20-byte hashes peers may use in handshakes for this torrent.
@@ -122,6 +161,10 @@ public final class TorrentEngine: @unchecked Sendable {
             self.timer = self.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
                 self.tick()
             }
+            if self.configuration.maxUploadRate != nil || self.configuration.maxDownloadRate != nil {
+                self.pacer = self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50),
+                    delay: .milliseconds(50)) { _ in self.pace() }
+            }
             if self.picker.isComplete { self.finishDownload(log: false) }
             self.report()
             return promise.futureResult
@@ -136,8 +179,29 @@ public final class TorrentEngine: @unchecked Sendable {
     public func stop() -> EventLoopFuture<Void> {
         self.eventLoop.submit {
             self.timer?.cancel()
+            self.pacer?.cancel()
             for p in self.peers.values { p.channel.close(promise: nil) }
         }
+    }
+
+    /// Saves resume data now (on stop), if the engine has a resume store; failures are logged, not thrown.
+    public func saveResumeData() -> EventLoopFuture<Void> {
+        self.eventLoop.flatSubmit { self.writeResume() }
+    }
+
+    /// Writes the verified pieces and the files' statuses off the loop.
+    private func writeResume() -> EventLoopFuture<Void> {
+        guard let store = self.configuration.resume else { return self.eventLoop.makeSucceededVoidFuture() }
+        self.resumeDirty = false
+        self.resumeSaving = true
+        self.lastResumeSave = self.now
+        let pieces = self.picker.have
+        let storage = self.storage
+        return self.threadPool.runIfActive(eventLoop: self.eventLoop) {
+            try store.save(pieces: pieces, storage: storage)
+        }.flatMapErrorThrowing { error in
+            self.onLog?("cannot save resume data to \(store.path): \(error)")
+        }.always { _ in self.resumeSaving = false }
     }
 
     private var now: Instant {
@@ -171,7 +235,7 @@ public final class TorrentEngine: @unchecked Sendable {
         self.nextKey += 1
         let state = PeerState(key: key, channel: channel,
             session: PeerWireSession(role: role, configuration: config, at: self.now), host: host,
-            pieceCount: self.picker.pieceCount)
+            pieceCount: self.picker.pieceCount, now: self.now)
         self.peers[key] = state
         if Self.debug { self.onLog?("attached \(host) as \(role)") }
         _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key))
@@ -272,7 +336,8 @@ public final class TorrentEngine: @unchecked Sendable {
         case .piece(let index, let offset, let data):
             self.receivedBlock(index: index, offset: offset, data: data, from: p)
         case .interested:
-            if p.session.amChoking { self.send(.unchoke, to: p) }
+            let unchoked = self.peers.values.count(where: { !$0.session.amChoking })
+            if p.session.amChoking && self.choker.hasFreeSlot(unchoked: unchoked) { self.send(.unchoke, to: p) }
         case .notInterested:
             break
         case .request(let b):
@@ -294,13 +359,28 @@ public final class TorrentEngine: @unchecked Sendable {
         if wants && !p.session.peerChoking { self.requestMore(p) }
     }
 
+    /// How many requests to keep outstanding at `p`: about `requestQueueTime` of its rate, within bounds.
+    private func depth(_ p: PeerState) -> Int {
+        if p.snubbed { return 1 }
+        let bounds = self.configuration.pipelineDepth
+        let seconds = Double(self.configuration.requestQueueTime.components.seconds)
+        var depth = min(bounds.upperBound, max(bounds.lowerBound, Int(p.rate * seconds / 16384)))
+        if let reqq = p.session.remoteExtensions?.requestQueue, reqq > 0 { depth = min(depth, reqq) }
+        return depth
+    }
+
     private func requestMore(_ p: PeerState) {
         guard !p.session.peerChoking, p.session.amInterested else { return }
-        let room = self.configuration.pipelineDepth - p.outstanding.count
+        // As many as the pipeline has room for, and the download limit allows (the picker marks every block it
+        // returns as requested, so ask it for no more than will be sent).
+        let allowance = self.downloadLimiter.allowance(at: self.now)
+        let blocks = allowance > Int64(Int32.max) ? Int(Int32.max) : Int((allowance + 16383) / 16384)
+        let room = min(self.depth(p) - p.outstanding.count, blocks)
         guard room > 0 else { return }
         for b in self.picker.pick(for: p.key, has: p.has, count: room, using: &self.rng) {
             p.outstanding.insert(b)
             self.send(.request(b), to: p)
+            self.downloadLimiter.spend(Int(b.length), at: self.now)
         }
     }
 
@@ -329,6 +409,10 @@ public final class TorrentEngine: @unchecked Sendable {
             }
             self.senders[piece, default: []].insert(p.host)
             self.downloaded += Int64(data.readableBytes)
+            p.receivedSecond += Int64(data.readableBytes)
+            p.receivedRound += Int64(data.readableBytes)
+            p.lastBlockAt = self.now
+            p.snubbed = false
             if complete { self.finishPiece(piece) }
             self.requestMore(p)
         }
@@ -348,6 +432,7 @@ public final class TorrentEngine: @unchecked Sendable {
             switch result {
             case .success(true):
                 self.picker.pieceVerified(piece)
+                self.resumeDirty = true
                 for host in self.senders.removeValue(forKey: piece) ?? [] { self.goodPieces[host, default: 0] += 1 }
                 for other in self.peers.values where other.session.remote != nil {
                     self.send(.have(piece: UInt32(piece)), to: other)
@@ -437,13 +522,45 @@ public final class TorrentEngine: @unchecked Sendable {
             guard self.peers[p.key] != nil else { return }
             switch result {
             case .success(let bytes):
-                self.send(.piece(piece: b.piece, offset: b.offset, data: ByteBuffer(bytes: bytes)), to: p)
-                self.uploaded += Int64(bytes.count)
+                guard !p.session.amChoking else {
+                    // Choked while the read was on its way: the request is void (BEP 6: say so).
+                    if p.session.fastExtension { self.send(.reject(b), to: p) }
+                    break
+                }
+                let message = PeerMessage.piece(piece: b.piece, offset: b.offset, data: ByteBuffer(bytes: bytes))
+                if self.uploadQueue.isEmpty && self.uploadLimiter.canSpend(at: self.now) {
+                    self.sendPiece(message, bytes: bytes.count, to: p)
+                } else {
+                    self.uploadQueue.append((p.key, message))
+                }
             case .failure(let error):
                 self.onLog?("cannot read \(b): \(error)")
                 if p.session.fastExtension { self.send(.reject(b), to: p) }
             }
             self.flush(p)
+        }
+    }
+
+    private func sendPiece(_ message: PeerMessage, bytes: Int, to p: PeerState) {
+        self.send(message, to: p)
+        self.uploaded += Int64(bytes)
+        p.sentRound += Int64(bytes)
+        self.uploadLimiter.spend(bytes, at: self.now)
+    }
+
+    /// Every 50 ms with a rate limit: sends queued blocks and asks for more as the limiters allow.
+    private func pace() {
+        while let (key, message) = self.uploadQueue.first, self.uploadLimiter.canSpend(at: self.now) {
+            self.uploadQueue.removeFirst()
+            guard let p = self.peers[key], !p.session.amChoking, case .piece(_, _, let data) = message else { continue }
+            self.sendPiece(message, bytes: data.readableBytes, to: p)
+            self.flush(p)
+        }
+        if self.downloadLimiter.rate != nil && self.downloadLimiter.canSpend(at: self.now) {
+            for p in self.peers.values {
+                self.requestMore(p)
+                self.flush(p)
+            }
         }
     }
 
@@ -468,17 +585,59 @@ public final class TorrentEngine: @unchecked Sendable {
     // MARK: timer and progress
 
     private func tick() {
+        let now = self.now
+        self.ticks += 1
         for p in self.peers.values {
-            p.session.handleTimeout(at: self.now)
+            p.rate = p.rate * 0.5 + Double(p.receivedSecond) * 0.5
+            p.receivedSecond = 0
+            if !p.outstanding.isEmpty && !p.snubbed && now - p.lastBlockAt > self.configuration.snubTimeout {
+                p.snubbed = true
+                self.onLog?("\(p.host) snubbed us (nothing for \(self.configuration.snubTimeout)); asking others")
+                for b in p.outstanding { self.picker.requestFailed(b, peer: p.key) }
+                p.outstanding.removeAll()
+            }
+            p.session.handleTimeout(at: now)
             self.process(p)
+        }
+        if self.ticks % 10 == 0 { self.chokeRound() }
+        if self.resumeDirty && !self.resumeSaving && now - self.lastResumeSave >= self.configuration.resumeInterval {
+            _ = self.writeResume()
         }
         self.report()
     }
 
-    private func report() {
+    /// Every 10 s: tit-for-tat (or, when seeding, fastest upload) picks who may download from us.
+    private func chokeRound() {
+        let seeding = self.picker.isComplete
+        let candidates = self.peers.values.filter { $0.session.remote != nil }.map {
+            Choker.Candidate(key: $0.key, interested: $0.session.peerInterested, received: $0.receivedRound,
+                sent: $0.sentRound, snubbed: $0.snubbed)
+        }
+        let unchoke = self.choker.round(candidates, seeding: seeding, using: &self.rng)
+        for p in self.peers.values where p.session.remote != nil {
+            p.receivedRound = 0
+            p.sentRound = 0
+            if unchoke.contains(p.key) && p.session.amChoking {
+                self.send(.unchoke, to: p)
+            } else if !unchoke.contains(p.key) && !p.session.amChoking {
+                self.send(.choke, to: p)
+            }
+            self.flush(p)
+        }
+    }
+
+    private var progressNow: Progress {
         let wanted = (0..<self.picker.pieceCount).reduce(0) { $0 + (self.picker.priority(of: $1) > 0 ? 1 : 0) }
-        self.onProgress?(Progress(havePieces: self.picker.have.setCount, wantedPieces: wanted,
-            downloaded: self.downloaded, uploaded: self.uploaded, peers: self.peers.count,
-            complete: self.picker.isComplete))
+        return Progress(havePieces: self.picker.have.setCount, wantedPieces: wanted, downloaded: self.downloaded,
+            uploaded: self.uploaded, peers: self.peers.count, complete: self.picker.isComplete)
+    }
+
+    /// The figures now (for a summary at exit).
+    public func progress() -> EventLoopFuture<Progress> {
+        self.eventLoop.submit { self.progressNow }
+    }
+
+    private func report() {
+        self.onProgress?(self.progressNow)
     }
 }
