@@ -63,7 +63,7 @@ let package = Package(
         ),
         .target(
             name: "Swarm",
-            dependencies: ["PeerBase", "PeerWire"],
+            dependencies: ["PeerBase", "Metainfo", "PeerWire"],
             swiftSettings: strict
         ),
         .target(
@@ -123,7 +123,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "PeerWire", "PeerBase"], swiftSettings: strict),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "PeerWire", "PeerBase", "Metainfo"], swiftSettings: strict),
         .testTarget(
             name: "PeerKitTests",
             dependencies: ["PeerKit", "Metainfo", "PeerBase", .product(name: "Crypto", package: "swift-crypto")],

@@ -63,6 +63,50 @@ func stateDirectory(_ option: String?) -> String {
     return (env["HOME"] ?? ".") + "/.local/share/peer"
 }
 
+/// Where a magnet link's metadata is kept once fetched: STATE/torrents/ID.torrent.
+func keptTorrentPath(_ id: String, network: NetworkOptions) -> String {
+    stateDirectory(network.state) + "/torrents/\(id).torrent"
+}
+
+/// Writes a torrent file around an info dictionary received from peers, byte for byte (it is not re-encoded),
+/// with the magnet's trackers and any v2 piece layers learnt from peers.
+func keepTorrent(info: [UInt8], trackers: [String], pieceLayers: [[UInt8]: [UInt8]] = [:], at path: String) {
+    var file = Array("d".utf8)
+    if !trackers.isEmpty {
+        file += BencodeEncoder.encode(.text("announce-list"))
+        file += BencodeEncoder.encode(.list(trackers.map { .list([.text($0)]) }))
+    }
+    file += Array("4:info".utf8) + info
+    if !pieceLayers.isEmpty {
+        var layers = BencodeDictionary()
+        for (root, layer) in pieceLayers { layers[root] = .string(layer) }
+        file += BencodeEncoder.encode(.text("piece layers")) + BencodeEncoder.encode(.dictionary(layers))
+    }
+    file += Array("e".utf8)
+    let folder = (path as NSString).deletingLastPathComponent
+    try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let temporary = path + ".part"
+    if !FileManager.default.createFile(atPath: temporary, contents: Data(file))
+        || rename(temporary, path) != 0
+    {
+        Terminal.warn("cannot keep the metadata in \(folder)")
+    }
+}
+
+/// A magnet link's torrent: the one kept from an earlier run if it is there and matches, else fetched.
+func magnetTorrent(_ magnet: MagnetLink, network: NetworkOptions, command: String) async throws -> TorrentMetainfo {
+    let path = keptTorrentPath(magnet.infoHashes.id, network: network)
+    if let data = FileManager.default.contents(atPath: path), var t = try? TorrentMetainfo(bytes: [UInt8](data)),
+        magnet.infoHashes.v1 == nil || t.infoHashes.v1 == magnet.infoHashes.v1,
+        magnet.infoHashes.v2 == nil || t.infoHashes.v2 == magnet.infoHashes.v2
+    {
+        Terminal.stderr("\(command): using the metadata kept in \(path)\n")
+        if t.webSeeds.isEmpty { t.webSeeds = magnet.webSeeds }
+        return t
+    }
+    return try await fetchMetadata(magnet, network: network, command: command)
+}
+
 /// Fetches a magnet link's info dictionary from its peers (x.pe, --peer, trackers), checks it against the
 /// info-hash, keeps it as STATE/torrents/ID.torrent, and returns the torrent.
 func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: String) async throws -> TorrentMetainfo {
@@ -100,18 +144,7 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
     }
     torrent.trackers = magnet.trackers.map { [$0] }
     torrent.webSeeds = magnet.webSeeds
-    // Keep it, byte for byte (the info dictionary is not re-encoded), for the next run.
-    var file = Array("d".utf8)
-    if !magnet.trackers.isEmpty {
-        file += BencodeEncoder.encode(.text("announce-list"))
-        file += BencodeEncoder.encode(.list(magnet.trackers.map { .list([.text($0)]) }))
-    }
-    file += Array("4:info".utf8) + info + Array("e".utf8)
-    let folder = stateDirectory(network.state) + "/torrents"
-    try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    if !FileManager.default.createFile(atPath: "\(folder)/\(torrent.infoHashes.id).torrent", contents: Data(file)) {
-        Terminal.warn("cannot keep the metadata in \(folder)")
-    }
+    keepTorrent(info: info, trackers: magnet.trackers, at: keptTorrentPath(magnet.infoHashes.id, network: network))
     Terminal.stderr("\(command): got the metadata of \(torrent.name) (\(info.count) bytes)\n")
     return torrent
 }
@@ -134,7 +167,7 @@ func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
 /// Runs a node for one torrent until it completes (get) or is interrupted (share, get --seed).
 func runTransfer(
     command: String, metainfo: TorrentMetainfo, directory: String, network: NetworkOptions, seed: Bool,
-    requireComplete: Bool, extraPeers: [String] = [], sequential: Bool = false
+    requireComplete: Bool, extraPeers: [String] = [], sequential: Bool = false, fromMagnet: MagnetLink? = nil
 ) async throws {
     let dir = FilePath(directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
     try? FileManager.default.createDirectory(atPath: dir.string, withIntermediateDirectories: true)
@@ -187,6 +220,13 @@ func runTransfer(
             + "up \(ByteCount.format(p.uploaded))  peers \(p.peers)  ETA \(eta / 60):\(eta % 60 < 10 ? "0" : "")\(eta % 60)\u{1B}[K")
     }
     engine.onLog = { line in Terminal.stderr((tty ? "\r\u{1B}[K" : "") + "\(line)\n") }
+    if let magnet = fromMagnet {
+        // A v2 torrent from a magnet link learns its piece layers from peers: keep them for the next run.
+        engine.onPieceLayers = { layers in
+            keepTorrent(info: metainfo.infoBytes, trackers: magnet.trackers, pieceLayers: layers,
+                at: keptTorrentPath(magnet.infoHashes.id, network: network))
+        }
+    }
     let done = engine.start()
     let how = saved == nil ? "" : " (\(check.trusted) from resume data, \(check.checked) checked)"
     Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified\(how); "
@@ -328,19 +368,22 @@ struct Get: AsyncParsableCommand {
     func run() async throws {
         let t: TorrentMetainfo
         var magnetPeers: [String] = []
+        var magnetLink: MagnetLink?
         if self.source.lowercased().hasPrefix("magnet:") {
             let magnet: MagnetLink
             do { magnet = try MagnetLink(parsing: self.source) } catch {
                 Terminal.error("get", error.description)
                 throw ExitCode(1)
             }
-            t = try await fetchMetadata(magnet, network: self.network, command: "get")
+            t = try await magnetTorrent(magnet, network: self.network, command: "get")
             magnetPeers = magnet.peers
+            magnetLink = magnet
         } else {
             t = try loadTorrent(self.source, command: "get")
         }
         try await runTransfer(command: "get", metainfo: t, directory: self.output, network: self.network,
-            seed: self.seed, requireComplete: false, extraPeers: magnetPeers, sequential: self.sequential)
+            seed: self.seed, requireComplete: false, extraPeers: magnetPeers, sequential: self.sequential,
+            fromMagnet: magnetLink)
     }
 }
 

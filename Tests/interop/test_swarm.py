@@ -256,11 +256,12 @@ def test_a_hostile_peer_is_dropped_and_the_download_completes(payload, tmp_path,
         assert "dropped 127.0.0.41" in p.stderr, p.stderr
 
 
-def magnet_of(torrent, **extra):
-    import json
+def magnet_of(torrent, v2_only=False, **extra):
+    """The torrent's magnet link with extra fields; v2_only gives only the v2 hash (xt=urn:btmh:1220...)."""
     from urllib.parse import quote
     info = json.loads(run_peer("info", torrent, "--json").stdout)
-    link = f"magnet:?xt=urn:btih:{info['info_hash_v1']}"
+    link = (f"magnet:?xt=urn:btmh:1220{info['info_hash_v2']}" if v2_only
+            else f"magnet:?xt=urn:btih:{info['info_hash_v1']}")
     for key, values in extra.items():
         for v in values:
             link += f"&{key.replace('_', '.')}={quote(v, safe=':/')}"
@@ -402,3 +403,43 @@ def test_a_swarm_shares_the_load(tmp_path, procs, opentracker):
     assert tree_digest(lt_out / "swarm") == tree_digest(src)
     print(f"swarm: payload {size}, Peer leechers uploaded {uploads}")
     assert all(u >= size // 10 for u in uploads), f"uploads {uploads} (payload {size})"
+
+
+@pytest.mark.parametrize("seeder", ["libtorrent", "peer"])
+def test_v2_magnet_learns_piece_layers_from_peers(payload, tmp_path, procs, seeder):
+    """A v2-only magnet: the info dictionary (BEP 9) holds only file roots, so Peer asks the seed for the piece
+    layers (BEP 52 hash requests), checks them against the roots, downloads, and keeps them with the metadata
+    so that a second run needs no peer at all."""
+    torrent = payload["torrents"]["v2"]
+    if seeder == "libtorrent":
+        port = free_port("127.0.0.85")
+        s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.85",
+                   "--port", str(port)], tmp_path / "lt-seed.log")
+        s.wait_for("READY")
+    else:
+        _, port = peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.85")
+    link, info = magnet_of(torrent, v2_only=True, x_pe=[f"127.0.0.85:{port}"])
+    out = tmp_path / "out"
+    p = run_peer("get", link, "-o", out, "--bind", "127.0.0.86", "--port", "0", "--state", tmp_path / "state",
+                 timeout=120)
+    assert "got every piece layer from peers" in p.stderr, p.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+    again = run_peer("get", link, "-o", out, "--bind", "127.0.0.86", "--port", "0", "--state", tmp_path / "state",
+                     timeout=60)
+    assert "using the metadata kept in" in again.stderr
+    n = info["piece_count"]
+    assert f"{n}/{n} pieces verified" in again.stderr, again.stderr
+
+
+def test_libtorrent_gets_a_v2_magnet_from_a_peer_seed(payload, tmp_path, procs):
+    """The other way: Peer serves the info dictionary and answers libtorrent's hash requests."""
+    torrent = payload["torrents"]["v2"]
+    _, port = peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.87")
+    link, _ = magnet_of(torrent, v2_only=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", link, str(out), "--bind", "127.0.0.88",
+                         "--port", str(free_port("127.0.0.88")), "--connect", f"127.0.0.87:{port}",
+                         "--timeout", "100"], capture_output=True, text=True, timeout=120)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])

@@ -57,7 +57,9 @@ public final class TorrentEngine: @unchecked Sendable {
     public let metainfo: TorrentMetainfo
     public let eventLoop: any EventLoop
     let storage: any TorrentStorage
-    let verifier: PieceVerifier
+    private(set) var verifier: PieceVerifier
+    /// v2 piece layers still to learn from peers (a v2 torrent from a magnet link); nil when all are known.
+    private var layerFetch: PieceLayerFetch?
     let threadPool: NIOThreadPool
     let configuration: Configuration
     let localID: PeerID
@@ -90,6 +92,9 @@ public final class TorrentEngine: @unchecked Sendable {
     public var onProgress: (@Sendable (Progress) -> Void)?
     /// Called on the loop with a line worth logging (peer dropped, hash failure).
     public var onLog: (@Sendable (String) -> Void)?
+    /// Called once, on the loop, when the piece layers learnt from peers are complete (to keep them with the
+    /// torrent's metadata): every layer by pieces root.
+    public var onPieceLayers: (@Sendable ([[UInt8]: [UInt8]]) -> Void)?
 
     /// Confined to the engine's loop like the engine itself.
     private final class PeerState: @unchecked Sendable {
@@ -141,6 +146,18 @@ public final class TorrentEngine: @unchecked Sendable {
         self.picker = PiecePicker(pieceCount: map.pieceCount, pieceLength: map.pieceLength, shortPieces: short,
             have: have)
         self.picker.sequential = configuration.sequential
+        // A v2 torrent from a magnet link knows each file's root but not its piece layer: those pieces wait
+        // (priority 0) until the layer arrives from peers.
+        var needed: [(fileIndex: Int, root: [UInt8], pieceCount: Int)] = []
+        if metainfo.version == .v2 {
+            for file in map.files where !file.isPadding {
+                let pieces = map.pieces(ofFile: file.index)
+                guard let root = file.piecesRoot, pieces.count > 1, self.verifier.pieceLayers[root] == nil else { continue }
+                needed.append((file.index, root, pieces.count))
+                self.picker.setPriority(0, pieces: pieces)
+            }
+        }
+        if !needed.isEmpty { self.layerFetch = PieceLayerFetch(needed: needed, pieceLength: map.pieceLength) }
         self.choker = Choker(slots: configuration.uploadSlots)
         self.uploadLimiter = RateLimiter(rate: configuration.maxUploadRate)
         self.downloadLimiter = RateLimiter(rate: configuration.maxDownloadRate)
@@ -151,7 +168,7 @@ public final class TorrentEngine: @unchecked Sendable {
         [self.metainfo.infoHashes.v1?.bytes, self.metainfo.infoHashes.v2?.truncated].compactMap { $0 }
     }
 
-    public var isComplete: Bool { self.picker.isComplete }
+    public var isComplete: Bool { self.picker.isComplete && self.layerFetch == nil }
 
     /// Starts the timer; the returned future completes when every wanted piece is verified.
     public func start() -> EventLoopFuture<Void> {
@@ -165,7 +182,7 @@ public final class TorrentEngine: @unchecked Sendable {
                 self.pacer = self.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(50),
                     delay: .milliseconds(50)) { _ in self.pace() }
             }
-            if self.picker.isComplete { self.finishDownload(log: false) }
+            if self.isComplete { self.finishDownload(log: false) }
             self.report()
             return promise.futureResult
         }
@@ -259,6 +276,7 @@ public final class TorrentEngine: @unchecked Sendable {
         if p.joined { self.picker.peerLeft(key, has: p.has) } else {
             for b in p.outstanding { self.picker.requestFailed(b, peer: key) }
         }
+        self.layerFetch?.peerLeft(key)
         self.report()
     }
 
@@ -315,6 +333,7 @@ public final class TorrentEngine: @unchecked Sendable {
             self.picker.peerJoined(has: p.has)
             p.joined = true
             self.updateInterest(p)
+            self.askForLayers(p)
         case .have(let i):
             if !p.joined {
                 p.joined = true
@@ -325,6 +344,7 @@ public final class TorrentEngine: @unchecked Sendable {
                 self.picker.peerHave(Int(i))
             }
             self.updateInterest(p)
+            self.askForLayers(p)
         case .unchoke:
             self.requestMore(p)
         case .choke:
@@ -344,6 +364,13 @@ public final class TorrentEngine: @unchecked Sendable {
             self.serve(b, to: p)
         case .extended(let id, let payload) where id == MetadataFetcher.utMetadataID:
             self.serveMetadata(payload, to: p)
+        case .hashRequest(let r):
+            self.serveHashes(r, to: p)
+        case .hashes(let r, let hashes):
+            self.receivedHashes(r, Array(buffer: hashes), from: p)
+        case .hashReject(let r):
+            self.layerFetch?.rejected(r, by: p.key)
+            self.askForLayers(p)
         default:
             break
         }
@@ -439,7 +466,7 @@ public final class TorrentEngine: @unchecked Sendable {
                     self.updateInterest(other)
                     self.flush(other)
                 }
-                if self.picker.isComplete { self.finishDownload() }
+                if self.isComplete { self.finishDownload() }
             case .success(false):
                 self.hashFailed(piece)
             case .failure(let error):
@@ -561,6 +588,57 @@ public final class TorrentEngine: @unchecked Sendable {
                 self.requestMore(p)
                 self.flush(p)
             }
+        }
+    }
+
+    // MARK: v2 piece layers (BEP 52 hash requests)
+
+    /// Asks `p` for runs of the piece layers we lack, for files it has pieces of.
+    private func askForLayers(_ p: PeerState) {
+        guard self.layerFetch != nil, p.session.remote != nil else { return }
+        let map = self.storage.pieceMap
+        let has = p.has
+        for r in self.layerFetch!.requests(for: p.key, has: { file in
+            map.pieces(ofFile: file).contains { has[$0] }
+        }) {
+            self.send(.hashRequest(r), to: p)
+        }
+    }
+
+    private func receivedHashes(_ r: HashRequest, _ hashes: [UInt8], from p: PeerState) {
+        guard self.layerFetch != nil else { return }
+        switch self.layerFetch!.received(r, hashes: hashes, from: p.key) {
+        case .unexpected, .stored:
+            break
+        case .invalid:
+            self.onLog?("\(p.host) sent piece-layer hashes that do not match the file's root; asking others")
+        case .layer(let fileIndex, let root, let layer):
+            self.verifier.addPieceLayer(layer, root: root)
+            self.picker.setPriority(1, pieces: self.storage.pieceMap.pieces(ofFile: fileIndex))
+            if self.layerFetch!.isDone {
+                self.layerFetch = nil
+                self.onLog?("got every piece layer from peers")
+                self.onPieceLayers?(self.verifier.pieceLayers)
+            }
+            for other in self.peers.values {
+                self.updateInterest(other)
+                self.flush(other)
+            }
+            if self.isComplete { self.finishDownload() }
+        }
+        self.askForLayers(p)
+    }
+
+    /// Answers a hash request for a piece layer we know; anything else is rejected.
+    private func serveHashes(_ r: HashRequest, to p: PeerState) {
+        let height = MerkleTree.log2(self.storage.pieceMap.pieceLength / MerkleTree.blockSize)
+        if r.baseLayer == UInt32(height), let layer = self.verifier.pieceLayers[r.piecesRoot],
+            let hashes = MerkleProof.answer(layer: layer, padHeight: height, index: Int(r.index), length: Int(r.length),
+                proofLayers: Int(r.proofLayers))
+        {
+            self.send(.hashes(r, hashes: ByteBuffer(bytes: hashes)), to: p)
+        } else {
+            self.send(.hashReject(r), to: p)
         }
     }
 
