@@ -17,6 +17,8 @@ import Darwin
 /// - Paths are checked by `PathResolver`, and every folder below the download folder is opened with
 ///   `O_NOFOLLOW`, one component at a time: a symbolic link inside the download tree makes the operation
 ///   fail with `StorageError.symbolicLink` instead of reaching outside.
+/// - Files not selected for download (`unselected`) are never created: the bytes of theirs that share a
+///   piece with a selected file live in a part file instead, at `piece * pieceLength + offset`.
 /// - At most `maxOpenFiles` descriptors stay open (least recently used closed first); a descriptor in
 ///   use by another thread is closed only when that thread is done with it.
 public final class FileStorage: TorrentStorage {
@@ -26,6 +28,12 @@ public final class FileStorage: TorrentStorage {
     public let resolver: PathResolver
     /// The most descriptors kept open (more only while all are in use).
     public let maxOpenFiles: Int
+    /// Files not to create; their bytes in shared pieces go to `partFile`.
+    public let unselected: Set<Int>
+    /// Where bytes of unselected files are kept (required when `unselected` is not empty).
+    public let partFile: FilePath?
+    /// The key of the part file in the descriptor cache.
+    private static let partKey = -1
 
     /// An open file; its mutable fields change only under the cache lock.
     private final class OpenFile: @unchecked Sendable {
@@ -54,18 +62,30 @@ public final class FileStorage: TorrentStorage {
     ///   - directory: the download folder, an absolute path (created on the first write if missing).
     ///   - maxOpenFiles: how many descriptors to keep open at most.
     /// - Throws: `StorageError.relativeDownloadFolder`.
-    public init(pieceMap: PieceMap, directory: FilePath, maxOpenFiles: Int = 64) throws(StorageError) {
+    public init(pieceMap: PieceMap, directory: FilePath, maxOpenFiles: Int = 64, unselected: Set<Int> = [],
+        partFile: FilePath? = nil) throws(StorageError)
+    {
         precondition(maxOpenFiles > 0, "at least one open file")
+        precondition(unselected.isEmpty || partFile != nil, "unselected files need a part file")
+        self.unselected = unselected
+        self.partFile = partFile
         self.pieceMap = pieceMap
         self.resolver = try PathResolver(root: directory)
         self.maxOpenFiles = maxOpenFiles
     }
 
     /// A storage for a parsed torrent under `directory`.
-    public convenience init(metainfo: TorrentMetainfo, directory: FilePath, maxOpenFiles: Int = 64)
-        throws(StorageError)
+    public convenience init(metainfo: TorrentMetainfo, directory: FilePath, maxOpenFiles: Int = 64,
+        unselected: Set<Int> = [], partFile: FilePath? = nil) throws(StorageError)
     {
-        try self.init(pieceMap: PieceMap(metainfo), directory: directory, maxOpenFiles: maxOpenFiles)
+        try self.init(pieceMap: PieceMap(metainfo), directory: directory, maxOpenFiles: maxOpenFiles,
+            unselected: unselected, partFile: partFile)
+    }
+
+    /// Where a span's bytes live: its file and offset, or the part file for an unselected file.
+    private func location(_ span: FileSpan, piece: PieceIndex) -> (key: Int, offset: Int64) {
+        guard self.unselected.contains(span.fileIndex) else { return (span.fileIndex, span.fileOffset) }
+        return (Self.partKey, Int64(piece.value) * Int64(self.pieceMap.pieceLength) + Int64(span.pieceOffset))
     }
 
     deinit {
@@ -89,12 +109,13 @@ public final class FileStorage: TorrentStorage {
         try self.checkRange(piece, offset: offset, length: length)
         var out = [UInt8](repeating: 0, count: length)
         for span in self.pieceMap.spans(piece: piece, offset: offset, length: length) where !span.isPadding {
-            let file = try self.acquire(span.fileIndex, writable: false)
+            let (key, fileOffset) = self.location(span, piece: piece)
+            let file = try self.acquire(key, writable: false)
             defer { self.release(file) }
             let start = span.pieceOffset - offset
             var done = 0
             while done < span.length {
-                let position = span.fileOffset + Int64(done)
+                let position = fileOffset + Int64(done)
                 let n: Int
                 do {
                     n = try out.withUnsafeMutableBytes { buffer in
@@ -116,11 +137,12 @@ public final class FileStorage: TorrentStorage {
     public func write(piece: PieceIndex, offset: Int, bytes: [UInt8]) throws(StorageError) {
         try self.checkRange(piece, offset: offset, length: bytes.count)
         for span in self.pieceMap.spans(piece: piece, offset: offset, length: bytes.count) where !span.isPadding {
-            let file = try self.acquire(span.fileIndex, writable: true)
+            let (key, fileOffset) = self.location(span, piece: piece)
+            let file = try self.acquire(key, writable: true)
             defer { self.release(file) }
             let start = span.pieceOffset - offset
             do {
-                _ = try file.fd.writeAll(toAbsoluteOffset: span.fileOffset, bytes[start..<start + span.length])
+                _ = try file.fd.writeAll(toAbsoluteOffset: fileOffset, bytes[start..<start + span.length])
             } catch {
                 throw self.error(error, .write, span.fileIndex)
             }
@@ -128,7 +150,7 @@ public final class FileStorage: TorrentStorage {
     }
 
     public func createEmptyFiles() throws(StorageError) {
-        for (i, f) in self.pieceMap.files.enumerated() where f.length == 0 && !f.isPadding {
+        for (i, f) in self.pieceMap.files.enumerated() where f.length == 0 && !f.isPadding && !self.unselected.contains(i) {
             self.release(try self.acquire(i, writable: true))
         }
     }
@@ -137,9 +159,18 @@ public final class FileStorage: TorrentStorage {
         guard !self.cache.withLock({ $0.closed }) else { throw .closed }
         var out: [FileStatus?] = []
         out.reserveCapacity(self.pieceMap.files.count)
+        let part = self.partFile.flatMap { path -> FileStatus? in
+            guard case .success(let info?) = Posix.statAt(AT_FDCWD, path.string) else { return nil }
+            return Posix.status(info)
+        }
         for file in self.pieceMap.files {
             if file.isPadding {
                 out.append(nil)
+                continue
+            }
+            if self.unselected.contains(file.index) {
+                // What is kept of an unselected file is in the part file.
+                out.append(part)
                 continue
             }
             guard let folder = try self.openParent(of: file.index, create: false) else {
@@ -233,6 +264,16 @@ public final class FileStorage: TorrentStorage {
     /// Opens a file without following links; for writing, creates it (and its folders) and gives it its
     /// full length.
     private func open(_ index: Int, writable: Bool) throws(StorageError) -> FileDescriptor {
+        if index == Self.partKey, let part = self.partFile {
+            do {
+                return try FileDescriptor.open(part, writable ? .readWrite : .readOnly,
+                    options: writable ? [.create, .noFollow] : [.noFollow], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+            } catch Errno.noSuchFileOrDirectory {
+                throw .missingFile(path: part.string)
+            } catch {
+                throw StorageError(errno: error as? Errno ?? .ioError, operation: .open, path: part.string)
+            }
+        }
         let file = self.pieceMap.files[index]
         try self.resolver.checkOnDisk(file.path)
         guard let folder = try self.openParent(of: index, create: writable) else {

@@ -149,6 +149,24 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
     return torrent
 }
 
+/// The files *not* to fetch, given the ones to fetch as `peer info` numbers them: "0,2,5-7".
+func fileSelection(_ text: String, metainfo: TorrentMetainfo) throws(ValidationError) -> Set<Int> {
+    var wanted: Set<Int> = []
+    for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let bounds = part.split(separator: "-", omittingEmptySubsequences: false).map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard (1...2).contains(bounds.count), let lo = bounds.first!, let hi = bounds.last!, lo <= hi else {
+            throw ValidationError("expected file numbers and ranges such as 0,2,5-7, got \"\(part)\"")
+        }
+        for i in lo...hi {
+            guard metainfo.files.indices.contains(i), !metainfo.files[i].isPadding else {
+                throw ValidationError("there is no file \(i) (`peer info` lists the files with their numbers)")
+            }
+            wanted.insert(i)
+        }
+    }
+    return Set(metainfo.files.indices.filter { !wanted.contains($0) && !metainfo.files[$0].isPadding })
+}
+
 /// Loads a .torrent for a transfer, with the same clear errors as `peer info`.
 func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
     do {
@@ -167,12 +185,27 @@ func loadTorrent(_ source: String, command: String) throws -> TorrentMetainfo {
 /// Runs a node for one torrent until it completes (get) or is interrupted (share, get --seed).
 func runTransfer(
     command: String, metainfo: TorrentMetainfo, directory: String, network: NetworkOptions, seed: Bool,
-    requireComplete: Bool, extraPeers: [String] = [], sequential: Bool = false, fromMagnet: MagnetLink? = nil
+    requireComplete: Bool, extraPeers: [String] = [], sequential: Bool = false, fromMagnet: MagnetLink? = nil,
+    files selection: String? = nil
 ) async throws {
     let dir = FilePath(directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory)
     try? FileManager.default.createDirectory(atPath: dir.string, withIntermediateDirectories: true)
+    var unselected: Set<Int> = []
+    if let selection {
+        do { unselected = try fileSelection(selection, metainfo: metainfo) } catch {
+            Terminal.error(command, "--files \(selection): \(error.message)")
+            throw ExitCode(1)
+        }
+        let real = metainfo.files.filter { !$0.isPadding }.count
+        Terminal.stderr("\(command): fetching \(real - unselected.count) of \(real) files\n")
+    }
+    let partFile = dir.appending(".\(metainfo.infoHashes.id).parts")
+    if unselected.isEmpty { try? FileManager.default.removeItem(atPath: partFile.string) }  // from an earlier --files
     let storage: FileStorage
-    do { storage = try FileStorage(metainfo: metainfo, directory: dir) } catch {
+    do {
+        storage = try FileStorage(metainfo: metainfo, directory: dir, unselected: unselected,
+            partFile: partFile)
+    } catch {
         Terminal.error(command, "\(directory): \(error)")
         throw ExitCode(1)
     }
@@ -196,6 +229,7 @@ func runTransfer(
     var config = TorrentEngine.Configuration()
     config.seedAfterDownload = seed
     config.sequential = sequential
+    config.unselectedFiles = unselected
     config.resume = resume
     config.maxUploadRate = network.maxUp.map { Int64($0.bytes) }
     config.maxDownloadRate = network.maxDown.map { Int64($0.bytes) }
@@ -271,7 +305,10 @@ func runTransfer(
     }
     switch outcome {
     case .success:
-        if !seed && !network.json { print("\(metainfo.name): complete (\(ByteCount.format(total)))") }
+        let selected = metainfo.files.filter { !$0.isPadding && !unselected.contains($0.index) }.reduce(0) { $0 + $1.length }
+        let size = unselected.isEmpty ? ByteCount.format(total)
+            : "\(ByteCount.format(selected)) selected of \(ByteCount.format(total))"
+        if !seed && !network.json { print("\(metainfo.name): complete (\(size))") }
     case .failure(let error):
         if error is CancellationError {
             Terminal.stderr("\(command): interrupted; verified pieces are kept, run again to resume\n")
@@ -365,6 +402,10 @@ struct Get: AsyncParsableCommand {
     @Flag(help: "Fetch pieces in order, first to last (to play media while it downloads), not rarest first.")
     var sequential = false
 
+    @Option(help: ArgumentHelp("Fetch only these files, numbered as `peer info` lists them (e.g. 0,2,5-7).",
+        valueName: "LIST"))
+    var files: String?
+
     func run() async throws {
         let t: TorrentMetainfo
         var magnetPeers: [String] = []
@@ -383,7 +424,7 @@ struct Get: AsyncParsableCommand {
         }
         try await runTransfer(command: "get", metainfo: t, directory: self.output, network: self.network,
             seed: self.seed, requireComplete: false, extraPeers: magnetPeers, sequential: self.sequential,
-            fromMagnet: magnetLink)
+            fromMagnet: magnetLink, files: self.files)
     }
 }
 

@@ -443,3 +443,50 @@ def test_libtorrent_gets_a_v2_magnet_from_a_peer_seed(payload, tmp_path, procs):
                          "--timeout", "100"], capture_output=True, text=True, timeout=120)
     assert lt.returncode == 0, lt.stderr
     assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+def test_only_the_selected_files_are_written(payload, tmp_path, procs):
+    """--files: the chosen file arrives whole; unselected files are not created (the bytes of theirs that share
+    a piece with the chosen one go to a part file); a second run with every file completes the rest."""
+    torrent = tmp_path / "small.torrent"
+    run_peer("create", payload["src"], "-o", torrent, "--v1", "--piece-length", "16K", "--no-date")
+    files = json.loads(run_peer("info", torrent, "--json").stdout)["files"]
+    chosen = next(f for f in files if f["path"].endswith("02.bin"))
+    _, port = peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.89")
+    out = tmp_path / "out"
+    p = run_peer("get", torrent, "-o", out, "--peer", f"127.0.0.89:{port}", "--bind", "127.0.0.90", "--port", "0",
+                 "--files", str(chosen["index"]), timeout=120)
+    assert "selected of" in p.stdout
+    written = sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())
+    assert written == [next(str(f.name) for f in out.iterdir() if f.name.endswith(".parts")), "album/cd1/02.bin"]
+    assert sha256(out / "album" / "cd1" / "02.bin") == sha256(payload["src"] / "cd1" / "02.bin")
+    run_peer("get", torrent, "-o", out, "--peer", f"127.0.0.89:{port}", "--bind", "127.0.0.90", "--port", "0",
+             timeout=120)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+    assert not any(f.name.endswith(".parts") for f in out.iterdir())
+    bad = run_peer("get", torrent, "-o", out, "--files", "99", check=False)
+    assert bad.returncode == 1 and "there is no file 99" in bad.stderr
+
+
+def test_sequential_fetches_pieces_in_order(payload, tmp_path, procs):
+    """--sequential: interrupted part way, what is on disk is a prefix of the file (give or take the pieces in
+    flight at the frontier)."""
+    torrent = payload["torrents"]["v1"]
+    port = free_port("127.0.0.95")
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.95",
+               "--port", str(port), "--upload-limit", str(4 * 1024 * 1024)], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    out = tmp_path / "out"
+    first = procs([PEER, "get", torrent, "-o", out, "--peer", f"127.0.0.95:{port}", "--bind", "127.0.0.96",
+                   "--port", "0", "--sequential"], tmp_path / "first.log")
+    time.sleep(3)
+    first.p.send_signal(signal.SIGINT)
+    assert first.p.wait(20) == 130
+    piece = 256 * 1024
+    src = (payload["src"] / "cd1" / "01.bin").read_bytes()
+    got = (out / "album" / "cd1" / "01.bin").read_bytes()
+    done = [i for i in range(len(src) // piece) if got[i * piece:(i + 1) * piece] == src[i * piece:(i + 1) * piece]]
+    assert len(done) >= 4, done
+    frontier = len(done) - 4
+    assert done[:frontier] == list(range(frontier)), done
+    assert max(done) < len(done) + 8, done

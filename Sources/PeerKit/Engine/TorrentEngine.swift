@@ -31,6 +31,9 @@ public final class TorrentEngine: @unchecked Sendable {
         public var maxDownloadRate: Int64?
         /// Fetch pieces in order (for playing while downloading) instead of rarest first.
         public var sequential = false
+        /// Files not to download (indices into the torrent's files); pieces they share with wanted files are
+        /// still fetched (the storage keeps their part in a part file).
+        public var unselectedFiles: Set<Int> = []
         /// Where resume data is saved (after verified pieces, at most every `resumeInterval`, and on stop).
         public var resume: ResumeStore?
         public var resumeInterval: Duration = .seconds(5)
@@ -146,11 +149,16 @@ public final class TorrentEngine: @unchecked Sendable {
         self.picker = PiecePicker(pieceCount: map.pieceCount, pieceLength: map.pieceLength, shortPieces: short,
             have: have)
         self.picker.sequential = configuration.sequential
+        if !configuration.unselectedFiles.isEmpty {
+            for i in 0..<map.pieceCount where map.files(inPiece: map.index(i)!).allSatisfy(configuration.unselectedFiles.contains) {
+                self.picker.setPriority(0, pieces: i..<i + 1)
+            }
+        }
         // A v2 torrent from a magnet link knows each file's root but not its piece layer: those pieces wait
         // (priority 0) until the layer arrives from peers.
         var needed: [(fileIndex: Int, root: [UInt8], pieceCount: Int)] = []
         if metainfo.version == .v2 {
-            for file in map.files where !file.isPadding {
+            for file in map.files where !file.isPadding && !configuration.unselectedFiles.contains(file.index) {
                 let pieces = map.pieces(ofFile: file.index)
                 guard let root = file.piecesRoot, pieces.count > 1, self.verifier.pieceLayers[root] == nil else { continue }
                 needed.append((file.index, root, pieces.count))
