@@ -40,8 +40,10 @@ public final class TorrentEngine: @unchecked Sendable {
         /// A peer that sends nothing for this long while we wait on its blocks is snubbed: its requests go
         /// to other peers and it is asked for one block at a time until it sends again.
         public var snubTimeout: Duration = .seconds(30)
-        /// Outstanding disk reads per peer while serving.
-        public var maxQueuedReads = 256
+        /// Outstanding block requests per peer waiting on the disk while serving; more are rejected.
+        public var maxQueuedReads = 1024
+        /// Whole pieces kept in memory for serving (read once from disk, then sent block by block).
+        public var readCacheBytes = 32 << 20
         public var clientName = "Peer 0.1"
         public var listenPort: UInt16?
         public init() {}
@@ -70,7 +72,8 @@ public final class TorrentEngine: @unchecked Sendable {
     private var peers: [Int: PeerState] = [:]
     private var nextKey = 0
     private var pieceBuffers: [Int: [UInt8]] = [:]
-    private var rng = SystemRandomNumberGenerator()
+    /// Picking and choking draw many random numbers: a fast generator seeded once from the system's.
+    private var rng = SeededGenerator(seed: UInt64.random(in: .min ... .max))
     private var downloaded: Int64 = 0
     private var uploaded: Int64 = 0
     private var timer: RepeatedTask?
@@ -88,6 +91,11 @@ public final class TorrentEngine: @unchecked Sendable {
     private var uploadQueue: Deque<(key: Int, message: PeerMessage)> = []
     private var pacer: RepeatedTask?
     private var resumeDirty = false
+    /// Pieces read for serving, by piece, with when each was last used (small: a few dozen pieces).
+    private var readCache: [Int: (bytes: [UInt8], lastUse: UInt64)] = [:]
+    private var readCacheClock: UInt64 = 0
+    /// Requests waiting on a piece's read from disk.
+    private var pendingReads: [Int: [(key: Int, block: PeerWire.BlockRef)]] = [:]
     private var resumeSaving = false
     private var lastResumeSave: Instant = .zero
 
@@ -436,7 +444,10 @@ public final class TorrentEngine: @unchecked Sendable {
             }
             let piece = Int(index)
             let size = self.picker.pieceSize(piece)
-            if self.pieceBuffers[piece] == nil { self.pieceBuffers[piece] = [UInt8](repeating: 0, count: size) }
+            if self.pieceBuffers[piece] == nil {
+                // Not zeroed: the piece is verified only once every block has been copied in.
+                self.pieceBuffers[piece] = [UInt8](unsafeUninitializedCapacity: size) { _, count in count = size }
+            }
             data.withUnsafeReadableBytes { raw in
                 self.pieceBuffers[piece]!.withUnsafeMutableBytes { dst in
                     dst.baseAddress!.advanced(by: Int(offset)).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
@@ -543,36 +554,71 @@ public final class TorrentEngine: @unchecked Sendable {
             if p.session.fastExtension { self.send(.reject(b), to: p) }
             return
         }
+        if let cached = self.readCache[piece.value] {
+            self.readCacheClock += 1
+            self.readCache[piece.value]!.lastUse = self.readCacheClock
+            self.deliver(b, from: cached.bytes, to: p)
+            return
+        }
+        // Read the whole piece once (one pread instead of one per block, and one hop to the thread pool); the
+        // requests for its other blocks wait for it.
         p.queuedReads += 1
+        if self.pendingReads[piece.value] != nil {
+            self.pendingReads[piece.value]!.append((p.key, b))
+            return
+        }
+        self.pendingReads[piece.value] = [(p.key, b)]
         let storage = self.storage
-        let size = map.pieceSize(piece)
         self.threadPool.runIfActive(eventLoop: self.eventLoop) { () throws -> [UInt8] in
-            let offset = Int(b.offset)
-            let end = offset + Int(b.length)
-            var bytes = offset < size ? try storage.read(piece: piece, offset: offset, length: min(end, size) - offset) : []
-            if end > size { bytes.append(contentsOf: repeatElement(0, count: end - max(offset, size))) }
-            return bytes
+            try storage.readPiece(piece)
         }.whenComplete { result in
-            p.queuedReads -= 1
-            guard self.peers[p.key] != nil else { return }
-            switch result {
-            case .success(let bytes):
-                guard !p.session.amChoking else {
-                    // Choked while the read was on its way: the request is void (BEP 6: say so).
-                    if p.session.fastExtension { self.send(.reject(b), to: p) }
-                    break
+            let waiting = self.pendingReads.removeValue(forKey: piece.value) ?? []
+            if case .success(let bytes) = result { self.cache(piece.value, bytes) }
+            var touched: [Int: PeerState] = [:]
+            for (key, block) in waiting {
+                guard let peer = self.peers[key] else { continue }
+                peer.queuedReads -= 1
+                touched[key] = peer
+                switch result {
+                case .success(let bytes):
+                    self.deliver(block, from: bytes, to: peer)
+                case .failure(let error):
+                    self.onLog?("cannot read \(block): \(error)")
+                    if peer.session.fastExtension { self.send(.reject(block), to: peer) }
                 }
-                let message = PeerMessage.piece(piece: b.piece, offset: b.offset, data: ByteBuffer(bytes: bytes))
-                if self.uploadQueue.isEmpty && self.uploadLimiter.canSpend(at: self.now) {
-                    self.sendPiece(message, bytes: bytes.count, to: p)
-                } else {
-                    self.uploadQueue.append((p.key, message))
-                }
-            case .failure(let error):
-                self.onLog?("cannot read \(b): \(error)")
-                if p.session.fastExtension { self.send(.reject(b), to: p) }
             }
-            self.flush(p)
+            for peer in touched.values { self.flush(peer) }
+        }
+    }
+
+    /// Keeps a piece read for serving, dropping the least recently used beyond the cache's size.
+    private func cache(_ piece: Int, _ bytes: [UInt8]) {
+        self.readCacheClock += 1
+        self.readCache[piece] = (bytes, self.readCacheClock)
+        let limit = max(2, self.configuration.readCacheBytes / max(1, self.storage.pieceMap.pieceLength))
+        while self.readCache.count > limit, let oldest = self.readCache.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            self.readCache[oldest.key] = nil
+        }
+    }
+
+    /// Sends one block of a piece in memory (bytes past a v2 file's end as zeros), or queues it for the
+    /// upload limiter.
+    private func deliver(_ b: PeerWire.BlockRef, from piece: [UInt8], to p: PeerState) {
+        guard !p.session.amChoking else {
+            // Choked while the read was on its way: the request is void (BEP 6: say so).
+            if p.session.fastExtension { self.send(.reject(b), to: p) }
+            return
+        }
+        let offset = Int(b.offset)
+        let end = offset + Int(b.length)
+        var buffer = ByteBufferAllocator().buffer(capacity: Int(b.length))
+        if offset < piece.count { buffer.writeBytes(piece[offset..<min(end, piece.count)]) }
+        if end > piece.count { buffer.writeRepeatingByte(0, count: end - max(offset, piece.count)) }
+        let message = PeerMessage.piece(piece: b.piece, offset: b.offset, data: buffer)
+        if self.uploadQueue.isEmpty && self.uploadLimiter.canSpend(at: self.now) {
+            self.sendPiece(message, bytes: Int(b.length), to: p)
+        } else {
+            self.uploadQueue.append((p.key, message))
         }
     }
 
