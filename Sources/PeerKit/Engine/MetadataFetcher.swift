@@ -115,6 +115,8 @@ public final class MetadataFetcher: @unchecked Sendable {
 
     func disconnected(_ key: Int) { self.peers[key] = nil }
 
+    func writabilityChanged(_ key: Int) {}
+
     func stop() -> EventLoopFuture<Void> {
         self.eventLoop.submit {
             self.timer?.cancel()

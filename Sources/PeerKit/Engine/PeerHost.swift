@@ -12,6 +12,8 @@ protocol PeerHost: AnyObject, Sendable {
     func key(of channel: any Channel) -> Int
     func received(_ key: Int, _ bytes: ByteBuffer)
     func disconnected(_ key: Int)
+    /// The channel's writability changed (backpressure from a slow reader).
+    func writabilityChanged(_ key: Int)
     func announceRequest(event: AnnounceRequest.Event) -> AnnounceRequest?
     func log(_ line: String)
     func stop() -> EventLoopFuture<Void>
@@ -32,6 +34,11 @@ final class PeerChannelHandler: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.host.received(self.key, self.unwrapInboundIn(data))
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { self.host.writabilityChanged(self.key) }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

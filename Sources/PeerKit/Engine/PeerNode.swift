@@ -4,6 +4,7 @@ import NIOPosix
 import PeerBase
 import PeerWire
 import Storage
+import Synchronization
 
 /// A running node: one listener, outgoing connections, and the torrents it serves.
 ///
@@ -17,9 +18,15 @@ public final class PeerNode: @unchecked Sendable {
     private let loop: any EventLoop
     private var engines: [[UInt8]: any PeerHost] = [:]
     private var listener: (any Channel)?
+    /// Connections open now, over every torrent; `maxConnections` at most.
+    private let connections = Atomic<Int>(0)
+    public let maxConnections: Int
+    /// A channel takes up to this many bytes queued for writing before it reports itself unwritable.
+    static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
 
     /// - Parameter bindHost: the local address for listening and for outgoing connections (tests give each node its own 127.0.0.x).
-    public init(bindHost: String?, diskThreads: Int = max(2, System.coreCount)) {
+    public init(bindHost: String?, diskThreads: Int = max(2, System.coreCount), maxConnections: Int = 500) {
+        self.maxConnections = maxConnections
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.loop = self.group.next()
         self.threadPool = NIOThreadPool(numberOfThreads: diskThreads)
@@ -68,13 +75,25 @@ public final class PeerNode: @unchecked Sendable {
         self.connect(fetcher as any PeerHost, host: host, port: port)
     }
 
+    /// Counts a new connection against `maxConnections`; false (close it) when the node is full.
+    private func admit(_ channel: any Channel) -> Bool {
+        guard self.connections.add(1, ordering: .relaxed).newValue <= self.maxConnections else {
+            self.connections.subtract(1, ordering: .relaxed)
+            return false
+        }
+        channel.closeFuture.whenComplete { _ in self.connections.subtract(1, ordering: .relaxed) }
+        return true
+    }
+
     /// Starts listening; returns the bound port (useful with port 0).
     public func listen(port: Int) async throws -> Int {
         let bootstrap = ServerBootstrap(group: self.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .childChannelInitializer { channel in
-                channel.pipeline.addHandler(HandshakeRouter(node: self))
+                guard self.admit(channel) else { return channel.close() }
+                return channel.pipeline.addHandler(HandshakeRouter(node: self))
             }
         let channel = try await bootstrap.bind(host: self.bindHost ?? "0.0.0.0", port: port).get()
         self.listener = channel
@@ -85,12 +104,13 @@ public final class PeerNode: @unchecked Sendable {
     func connect(_ engine: any PeerHost, host: String, port: Int) -> EventLoopFuture<Void> {
         var bootstrap = ClientBootstrap(group: self.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .connectTimeout(.seconds(10))
         if let bindHost = self.bindHost, let local = try? SocketAddress(ipAddress: bindHost, port: 0) {
             bootstrap = bootstrap.bind(to: local)
         }
         return bootstrap.connect(host: host, port: port).map { channel in
-            engine.attach(channel, role: .outgoing)
+            if self.admit(channel) { engine.attach(channel, role: .outgoing) } else { channel.close(promise: nil) }
         }
     }
 

@@ -44,6 +44,13 @@ public final class TorrentEngine: @unchecked Sendable {
         public var maxQueuedReads = 1024
         /// Whole pieces kept in memory for serving (read once from disk, then sent block by block).
         public var readCacheBytes = 32 << 20
+        /// Bytes of verified-or-verifying pieces waiting for the disk; beyond it no more blocks are requested
+        /// until the disk catches up (backpressure from a slow disk to the peers).
+        public var maxPendingWriteBytes = 64 << 20
+        /// Connections for this torrent, incoming and outgoing; more are closed at once.
+        public var maxPeers = 100
+        /// Requests a peer may have waiting with us (we say so in `reqq`); more are rejected.
+        public var maxPeerRequests = 500
         public var clientName = "Peer 0.1"
         public var listenPort: UInt16?
         public init() {}
@@ -91,6 +98,8 @@ public final class TorrentEngine: @unchecked Sendable {
     private var uploadQueue: Deque<(key: Int, message: PeerMessage)> = []
     private var pacer: RepeatedTask?
     private var resumeDirty = false
+    /// Bytes of pieces handed to the thread pool for verifying and writing, not yet done.
+    private var pendingWriteBytes = 0
     /// Pieces read for serving, by piece, with when each was last used (small: a few dozen pieces).
     private var readCache: [Int: (bytes: [UInt8], lastUse: UInt64)] = [:]
     private var readCacheClock: UInt64 = 0
@@ -117,6 +126,8 @@ public final class TorrentEngine: @unchecked Sendable {
         var joined = false
         var outstanding: Set<PeerWire.BlockRef> = []
         var queuedReads = 0
+        /// Requests held back while the peer's connection does not take more bytes (it reads slowly).
+        var heldBack: Deque<PeerWire.BlockRef> = []
         /// Bytes of blocks received from / sent to the peer this second and this choke round.
         var receivedSecond: Int64 = 0
         var receivedRound: Int64 = 0
@@ -248,7 +259,7 @@ public final class TorrentEngine: @unchecked Sendable {
     func attach(_ channel: any Channel, role: PeerWireSession.Role) {
         self.eventLoop.preconditionInEventLoop()
         let host = channel.remoteAddress?.ipAddress ?? "?"
-        if self.banned.contains(host) {
+        if self.banned.contains(host) || self.peers.count >= self.configuration.maxPeers {
             channel.close(promise: nil)
             return
         }
@@ -263,7 +274,7 @@ public final class TorrentEngine: @unchecked Sendable {
             : (have.noneSet ? .haveNone : .bitfield(ByteBuffer(bytes: have.bytes)))
         config.extendedHandshake = ExtendedHandshake(
             extensions: [UTMetadataMessage.name: MetadataFetcher.utMetadataID], client: self.configuration.clientName,
-            listenPort: self.configuration.listenPort, requestQueue: 2048, metadataSize: self.metainfo.infoBytes.count)
+            listenPort: self.configuration.listenPort, requestQueue: self.configuration.maxPeerRequests, metadataSize: self.metainfo.infoBytes.count)
         let key = self.nextKey
         self.nextKey += 1
         let state = PeerState(key: key, channel: channel,
@@ -413,7 +424,9 @@ public final class TorrentEngine: @unchecked Sendable {
     }
 
     private func requestMore(_ p: PeerState) {
-        guard !p.session.peerChoking, p.session.amInterested else { return }
+        guard !p.session.peerChoking, p.session.amInterested,
+            self.pendingWriteBytes < self.configuration.maxPendingWriteBytes
+        else { return }
         // As many as the pipeline has room for, and the download limit allows (the picker marks every block it
         // returns as requested, so ask it for no more than will be sent).
         let allowance = self.downloadLimiter.allowance(at: self.now)
@@ -470,11 +483,20 @@ public final class TorrentEngine: @unchecked Sendable {
         else { return }
         let storage = self.storage
         let verifier = self.verifier
+        self.pendingWriteBytes += bytes.count
         self.threadPool.runIfActive(eventLoop: self.eventLoop) { () throws -> Bool in
             guard verifier.verify(index, bytes: bytes).passed else { return false }
             try storage.write(piece: index, offset: 0, bytes: bytes)
             return true
         }.whenComplete { result in
+            let wasFull = self.pendingWriteBytes >= self.configuration.maxPendingWriteBytes
+            self.pendingWriteBytes -= bytes.count
+            if wasFull && self.pendingWriteBytes < self.configuration.maxPendingWriteBytes {
+                for p in self.peers.values {
+                    self.requestMore(p)
+                    self.flush(p)
+                }
+            }
             switch result {
             case .success(true):
                 self.picker.pieceVerified(piece)
@@ -549,6 +571,7 @@ public final class TorrentEngine: @unchecked Sendable {
         // and asks for whole blocks there: the bytes past the file's end are served as zeros.
         let limit = { (piece: PieceIndex) in map.version == .v2 ? map.pieceLength : map.pieceSize(piece) }
         guard !p.session.amChoking, self.picker.have[Int(b.piece)], p.queuedReads < self.configuration.maxQueuedReads,
+            p.heldBack.count < self.configuration.maxPeerRequests,
             let piece = map.index(Int(b.piece)), Int(b.offset) + Int(b.length) <= limit(piece), b.length > 0
         else {
             if p.session.fastExtension { self.send(.reject(b), to: p) }
@@ -591,6 +614,15 @@ public final class TorrentEngine: @unchecked Sendable {
         }
     }
 
+    /// The peer's connection takes bytes again: serve the requests held back.
+    func writabilityChanged(_ key: Int) {
+        guard let p = self.peers[key] else { return }
+        while p.channel.isWritable, let b = p.heldBack.popFirst() {
+            self.serve(b, to: p)
+        }
+        self.flush(p)
+    }
+
     /// Keeps a piece read for serving, dropping the least recently used beyond the cache's size.
     private func cache(_ piece: Int, _ bytes: [UInt8]) {
         self.readCacheClock += 1
@@ -607,6 +639,11 @@ public final class TorrentEngine: @unchecked Sendable {
         guard !p.session.amChoking else {
             // Choked while the read was on its way: the request is void (BEP 6: say so).
             if p.session.fastExtension { self.send(.reject(b), to: p) }
+            return
+        }
+        guard p.channel.isWritable else {
+            // The peer's connection has a megabyte waiting already: send this when it drains.
+            p.heldBack.append(b)
             return
         }
         let offset = Int(b.offset)
@@ -753,6 +790,9 @@ public final class TorrentEngine: @unchecked Sendable {
                 self.send(.unchoke, to: p)
             } else if !unchoke.contains(p.key) && !p.session.amChoking {
                 self.send(.choke, to: p)
+                // Choking voids its requests; with the fast extension each is rejected explicitly (BEP 6).
+                if p.session.fastExtension { for b in p.heldBack { self.send(.reject(b), to: p) } }
+                p.heldBack.removeAll()
             }
             self.flush(p)
         }
