@@ -490,3 +490,44 @@ def test_sequential_fetches_pieces_in_order(payload, tmp_path, procs):
     frontier = len(done) - 4
     assert done[:frontier] == list(range(frontier)), done
     assert max(done) < len(done) + 8, done
+
+
+def test_peer_exchange(payload, tmp_path, procs):
+    """PEX (BEP 11): A seeds; B, which has almost nothing (its download is throttled to a trickle), knows A; C
+    knows only B. C learns A from B through ut_pex and downloads from A. Then libtorrent, told only of B, does
+    the same."""
+    torrent = payload["torrents"]["v1"]
+    _, a_port = peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.101")
+    b = procs([PEER, "get", torrent, "-o", tmp_path / "b", "--bind", "127.0.0.102", "--port", "0", "--state",
+               tmp_path / "sb", "--peer", f"127.0.0.101:{a_port}", "--max-down", "1"], tmp_path / "b.log")
+    b_port = int(b.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    c = run_peer("get", torrent, "-o", tmp_path / "c", "--bind", "127.0.0.103", "--port", "0", "--state",
+                 tmp_path / "sc", "--peer", f"127.0.0.102:{b_port}", timeout=60)
+    assert "learnt 1 peer from 127.0.0.102 through PEX" in c.stderr, c.stderr
+    assert tree_digest(tmp_path / "c" / "album") == tree_digest(payload["src"])
+    out = tmp_path / "lt"
+    out.mkdir()
+    lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", str(torrent), str(out), "--bind", "127.0.0.104",
+                         "--port", str(free_port("127.0.0.104")), "--connect", f"127.0.0.102:{b_port}",
+                         "--timeout", "60"], capture_output=True, text=True, timeout=90)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+def test_private_torrents_do_not_exchange_peers(payload, tmp_path, procs):
+    """BEP 27: the same three nodes with a private torrent: B never tells C about A, so C stays without data."""
+    torrent = tmp_path / "private.torrent"
+    run_peer("create", payload["src"], "-o", torrent, "--v1", "--piece-length", "256K", "--private", "--no-date")
+    _, a_port = peer_share(procs, tmp_path, torrent, payload["data"], "127.0.0.105")
+    b = procs([PEER, "get", torrent, "-o", tmp_path / "b", "--bind", "127.0.0.106", "--port", "0", "--state",
+               tmp_path / "sb", "--peer", f"127.0.0.105:{a_port}", "--max-down", "1"], tmp_path / "b.log")
+    b_port = int(b.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    c = procs([PEER, "get", torrent, "-o", tmp_path / "c", "--bind", "127.0.0.107", "--port", "0", "--state",
+               tmp_path / "sc", "--peer", f"127.0.0.106:{b_port}"], tmp_path / "c.log")
+    c.wait_for("listening on")
+    time.sleep(6)  # PEX would have come after 2 s
+    c.p.send_signal(signal.SIGTERM)
+    assert c.p.wait(10) == 130
+    c.log.seek(0)
+    text = c.log.read()
+    assert "through PEX" not in text and "0/" in text, text

@@ -40,6 +40,10 @@ public final class PeerNode: @unchecked Sendable {
     {
         let engine = TorrentEngine(metainfo: metainfo, storage: storage, have: have, eventLoop: self.loop,
             threadPool: self.threadPool, configuration: configuration)
+        engine.onPeersDiscovered = { [weak engine] peers in
+            guard let engine else { return }
+            for peer in peers { self.dial(engine, peer) }
+        }
         self.loop.execute {
             for h in engine.handshakeHashes { self.engines[h] = engine }
         }

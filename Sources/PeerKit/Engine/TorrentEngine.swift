@@ -112,6 +112,8 @@ public final class TorrentEngine: @unchecked Sendable {
     public var onProgress: (@Sendable (Progress) -> Void)?
     /// Called on the loop with a line worth logging (peer dropped, hash failure).
     public var onLog: (@Sendable (String) -> Void)?
+    /// Called on the loop with peers learnt from other peers (PEX, BEP 11), as "host:port", to connect to.
+    public var onPeersDiscovered: (@Sendable ([String]) -> Void)?
     /// Called once, on the loop, when the piece layers learnt from peers are complete (to keep them with the
     /// torrent's metadata): every layer by pieces root.
     public var onPieceLayers: (@Sendable ([[UInt8]: [UInt8]]) -> Void)?
@@ -128,6 +130,11 @@ public final class TorrentEngine: @unchecked Sendable {
         var queuedReads = 0
         /// Requests held back while the peer's connection does not take more bytes (it reads slowly).
         var heldBack: Deque<PeerWire.BlockRef> = []
+        let role: PeerWireSession.Role
+        let connectedAt: Instant
+        /// PEX: the peers we last told it about, and when.
+        var pexSent: Set<PEXPeer> = []
+        var lastPex: Instant?
         /// Bytes of blocks received from / sent to the peer this second and this choke round.
         var receivedSecond: Int64 = 0
         var receivedRound: Int64 = 0
@@ -136,8 +143,12 @@ public final class TorrentEngine: @unchecked Sendable {
         var rate: Double = 0
         var lastBlockAt: Instant
         var snubbed = false
-        init(key: Int, channel: any Channel, session: PeerWireSession, host: String, pieceCount: Int, now: Instant) {
+        init(key: Int, channel: any Channel, session: PeerWireSession, host: String, pieceCount: Int, now: Instant,
+            role: PeerWireSession.Role)
+        {
             self.lastBlockAt = now
+            self.connectedAt = now
+            self.role = role
             self.key = key
             self.channel = channel
             self.session = session
@@ -272,14 +283,17 @@ public final class TorrentEngine: @unchecked Sendable {
         let have = self.picker.have
         config.openingMessage = have.allSet ? .haveAll
             : (have.noneSet ? .haveNone : .bitfield(ByteBuffer(bytes: have.bytes)))
+        var extensions = [UTMetadataMessage.name: MetadataFetcher.utMetadataID]
+        // Private torrents (BEP 27) learn peers from their trackers only.
+        if !self.metainfo.isPrivate { extensions[PEXMessage.name] = Self.utPexID }
         config.extendedHandshake = ExtendedHandshake(
-            extensions: [UTMetadataMessage.name: MetadataFetcher.utMetadataID], client: self.configuration.clientName,
+            extensions: extensions, client: self.configuration.clientName,
             listenPort: self.configuration.listenPort, requestQueue: self.configuration.maxPeerRequests, metadataSize: self.metainfo.infoBytes.count)
         let key = self.nextKey
         self.nextKey += 1
         let state = PeerState(key: key, channel: channel,
             session: PeerWireSession(role: role, configuration: config, at: self.now), host: host,
-            pieceCount: self.picker.pieceCount, now: self.now)
+            pieceCount: self.picker.pieceCount, now: self.now, role: role)
         self.peers[key] = state
         if Self.debug { self.onLog?("attached \(host) as \(role)") }
         _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key))
@@ -391,6 +405,8 @@ public final class TorrentEngine: @unchecked Sendable {
             self.serve(b, to: p)
         case .extended(let id, let payload) where id == MetadataFetcher.utMetadataID:
             self.serveMetadata(payload, to: p)
+        case .extended(let id, let payload) where id == Self.utPexID && !self.metainfo.isPrivate:
+            self.receivedPEX(payload, from: p)
         case .hashRequest(let r):
             self.serveHashes(r, to: p)
         case .hashes(let r, let hashes):
@@ -682,6 +698,67 @@ public final class TorrentEngine: @unchecked Sendable {
         }
     }
 
+    // MARK: peer exchange (BEP 11)
+
+    /// Our extended message id for ut_pex.
+    static let utPexID: UInt8 = 1
+    /// How often each peer hears from us (BEP 11: at most once a minute), and how soon after connecting.
+    static let pexInterval: Duration = .seconds(60)
+    static let pexFirst: Duration = .seconds(2)
+
+    /// Where a connected peer accepts connections: the address we dialled, or for an incoming connection its
+    /// address with the listen port from its extended handshake. nil when unknown.
+    private func listenAddress(_ p: PeerState) -> PEXPeer? {
+        guard let remote = p.channel.remoteAddress, let port = p.role == .outgoing
+            ? remote.port.flatMap(UInt16.init(exactly:)) : p.session.remoteExtensions?.listenPort
+        else { return nil }
+        var flags: PEXPeer.Flags = p.role == .outgoing ? [.reachable] : []
+        if p.has.allSet { flags.insert(.seed) }
+        switch remote {
+        case .v4(let a): return PEXPeer(ip: withUnsafeBytes(of: a.address.sin_addr) { Array($0) }, port: port, flags: flags)
+        case .v6(let a): return PEXPeer(ip: withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }, port: port, flags: flags)
+        default: return nil
+        }
+    }
+
+    /// Tells each peer that speaks ut_pex which peers we are connected to now, as changes since the last time.
+    private func sendPEX() {
+        guard !self.metainfo.isPrivate else { return }
+        let now = self.now
+        let everyone = self.peers.values.compactMap { p in self.listenAddress(p).map { (p.key, $0) } }
+        for p in self.peers.values {
+            guard let id = p.session.remoteExtensions?.extensions[PEXMessage.name], id != 0 else { continue }
+            let due = p.lastPex.map { now - $0 >= Self.pexInterval } ?? (now - p.connectedAt >= Self.pexFirst)
+            guard due else { continue }
+            let current = Set(everyone.filter { $0.0 != p.key }.map { PEXPeer(ip: $0.1.ip, port: $0.1.port) })
+            let flags = Dictionary(everyone.map { (PEXPeer(ip: $0.1.ip, port: $0.1.port), $0.1.flags) }) { a, _ in a }
+            let added = current.subtracting(p.pexSent).prefix(PEXMessage.maxPeers)
+            let dropped = p.pexSent.subtracting(current).prefix(PEXMessage.maxPeers)
+            p.lastPex = now
+            guard !added.isEmpty || !dropped.isEmpty else { continue }
+            p.pexSent.formUnion(added)
+            p.pexSent.subtract(dropped)
+            let message = PEXMessage(added: added.map { PEXPeer(ip: $0.ip, port: $0.port, flags: flags[$0] ?? []) },
+                dropped: Array(dropped))
+            self.send(.extended(id: id, payload: message.encoded()), to: p)
+            self.flush(p)
+        }
+    }
+
+    private func receivedPEX(_ payload: ByteBuffer, from p: PeerState) {
+        let message: PEXMessage
+        do { message = try PEXMessage(decoding: payload) } catch {
+            self.onLog?("dropped \(p.host): \(error)")
+            p.channel.close(promise: nil)
+            return
+        }
+        let known = Set(self.peers.values.compactMap { self.listenAddress($0).map { PEXPeer(ip: $0.ip, port: $0.port) } })
+        let new = message.added.filter { !known.contains(PEXPeer(ip: $0.ip, port: $0.port)) }
+        guard !new.isEmpty else { return }
+        self.onLog?("learnt \(new.count) peer\(new.count == 1 ? "" : "s") from \(p.host) through PEX")
+        self.onPeersDiscovered?(new.map(\.description))
+    }
+
     // MARK: v2 piece layers (BEP 52 hash requests)
 
     /// Asks `p` for runs of the piece layers we lack, for files it has pieces of.
@@ -769,6 +846,7 @@ public final class TorrentEngine: @unchecked Sendable {
             self.process(p)
         }
         if self.ticks % 10 == 0 { self.chokeRound() }
+        self.sendPEX()
         if self.resumeDirty && !self.resumeSaving && now - self.lastResumeSave >= self.configuration.resumeInterval {
             _ = self.writeResume()
         }
