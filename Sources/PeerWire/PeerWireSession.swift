@@ -109,20 +109,42 @@ public struct PeerWireSession: Sendable {
     /// Feeds bytes received from the peer. Call `pollEvent` and `pollTransmit` afterwards.
     public mutating func receive(_ bytes: ByteBuffer, at now: Instant) {
         guard self.state != .closed else { return }
-        var bytes = bytes
-        self.inbound.writeBuffer(&bytes)
         self.lastReceived = now
+        var rest = bytes
         do throws(PeerWireError) {
-            if self.state == .handshaking {
-                guard try self.readHandshake(now) else { return }
+            // Messages are decoded in place from the received buffer (piece payloads are slices of it, not
+            // copies); only a message split across reads is put together, from just the bytes it lacks.
+            while true {
+                if self.inbound.readableBytes == 0 {
+                    self.inbound = rest
+                    rest.moveReaderIndex(to: rest.writerIndex)
+                } else if rest.readableBytes > 0 {
+                    var head = rest.readSlice(length: min(self.bytesLacking, rest.readableBytes))!
+                    self.inbound.writeBuffer(&head)
+                }
+                if self.state == .handshaking, try !self.readHandshake(now) {
+                    if rest.readableBytes == 0 { break } else { continue }
+                }
+                while self.state == .open, let message = try self.decoder.decode(&self.inbound) {
+                    try self.accept(message, now)
+                }
+                if rest.readableBytes == 0 || self.state == .closed { break }
             }
-            while self.state == .open, let message = try self.decoder.decode(&self.inbound) {
-                try self.accept(message, now)
-            }
+            // Keep the partial message at the front of its buffer, so the next read appends without growing it.
             self.inbound.discardReadBytes()
         } catch {
             self.close(error)
         }
+    }
+
+    /// How many more bytes the partial handshake or message held in `inbound` needs (at least 1).
+    private var bytesLacking: Int {
+        let have = self.inbound.readableBytes
+        if self.state == .handshaking { return max(1, Handshake.length - have) }
+        guard have >= 4, let length = self.inbound.getInteger(at: self.inbound.readerIndex, as: UInt32.self) else {
+            return 4 - have
+        }
+        return max(1, 4 + Int(min(length, UInt32(Int32.max))) - have)
     }
 
     /// Carries out a command from the engine.

@@ -230,3 +230,50 @@ struct OpeningTests {
         }
     }
 }
+
+@Suite("Peer wire session: reads split anywhere")
+struct SplitReadTests {
+    /// A's whole opening (handshake, extended handshake) plus a run of messages, as one byte stream.
+    func stream() -> [UInt8] {
+        var p = Pair()
+        var bytes: [UInt8] = []
+        let messages: [PeerMessage] = [.interested, .have(piece: 3), .keepAlive,
+            .piece(piece: 1, offset: 16384, data: ByteBuffer(bytes: SeededGenerator.bytes(16384, seed: 1))),
+            .request(BlockRef(piece: 2, offset: 0, length: 16384)),
+            .piece(piece: 9, offset: 0, data: ByteBuffer(bytes: SeededGenerator.bytes(777, seed: 2))), .notInterested]
+        while let out = p.a.pollTransmit() {
+            bytes += Array(out.readableBytesView)
+            p.b.receive(out, at: p.now)
+        }
+        // B's reply opens A's side, so A may send messages.
+        while let out = p.b.pollTransmit() { p.a.receive(out, at: p.now) }
+        for m in messages { p.a.handle(.send(m), at: p.now) }
+        while let out = p.a.pollTransmit() { bytes += Array(out.readableBytesView) }
+        return bytes
+    }
+
+    func events(feeding bytes: [UInt8], cuts: [Int]) -> [PeerWireSession.Event] {
+        var b = Pair().b
+        var events: [PeerWireSession.Event] = []
+        var start = 0
+        for cut in cuts.sorted() + [bytes.count] where cut >= start {
+            b.receive(ByteBuffer(bytes: bytes[start..<cut]), at: .zero)
+            while let e = b.pollEvent() { events.append(e) }
+            start = cut
+        }
+        return events
+    }
+
+    @Test("any split of the stream into reads gives the same events as one read", arguments: 0..<40)
+    func splits(seed: Int) {
+        let bytes = self.stream()
+        let whole = self.events(feeding: bytes, cuts: [])
+        #expect(whole.count == 8)  // handshake, extended handshake, and every message but the keep-alive
+        #expect(!whole.contains { if case .closed = $0 { true } else { false } })
+        var rng = SeededGenerator(seed: UInt64(seed))
+        let cuts = seed == 0 ? Array(1..<bytes.count) : (0..<Int.random(in: 1...60, using: &rng)).map { _ in
+            Int.random(in: 0...bytes.count, using: &rng)
+        }
+        #expect(self.events(feeding: bytes, cuts: cuts) == whole)
+    }
+}
