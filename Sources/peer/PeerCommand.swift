@@ -13,6 +13,12 @@ struct PeerCommand: AsyncParsableCommand {
               peer info 'magnet:?xt=urn:btih:…' --json
               peer share holiday.torrent --data ~/Videos        seed it
               peer get holiday.torrent -o ~/Downloads --peer 192.0.2.10:6881
+
+            Environment:
+              SSL_CERT_FILE   a PEM file of CA certificates that HTTPS trackers and web seeds are checked against,
+                              instead of the system's CA bundle (as OpenSSL and curl read it); use it for a
+                              tracker with a private or self-signed certificate
+              PEER_HOME       the state folder when --state is not given
             """,
         version: PeerVersion.current,
         subcommands: [Create.self, Info.self, Get.self, Share.self]

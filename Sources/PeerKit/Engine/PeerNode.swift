@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Metainfo
 import NIOCore
 import NIOPosix
@@ -15,6 +16,8 @@ public final class PeerNode: @unchecked Sendable {
     public let group: MultiThreadedEventLoopGroup
     public let threadPool: NIOThreadPool
     public let bindHost: String?
+    /// The one HTTP(S) client of the node (trackers, web seeds), on its event loop, bound to `bindHost`.
+    public let httpClient: HTTPClient
     private let loop: any EventLoop
     private var engines: [[UInt8]: any PeerHost] = [:]
     private var listener: (any Channel)?
@@ -32,6 +35,7 @@ public final class PeerNode: @unchecked Sendable {
         self.threadPool = NIOThreadPool(numberOfThreads: diskThreads)
         self.threadPool.start()
         self.bindHost = bindHost
+        self.httpClient = PeerHTTP.makeClient(group: self.group, bindHost: bindHost)
     }
 
     /// Adds a torrent whose verified pieces are `have`.
@@ -123,7 +127,7 @@ public final class PeerNode: @unchecked Sendable {
     private var dialed: Set<String> = []
     private var ownAddresses: Set<String> = []
 
-    /// Announces `engine` to its trackers (UDP and plain HTTP) and connects to the peers they return.
+    /// Announces `engine` to its trackers (UDP, HTTP and HTTPS) and connects to the peers they return.
     /// Every tracker of every tier is asked at once, so a dead first tier costs nothing; BEP 12's
     /// one-tier-at-a-time order (TrackerTiers) is still to be wired in.
     func startTrackers(_ engine: any PeerHost, urls: [String], listenPort: Int) {
@@ -140,8 +144,8 @@ public final class PeerNode: @unchecked Sendable {
                     engine.log("tracker \(url): \(error)")
                 }
             }
-            for url in urls where HTTPAnnouncer.endpoint(url) != nil {
-                let announcer = HTTPAnnouncer(url: url, engine: engine, bindHost: self.bindHost) { peers in
+            for url in urls where HTTPAnnouncer.handles(url) {
+                let announcer = HTTPAnnouncer(url: url, engine: engine, client: self.httpClient) { peers in
                     self.loop.execute {
                         for peer in peers { self.dial(engine, peer.description) }
                     }
@@ -149,8 +153,8 @@ public final class PeerNode: @unchecked Sendable {
                 self.httpAnnouncers.append(announcer)
                 announcer.announce(.started)
             }
-            for url in urls where UDPAnnouncer.endpoint(url) == nil && HTTPAnnouncer.endpoint(url) == nil {
-                engine.log("tracker \(url): not supported by this build (https comes with TLS)")
+            for url in urls where UDPAnnouncer.endpoint(url) == nil && !HTTPAnnouncer.handles(url) {
+                engine.log("tracker \(url): not a udp://, http:// or https:// URL")
             }
         }
     }
@@ -185,6 +189,7 @@ public final class PeerNode: @unchecked Sendable {
         var seen = Set<ObjectIdentifier>()
         for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
         try? await self.listener?.close()
+        try? await self.httpClient.shutdown()
         try? await self.group.shutdownGracefully()
         try? await self.threadPool.shutdownGracefully()
     }

@@ -1,0 +1,85 @@
+"""Trackers beyond the basics: HTTPS (through a TLS terminator the test runs, with a certificate it makes),
+BEP 12 tier order with dead trackers first, and scrape (BEP 48 over HTTP(S), BEP 15 over UDP).
+Every node has its own 127.0.0.x; opentracker is the only tracker, on loopback."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PEER, run_peer
+from test_swarm import free_port, opentracker, peer_share, procs, tree_digest  # noqa: F401 (fixtures)
+
+HERE = pathlib.Path(__file__).resolve().parent
+TLSPROXY = str(HERE / "tlsproxy.py")
+TLS_HOST = "127.0.0.35"
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A 2.3 MiB two-file payload (fast to move, several 64 KiB pieces, a piece spanning both files)."""
+    base = tmp_path_factory.mktemp("trackers")
+    src = base / "src" / "set"
+    src.mkdir(parents=True)
+    (src / "a.bin").write_bytes(os.urandom(2 * 1024 * 1024 + 4321))
+    (src / "b.bin").write_bytes(os.urandom(300_007))
+    return {"src": src, "data": src.parent}
+
+
+def make_torrent(small, path, *tiers):
+    """Creates a v1 torrent whose tiers are `tiers` (each a list of URLs) and returns its info JSON."""
+    args = []
+    for tier in tiers:
+        args += ["--tracker", ",".join(tier)]
+    return json.loads(run_peer("create", small["src"], "-o", path, "--v1", "--piece-length", "64K", *args,
+                               "--json").stdout)
+
+
+@pytest.fixture
+def tls(tmp_path):
+    """A self-signed certificate for 127.0.0.35 (CN and IP subjectAltName), made with openssl."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", f"/CN={TLS_HOST}", "-addext", f"subjectAltName=IP:{TLS_HOST}"],
+                   check=True, capture_output=True, timeout=60)
+    return {"cert": cert, "key": key}
+
+
+def start_tls_proxy(procs, tmp_path, tls, upstream_port):
+    port = free_port(TLS_HOST)
+    p = procs([sys.executable, TLSPROXY, "--listen", f"{TLS_HOST}:{port}", "--upstream",
+               f"127.0.0.30:{upstream_port}", "--cert", str(tls["cert"]), "--key", str(tls["key"])],
+              tmp_path / "tlsproxy.log")
+    p.wait_for("READY", timeout=10)
+    return port
+
+
+def test_https_tracker(small, tmp_path, procs, opentracker, tls, monkeypatch):
+    """Seed and leecher find each other only through an https:// tracker they trust via SSL_CERT_FILE."""
+    port = start_tls_proxy(procs, tmp_path, tls, opentracker.port)
+    url = f"https://{TLS_HOST}:{port}/announce"
+    torrent = tmp_path / "t.torrent"
+    info = make_torrent(small, torrent, [url])
+    opentracker.start([info["info_hash_v1"]])
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls["cert"]))
+    peer_share(procs, tmp_path, torrent, small["data"], "127.0.0.36")
+    import time
+    time.sleep(1.0)  # the seed's first announce
+    out = tmp_path / "out"
+    run_peer("get", torrent, "-o", out, "--bind", "127.0.0.37", "--port", "0", timeout=90)
+    assert tree_digest(out / "set") == tree_digest(small["src"])
+
+
+def test_https_tracker_with_an_untrusted_certificate(small, tmp_path, procs, opentracker, tls, monkeypatch):
+    """Without SSL_CERT_FILE the self-signed certificate is refused, and the log says why."""
+    port = start_tls_proxy(procs, tmp_path, tls, opentracker.port)
+    url = f"https://{TLS_HOST}:{port}/announce"
+    torrent = tmp_path / "t.torrent"
+    info = make_torrent(small, torrent, [url])
+    opentracker.start([info["info_hash_v1"]])
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    g = procs([PEER, "get", torrent, "-o", tmp_path / "out", "--bind", "127.0.0.38", "--port", "0"],
+              tmp_path / "get.log")
+    g.wait_for(rf"tracker {url}: .*(certificate|CERTIFICATE|handshake)", timeout=30)
