@@ -265,7 +265,7 @@ func runTransfer(
     let how = saved == nil ? "" : " (\(check.trusted) from resume data, \(check.checked) checked)"
     Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified\(how); "
         + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
-    node.startTrackers(engine, urls: metainfo.trackers.flatMap { $0 } + network.trackers, listenPort: boundPort)
+    node.startTrackers(engine, tiers: metainfo.trackers + network.trackers.map { [$0] }, listenPort: boundPort)
     done.whenSuccess { if !have.allSet { node.announceCompleted() } }
     for p in network.peers + extraPeers {
         guard let (host, port) = NetworkOptions.split(p) else { continue }

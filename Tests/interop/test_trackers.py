@@ -83,3 +83,36 @@ def test_https_tracker_with_an_untrusted_certificate(small, tmp_path, procs, ope
     g = procs([PEER, "get", torrent, "-o", tmp_path / "out", "--bind", "127.0.0.38", "--port", "0"],
               tmp_path / "get.log")
     g.wait_for(rf"tracker {url}: .*(certificate|CERTIFICATE|handshake)", timeout=30)
+
+
+def free_udp_port(host):
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_dead_first_tier_falls_back_to_the_second(small, tmp_path, procs, opentracker):
+    """BEP 12: tier 1 is a closed UDP port and a refused HTTP port; both are tried (in either order), then
+    the live tracker of tier 2, and the download completes through it."""
+    import time
+    dead_udp = f"udp://127.0.0.39:{free_udp_port('127.0.0.39')}"
+    dead_http = f"http://127.0.0.39:{free_port('127.0.0.39')}/announce"
+    live = f"http://127.0.0.30:{opentracker.port}/announce"
+    torrent = tmp_path / "t.torrent"
+    info = make_torrent(small, torrent, [dead_udp, dead_http], [live])
+    opentracker.start([info["info_hash_v1"]])
+    seed, _ = peer_share(procs, tmp_path, torrent, small["data"], "127.0.0.40")
+    seed.wait_for(rf"tracker {dead_http}: connection refused", timeout=15)
+    seed.wait_for(rf"tracker {dead_udp}: connection refused", timeout=15)
+    time.sleep(0.5)  # the seed's announce to the live tracker
+    out = tmp_path / "out"
+    started = time.monotonic()
+    p = run_peer("get", torrent, "-o", out, "--bind", "127.0.0.41", "--port", "0", timeout=60)
+    assert tree_digest(out / "set") == tree_digest(small["src"])
+    assert f"tracker {dead_udp}: connection refused" in p.stderr, p.stderr
+    assert f"tracker {dead_http}: connection refused" in p.stderr, p.stderr
+    assert f"tracker {live}" not in p.stderr, p.stderr  # it answered: nothing to report
+    assert time.monotonic() - started < 30, "falling back took too long"

@@ -59,9 +59,15 @@ public final class PeerNode: @unchecked Sendable {
         self.connect(engine as any PeerHost, host: host, port: port)
     }
 
-    /// Announces a torrent to its trackers and connects to the peers they return.
+    /// Announces a torrent to its trackers, tier by tier (BEP 12), and connects to the peers they return.
+    /// - Parameter tiers: Tracker URLs by tier, as `TorrentMetainfo.trackers` holds them.
+    public func startTrackers(_ engine: TorrentEngine, tiers: [[String]], listenPort: Int) {
+        self.startTrackers(engine as any PeerHost, tiers: tiers, listenPort: listenPort)
+    }
+
+    /// Announces a torrent to trackers, each URL a tier of its own, in this order.
     public func startTrackers(_ engine: TorrentEngine, urls: [String], listenPort: Int) {
-        self.startTrackers(engine as any PeerHost, urls: urls, listenPort: listenPort)
+        self.startTrackers(engine as any PeerHost, tiers: urls.map { [$0] }, listenPort: listenPort)
     }
 
     /// Adds a magnet link: peers that connect or are found are asked for the info dictionary (BEP 9).
@@ -73,9 +79,10 @@ public final class PeerNode: @unchecked Sendable {
         return fetcher
     }
 
-    /// Announces a magnet link to trackers and connects to the peers they return.
+    /// Announces a magnet link to trackers (each URL a tier of its own, BEP 12) and connects to the peers they
+    /// return.
     public func startTrackers(_ fetcher: MetadataFetcher, urls: [String], listenPort: Int) {
-        self.startTrackers(fetcher as any PeerHost, urls: urls, listenPort: listenPort)
+        self.startTrackers(fetcher as any PeerHost, tiers: urls.map { [$0] }, listenPort: listenPort)
     }
 
     /// Connects to a peer for a magnet link.
@@ -122,48 +129,42 @@ public final class PeerNode: @unchecked Sendable {
         }
     }
 
-    private var announcers: [UDPAnnouncer] = []
-    private var httpAnnouncers: [HTTPAnnouncer] = []
+    private var announcers: [TrackerAnnouncer] = []
     private var dialed: Set<String> = []
     private var ownAddresses: Set<String> = []
 
-    /// Announces `engine` to its trackers (UDP, HTTP and HTTPS) and connects to the peers they return.
-    /// Every tracker of every tier is asked at once, so a dead first tier costs nothing; BEP 12's
-    /// one-tier-at-a-time order (TrackerTiers) is still to be wired in.
-    func startTrackers(_ engine: any PeerHost, urls: [String], listenPort: Int) {
+    /// Announces `engine` to its trackers (UDP, HTTP and HTTPS) in tier order and connects to the peers they
+    /// return. URLs of other schemes are logged and left out.
+    func startTrackers(_ engine: any PeerHost, tiers: [[String]], listenPort: Int) {
         self.loop.execute {
             self.ownAddresses.insert("\(self.bindHost ?? "0.0.0.0"):\(listenPort)")
-            for url in urls where UDPAnnouncer.endpoint(url) != nil {
-                let announcer = UDPAnnouncer(url: url, engine: engine) { peers in
+            var usable: [[String]] = []
+            for tier in tiers {
+                for url in tier where !TrackerTransports.supports(url) {
+                    engine.log("tracker \(url): not a udp://, http:// or https:// URL; left out")
+                }
+                usable.append(tier.filter(TrackerTransports.supports))
+            }
+            guard usable.contains(where: { !$0.isEmpty }) else { return }
+            let (loop, client, bindHost) = (self.loop, self.httpClient, self.bindHost)
+            let announcer = TrackerAnnouncer(host: engine, tiers: usable,
+                makeTransport: { url in
+                    TrackerTransports.make(url: url, eventLoop: loop, client: client, bindHost: bindHost)
+                },
+                onPeers: { peers in
                     self.loop.execute {
                         for peer in peers { self.dial(engine, peer.description) }
                     }
-                }
-                self.announcers.append(announcer)
-                announcer.start(bindHost: self.bindHost).whenFailure { error in
-                    engine.log("tracker \(url): \(error)")
-                }
-            }
-            for url in urls where HTTPAnnouncer.handles(url) {
-                let announcer = HTTPAnnouncer(url: url, engine: engine, client: self.httpClient) { peers in
-                    self.loop.execute {
-                        for peer in peers { self.dial(engine, peer.description) }
-                    }
-                }
-                self.httpAnnouncers.append(announcer)
-                announcer.announce(.started)
-            }
-            for url in urls where UDPAnnouncer.endpoint(url) == nil && !HTTPAnnouncer.handles(url) {
-                engine.log("tracker \(url): not a udp://, http:// or https:// URL")
-            }
+                })
+            self.announcers.append(announcer)
+            announcer.start()
         }
     }
 
-    /// Tells the trackers the download completed.
+    /// Tells the trackers the download completed (sent once per torrent).
     public func announceCompleted() {
         self.loop.execute {
-            for a in self.announcers { a.announce(.completed) }
-            for a in self.httpAnnouncers { a.announce(.completed) }
+            for a in self.announcers { a.downloadCompleted() }
         }
     }
 
@@ -180,11 +181,7 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Stops every torrent and closes the listener, then the loop and the thread pool.
     public func shutdown() async {
-        try? await self.loop.submit {
-            for a in self.announcers { a.stop() }
-            for a in self.httpAnnouncers { a.stop() }
-        }.get()
-        if !self.announcers.isEmpty || !self.httpAnnouncers.isEmpty { try? await Task.sleep(for: .milliseconds(300)) }
+        await self.stopAnnouncers()
         let engines = (try? await self.loop.submit { Array(self.engines.values) }.get()) ?? []
         var seen = Set<ObjectIdentifier>()
         for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
@@ -192,6 +189,20 @@ public final class PeerNode: @unchecked Sendable {
         try? await self.httpClient.shutdown()
         try? await self.group.shutdownGracefully()
         try? await self.threadPool.shutdownGracefully()
+    }
+
+    /// Sends `stopped` to the trackers that count this node and waits for them, at most
+    /// `TrackerAnnouncer.stoppedTimeout` (a leaving client does not wait on a slow tracker).
+    private func stopAnnouncers() async {
+        let loop = self.loop
+        let done: EventLoopFuture<Void>? = try? await loop.submit {
+            let stops = self.announcers.map { $0.stop() }
+            self.announcers.removeAll()
+            guard !stops.isEmpty else { return loop.makeSucceededVoidFuture() }
+            return EventLoopFuture.andAllComplete(stops, on: loop)
+                .failing(after: TrackerAnnouncer.stoppedTimeout + .milliseconds(500)) { CancellationError() }
+        }.get()
+        try? await done?.get()
     }
 
     fileprivate func engine(for infoHash: [UInt8]) -> (any PeerHost)? {
