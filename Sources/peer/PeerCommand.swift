@@ -13,6 +13,7 @@ struct PeerCommand: AsyncParsableCommand {
               peer info 'magnet:?xt=urn:btih:…' --json
               peer share holiday.torrent --data ~/Videos        seed it
               peer get holiday.torrent -o ~/Downloads --peer 192.0.2.10:6881
+              peer scrape holiday.torrent             seeders, completed and leechers from each tracker
 
             Environment:
               SSL_CERT_FILE   a PEM file of CA certificates that HTTPS trackers and web seeds are checked against,
@@ -21,7 +22,7 @@ struct PeerCommand: AsyncParsableCommand {
               PEER_HOME       the state folder when --state is not given
             """,
         version: PeerVersion.current,
-        subcommands: [Create.self, Info.self, Get.self, Share.self]
+        subcommands: [Create.self, Info.self, Get.self, Share.self, Scrape.self]
     )
 }
 

@@ -116,3 +116,72 @@ def test_dead_first_tier_falls_back_to_the_second(small, tmp_path, procs, opentr
     assert f"tracker {dead_http}: connection refused" in p.stderr, p.stderr
     assert f"tracker {live}" not in p.stderr, p.stderr  # it answered: nothing to report
     assert time.monotonic() - started < 30, "falling back took too long"
+
+
+def scrape(*args, check=True):
+    p = run_peer("scrape", *args, "--bind", "127.0.0.44", "--json", check=check, timeout=60)
+    return p, (json.loads(p.stdout) if p.stdout.strip() else None)
+
+
+def test_scrape_http_and_udp(small, tmp_path, procs, opentracker, tls, monkeypatch):
+    """peer scrape asks opentracker over HTTP (BEP 48), HTTPS and UDP (BEP 15): the seed that announced is
+    counted; a dead tracker gets a clear error without failing the command; once the seed stops (SIGTERM,
+    so it sends `stopped`), the count drops to 0."""
+    import time
+    http = f"http://127.0.0.30:{opentracker.port}/announce"
+    udp = f"udp://127.0.0.30:{opentracker.port}"
+    https = f"https://{TLS_HOST}:{start_tls_proxy(procs, tmp_path, tls, opentracker.port)}/announce"
+    dead = f"udp://127.0.0.39:{free_udp_port('127.0.0.39')}"
+    torrent = tmp_path / "t.torrent"
+    info = make_torrent(small, torrent, [http])
+    opentracker.start([info["info_hash_v1"]])
+    seed, _ = peer_share(procs, tmp_path, torrent, small["data"], "127.0.0.42")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls["cert"]))
+    deadline = time.monotonic() + 20
+    while True:  # until the seed's started announce is counted
+        p, doc = scrape(torrent, "--tracker", udp, "--tracker", https, "--tracker", dead)
+        if doc["trackers"][0]["seeders"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert p.returncode == 0
+    assert doc["kind"] == "scrape" and doc["info_hash"] == info["info_hash_v1"] and doc["answered"] == 3
+    by_url = {t["tracker"]: t for t in doc["trackers"]}
+    assert [t["tracker"] for t in doc["trackers"]] == [http, udp, https, dead]
+    for url in (http, udp, https):
+        assert by_url[url]["ok"] and by_url[url]["seeders"] >= 1 and by_url[url]["listed"], doc
+        assert by_url[url]["leechers"] == 0 and by_url[url]["error"] is None
+    assert not by_url[dead]["ok"] and "refused" in by_url[dead]["error"] and by_url[dead]["seeders"] is None
+    text = run_peer("scrape", torrent, "--tracker", dead, "--bind", "127.0.0.44", timeout=60)
+    assert f"{http}: seeders 1, completed 0, leechers 0" in text.stdout
+    assert dead in text.stderr and "refused" in text.stderr
+
+    seed.p.send_signal(__import__("signal").SIGTERM)
+    assert seed.p.wait(10) == 0
+    _, after = scrape(torrent, "--tracker", udp)
+    assert [t["seeders"] for t in after["trackers"]] == [0, 0], after
+
+
+def test_scrape_fails_when_no_tracker_answers(small, tmp_path):
+    """A refused HTTP port, a UDP tracker that never answers (given up after --timeout) and an unsupported
+    scheme: three clear errors and exit status 1."""
+    import socket
+    import time
+    torrent = tmp_path / "t.torrent"
+    dead_http = f"http://127.0.0.39:{free_port('127.0.0.39')}/announce"
+    make_torrent(small, torrent, [dead_http])
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.45", 0))
+    try:
+        started = time.monotonic()
+        p, doc = scrape(torrent, "--tracker", f"udp://127.0.0.45:{silent.getsockname()[1]}",
+                        "--tracker", "wss://tracker.invalid/announce", "--timeout", "2", check=False)
+        assert time.monotonic() - started < 10
+    finally:
+        silent.close()
+    assert p.returncode == 1
+    assert doc["answered"] == 0 and [t["ok"] for t in doc["trackers"]] == [False, False, False]
+    assert "refused" in doc["trackers"][0]["error"]
+    assert doc["trackers"][1]["error"] == "no answer within 2 s"
+    assert "not a udp://, http:// or https:// URL" in doc["trackers"][2]["error"]
+    none = run_peer("scrape", f"magnet:?xt=urn:btih:{'ab' * 20}", check=False)
+    assert none.returncode == 1 and "names no tracker" in none.stderr

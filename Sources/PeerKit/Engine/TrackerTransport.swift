@@ -45,19 +45,13 @@ enum TrackerTransports {
 }
 
 extension EventLoopFuture where Value: Sendable {
-    /// This future, or a failure with `error` when it has not completed after `timeout`.
+    /// This future, or a failure with `error` when it has not completed after `timeout`. (A promise keeps its
+    /// first result; the later completion is ignored.)
     func failing(after timeout: Duration, with error: @escaping @Sendable () -> any Error) -> EventLoopFuture<Value> {
         let promise = self.eventLoop.makePromise(of: Value.self)
-        let box = NIOLoopBoundBox(false, eventLoop: self.eventLoop)  // completed?
-        let timer = self.eventLoop.scheduleTask(in: PeerHTTP.timeAmount(timeout)) {
-            guard !box.value else { return }
-            box.value = true
-            promise.fail(error())
-        }
-        self.hop(to: self.eventLoop).whenComplete { result in
+        let timer = self.eventLoop.scheduleTask(in: PeerHTTP.timeAmount(timeout)) { promise.fail(error()) }
+        self.whenComplete { result in
             timer.cancel()
-            guard !box.value else { return }
-            box.value = true
             promise.completeWith(result)
         }
         return promise.futureResult
