@@ -128,7 +128,12 @@ let package = Package(
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "PeerWire", "PeerBase", "Metainfo"], swiftSettings: strict),
         .testTarget(
             name: "PeerKitTests",
-            dependencies: ["PeerKit", "Metainfo", "PeerBase", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "PeerKit", "Metainfo", "PeerBase", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
     ]

@@ -196,6 +196,33 @@ public struct PiecePicker: Sendable {
         return best
     }
 
+    // MARK: whole pieces (web seeds, BEP 19)
+
+    /// Claims a whole piece for a source that fetches pieces whole (a web seed): the piece `pick` would start
+    /// next, among all wanted pieces no peer has started. Every block is marked requested by `source`, so
+    /// peers leave it alone outside end-game. Give it back with `peerLeft(source, has:)` if it never arrives.
+    /// - Returns: The piece, or nil when every wanted piece is verified or in progress.
+    public mutating func claimWholePiece(for source: PeerKey, using rng: inout some RandomNumberGenerator) -> Int? {
+        guard let piece = self.choose(has: Bitfield.full(self.pieceCount), using: &rng) else { return nil }
+        self.partials[piece] = Partial(
+            blocks: Array(repeating: .requested([source]), count: self.blockCount(piece)), owner: source)
+        return piece
+    }
+
+    /// Every block of `piece` arrived at once from `source`: verify the piece now.
+    /// - Returns: false when there is nothing to verify: the piece is verified already, or all its blocks
+    ///   were already received (from peers in end-game) and it is being verified.
+    public mutating func receivedWholePiece(_ piece: Int, from source: PeerKey) -> Bool {
+        guard piece >= 0, piece < self.pieceCount, !self.have[piece] else { return false }
+        var p = self.partials[piece] ?? Partial(blocks: Array(repeating: .open, count: self.blockCount(piece)))
+        guard p.received < p.blocks.count else { return false }
+        p.blocks = Array(repeating: .received, count: p.blocks.count)
+        p.received = p.blocks.count
+        p.owner = source
+        self.partials[piece] = p
+        return true
+    }
+
     // MARK: outcomes
 
     /// A block arrived from `peer`.

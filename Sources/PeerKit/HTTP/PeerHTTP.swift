@@ -98,7 +98,7 @@ public enum PeerHTTP {
 
     /// GETs `url` and hands the head and the body stream to `read`, all within `timeout`. The request is
     /// cancelled when `read` returns before the end of the body.
-    /// - Throws: `HTTPFetchError`, or what `read` throws.
+    /// - Throws: `HTTPFetchError`, or what `read` throws (its own errors pass through unchanged).
     public static func stream<T: Sendable>(
         _ client: HTTPClient, url: String, headers: [(String, String)] = [], timeout: Duration,
         accept: Set<UInt> = [200],
@@ -120,10 +120,8 @@ public enum PeerHTTP {
             }
             do {
                 return try await read(Head(status: response.status, headers: response.headers), response.body)
-            } catch let e as HTTPFetchError {
-                throw e
             } catch {
-                throw HTTPFetchError(error)
+                throw HTTPFetchError.fromTransport(error) ?? error  // the reader's own errors pass through
             }
         }
     }
@@ -167,6 +165,16 @@ public enum HTTPFetchError: Error, Equatable, Sendable, CustomStringConvertible 
     case untrusted(String)
     /// The connection failed: refused, reset, TLS handshake or certificate error, bad URL.
     case transport(String)
+
+    /// The error as an `HTTPFetchError` when it comes from the connection (AsyncHTTPClient, TLS, sockets), else nil.
+    static func fromTransport(_ error: any Error) -> HTTPFetchError? {
+        switch error {
+        case is HTTPFetchError, is CancellationError, is HTTPClientError, is NIOSSLError, is NIOConnectionError,
+            is IOError:
+            HTTPFetchError(error)
+        default: nil
+        }
+    }
 
     init(_ error: any Error) {
         if let e = error as? HTTPFetchError {
