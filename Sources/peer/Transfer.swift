@@ -266,6 +266,7 @@ func runTransfer(
     Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified\(how); "
         + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
     node.startTrackers(engine, tiers: metainfo.trackers + network.trackers.map { [$0] }, listenPort: boundPort)
+    node.startWebSeeds(engine)
     done.whenSuccess { if !have.allSet { node.announceCompleted() } }
     for p in network.peers + extraPeers {
         guard let (host, port) = NetworkOptions.split(p) else { continue }

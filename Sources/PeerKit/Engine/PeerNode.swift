@@ -130,6 +130,7 @@ public final class PeerNode: @unchecked Sendable {
     }
 
     private var announcers: [TrackerAnnouncer] = []
+    private let webSeedSources = Mutex<[WebSeedSource]>([])
     private var dialed: Set<String> = []
     private var ownAddresses: Set<String> = []
 
@@ -182,6 +183,7 @@ public final class PeerNode: @unchecked Sendable {
     /// Stops every torrent and closes the listener, then the loop and the thread pool.
     public func shutdown() async {
         await self.stopAnnouncers()
+        for source in self.webSeedSources.withLock({ all in defer { all = [] }; return all }) { await source.stop() }
         let engines = (try? await self.loop.submit { Array(self.engines.values) }.get()) ?? []
         var seen = Set<ObjectIdentifier>()
         for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
@@ -189,6 +191,10 @@ public final class PeerNode: @unchecked Sendable {
         try? await self.httpClient.shutdown()
         try? await self.group.shutdownGracefully()
         try? await self.threadPool.shutdownGracefully()
+    }
+
+    func addWebSeeds(_ sources: [WebSeedSource]) {
+        self.webSeedSources.withLock { $0 += sources }
     }
 
     /// Sends `stopped` to the trackers that count this node and waits for them, at most

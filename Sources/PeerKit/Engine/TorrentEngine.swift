@@ -493,7 +493,7 @@ public final class TorrentEngine: @unchecked Sendable {
         }
     }
 
-    private func finishPiece(_ piece: Int) {
+    private func finishPiece(_ piece: Int, verified: (@Sendable (Bool) -> Void)? = nil) {
         guard let bytes = self.pieceBuffers.removeValue(forKey: piece),
             let index = self.storage.pieceMap.index(piece)
         else { return }
@@ -524,11 +524,14 @@ public final class TorrentEngine: @unchecked Sendable {
                     self.flush(other)
                 }
                 if self.isComplete { self.finishDownload() }
+                verified?(true)
             case .success(false):
                 self.hashFailed(piece)
+                verified?(false)
             case .failure(let error):
                 self.onLog?("cannot write piece \(piece): \(error)")
                 self.picker.pieceFailed(piece)
+                verified?(true)  // not the source's fault
                 self.complete(.failure(error))
             }
             self.report()
@@ -889,5 +892,32 @@ public final class TorrentEngine: @unchecked Sendable {
 
     private func report() {
         self.onProgress?(self.progressNow)
+    }
+}
+
+// MARK: whole pieces from sources other than peers (web seeds: WebSeed+Engine.swift)
+
+extension TorrentEngine {
+    /// Claims for `source` (a negative key: peers have non-negative ones) a wanted piece no peer has started;
+    /// nil when none is left. Call on the loop.
+    func claimWholePiece(source: Int) -> Int? {
+        self.picker.claimWholePiece(for: source, using: &self.rng)
+    }
+
+    /// Gives back the pieces `source` claimed and did not deliver.
+    func releaseWholePieces(source: Int) {
+        self.picker.peerLeft(source, has: Bitfield(count: self.picker.pieceCount))
+    }
+
+    /// Verifies and writes a whole piece from `source` (named `label` in logs) like one gathered from peers;
+    /// `verified` gets false when it failed its hash check, else true (also when peers completed it first).
+    func receivedWholePiece(_ piece: Int, bytes: [UInt8], source: Int, label: String,
+        verified: @escaping @Sendable (Bool) -> Void)
+    {
+        guard self.picker.receivedWholePiece(piece, from: source) else { return verified(true) }
+        self.pieceBuffers[piece] = bytes
+        self.senders[piece] = [label]
+        self.downloaded += Int64(bytes.count)
+        self.finishPiece(piece, verified: verified)
     }
 }
