@@ -68,7 +68,8 @@ def test_https_tracker(small, tmp_path, procs, opentracker, tls, monkeypatch):
     import time
     time.sleep(1.0)  # the seed's first announce
     out = tmp_path / "out"
-    run_peer("get", torrent, "-o", out, "--bind", "127.0.0.37", "--port", "0", timeout=90)
+    run_peer("get", torrent, "-o", out, "--bind", "127.0.0.37", "--port", "0", "--state", tmp_path / "state",
+             timeout=90)
     assert tree_digest(out / "set") == tree_digest(small["src"])
 
 
@@ -80,8 +81,8 @@ def test_https_tracker_with_an_untrusted_certificate(small, tmp_path, procs, ope
     info = make_torrent(small, torrent, [url])
     opentracker.start([info["info_hash_v1"]])
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
-    g = procs([PEER, "get", torrent, "-o", tmp_path / "out", "--bind", "127.0.0.38", "--port", "0"],
-              tmp_path / "get.log")
+    g = procs([PEER, "get", torrent, "-o", tmp_path / "out", "--bind", "127.0.0.38", "--port", "0", "--state",
+               tmp_path / "state"], tmp_path / "get.log")
     g.wait_for(rf"tracker {url}: .*(certificate|CERTIFICATE|handshake)", timeout=30)
 
 
@@ -110,7 +111,8 @@ def test_dead_first_tier_falls_back_to_the_second(small, tmp_path, procs, opentr
     time.sleep(0.5)  # the seed's announce to the live tracker
     out = tmp_path / "out"
     started = time.monotonic()
-    p = run_peer("get", torrent, "-o", out, "--bind", "127.0.0.41", "--port", "0", timeout=60)
+    p = run_peer("get", torrent, "-o", out, "--bind", "127.0.0.41", "--port", "0", "--state", tmp_path / "state",
+                 timeout=60)
     assert tree_digest(out / "set") == tree_digest(small["src"])
     assert f"tracker {dead_udp}: connection refused" in p.stderr, p.stderr
     assert f"tracker {dead_http}: connection refused" in p.stderr, p.stderr
