@@ -116,3 +116,21 @@ def test_a_web_seed_beside_a_peer(content, tmp_path, procs):
     assert tree_digest(out / "my album") == tree_digest(content / "my album")
     server.log.seek(0)
     assert "-> 206" in server.log.read()
+
+
+def test_the_download_limit_holds_for_web_seeds(content, tmp_path, procs):
+    """--max-down applies to web seed pieces too (each is taken on credit from the same token bucket)."""
+    import time
+    _, url = serve(procs, tmp_path, content, "127.0.0.57")
+    torrent = tmp_path / "t.torrent"
+    create(content / "my album", torrent, "v1", url)
+    size = sum(p.stat().st_size for p in (content / "my album").rglob("*") if p.is_file())
+    rate = 512 * 1024
+    out = tmp_path / "out"
+    started = time.monotonic()
+    run_peer("get", torrent, "-o", out, "--bind", "127.0.0.58", "--port", "0", "--state", tmp_path / "state",
+             "--max-down", "512K", timeout=90)
+    elapsed = time.monotonic() - started
+    assert tree_digest(out / "my album") == tree_digest(content / "my album")
+    # The bucket starts with a quarter second's worth and lends one piece: the rest takes its time.
+    assert elapsed >= (size - rate // 4 - 64 * 1024) / rate * 0.9, elapsed

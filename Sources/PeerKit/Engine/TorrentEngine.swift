@@ -899,9 +899,14 @@ public final class TorrentEngine: @unchecked Sendable {
 
 extension TorrentEngine {
     /// Claims for `source` (a negative key: peers have non-negative ones) a wanted piece no peer has started;
-    /// nil when none is left. Call on the loop.
+    /// nil when none is left, or while the download limit is spent (a piece is taken on credit, and the next
+    /// waits until it is repaid). Call on the loop.
     func claimWholePiece(source: Int) -> Int? {
-        self.picker.claimWholePiece(for: source, using: &self.rng)
+        guard self.downloadLimiter.canSpend(at: self.now),
+            let piece = self.picker.claimWholePiece(for: source, using: &self.rng)
+        else { return nil }
+        self.downloadLimiter.spend(self.picker.pieceSize(piece), at: self.now)
+        return piece
     }
 
     /// Gives back the pieces `source` claimed and did not deliver.

@@ -19,8 +19,10 @@ final class WebSeedSource: Sendable {
 
     /// Hash failures that drop a web seed.
     static let maxHashFailures = 2
-    /// The longest wait between retries after errors, and while every wanted piece is being fetched by peers.
+    /// The longest wait between retries after errors.
     static let maxBackoff: Duration = .seconds(60)
+    /// How often to ask again while no piece can be claimed (short, so a download limit is used in full).
+    static let idlePoll: Duration = .milliseconds(200)
 
     init(seed: WebSeed, engine: TorrentEngine, key: Int) {
         precondition(key < 0, "web seeds use negative picker keys")
@@ -57,9 +59,10 @@ final class WebSeedSource: Sendable {
         while !Task.isCancelled {
             guard let claimed = await self.onLoop({ engine.claimWholePiece(source: key) }) else { return }
             guard let piece = claimed else {
-                // Nothing to start: done, or every wanted piece is in progress with peers.
+                // Nothing to start: done, the download limit is spent for now, or every wanted piece is in
+                // progress with peers.
                 if await self.onLoop({ engine.isComplete }) ?? true { return }
-                try? await Task.sleep(for: .seconds(1))
+                try? await Task.sleep(for: Self.idlePoll)
                 continue
             }
             let bytes: [UInt8]
