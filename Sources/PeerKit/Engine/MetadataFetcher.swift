@@ -2,6 +2,7 @@
 import Crypto
 import Metainfo
 import NIOCore
+import Synchronization
 import PeerBase
 import PeerWire
 import Tracker
@@ -18,7 +19,7 @@ public final class MetadataFetcher: @unchecked Sendable {
     private let listenPort: UInt16
     private let epoch = ContinuousClock.now
     private var peers: [Int: Conn] = [:]
-    private var nextKey = 0
+    private let nextKey = Atomic<Int>(0)
     private var assembler: MetadataAssembler?
     private var promise: EventLoopPromise<[UInt8]>?
     private var timer: RepeatedTask?
@@ -74,7 +75,9 @@ public final class MetadataFetcher: @unchecked Sendable {
             key: UInt32(truncatingIfNeeded: self.localID.bytes.hashValue))
     }
 
-    func attach(_ channel: any Channel, role: PeerWireSession.Role) {
+    func reserveKey() -> Int { self.nextKey.wrappingAdd(1, ordering: .relaxed).oldValue }
+
+    func attach(_ channel: any Channel, role: PeerWireSession.Role, key reserved: Int? = nil) {
         self.eventLoop.preconditionInEventLoop()
         var config = PeerWireSession.Configuration(infoHashes: self.handshakeHashes, localID: self.localID,
             pieceCount: nil)
@@ -83,12 +86,11 @@ public final class MetadataFetcher: @unchecked Sendable {
         config.openingMessage = .haveNone
         config.extendedHandshake = ExtendedHandshake(extensions: [UTMetadataMessage.name: Self.utMetadataID],
             client: "Peer 0.1", listenPort: self.listenPort)
-        let key = self.nextKey
-        self.nextKey += 1
+        let key = reserved ?? self.reserveKey()
         let conn = Conn(channel: channel, session: PeerWireSession(role: role, configuration: config, at: self.now),
             host: channel.remoteAddress?.ipAddress ?? "?")
         self.peers[key] = conn
-        _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key))
+        if reserved == nil { _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key)) }
         self.flush(conn)
     }
 

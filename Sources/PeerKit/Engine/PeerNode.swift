@@ -9,9 +9,12 @@ import Synchronization
 
 /// A running node: one listener, outgoing connections, and the torrents it serves.
 ///
-/// Incoming connections are routed to a torrent by the info-hash in their handshake. For now every torrent
-/// and channel lives on one event loop (hashing and disk work run on the thread pool, off the loop), which
-/// keeps torrent state lock-free; spreading torrents over several loops comes with the multi-torrent daemon.
+/// The event-loop group has one loop per core. Each torrent is pinned to one loop (round robin), so its state
+/// needs no lock; its outgoing connections live on that loop too. Incoming connections are accepted on any
+/// loop and routed to a torrent by the info-hash in their handshake; when the torrent lives on another loop,
+/// the channel's reads hop to it (NIO cannot move a channel between loops). The node's own bookkeeping
+/// (dialled addresses, announcers, the torrents by hash) is behind locks. Hashing and disk work run on the
+/// thread pool.
 public final class PeerNode: @unchecked Sendable {
     public let group: MultiThreadedEventLoopGroup
     public let threadPool: NIOThreadPool
@@ -19,7 +22,7 @@ public final class PeerNode: @unchecked Sendable {
     /// The one HTTP(S) client of the node (trackers, web seeds), on its event loop, bound to `bindHost`.
     public let httpClient: HTTPClient
     private let loop: any EventLoop
-    private var engines: [[UInt8]: any PeerHost] = [:]
+    private let engines = Mutex<[[UInt8]: any PeerHost]>([:])
     private var listener: (any Channel)?
     /// Connections open now, over every torrent; `maxConnections` at most.
     private let connections = Atomic<Int>(0)
@@ -28,9 +31,11 @@ public final class PeerNode: @unchecked Sendable {
     static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
 
     /// - Parameter bindHost: the local address for listening and for outgoing connections (tests give each node its own 127.0.0.x).
-    public init(bindHost: String?, diskThreads: Int = max(2, System.coreCount), maxConnections: Int = 500) {
+    public init(bindHost: String?, loops: Int = System.coreCount, diskThreads: Int = max(2, System.coreCount),
+        maxConnections: Int = 500)
+    {
         self.maxConnections = maxConnections
-        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, loops))
         self.loop = self.group.next()
         self.threadPool = NIOThreadPool(numberOfThreads: diskThreads)
         self.threadPool.start()
@@ -42,15 +47,13 @@ public final class PeerNode: @unchecked Sendable {
     public func add(metainfo: TorrentMetainfo, storage: any TorrentStorage, have: Bitfield,
         configuration: TorrentEngine.Configuration) -> TorrentEngine
     {
-        let engine = TorrentEngine(metainfo: metainfo, storage: storage, have: have, eventLoop: self.loop,
+        let engine = TorrentEngine(metainfo: metainfo, storage: storage, have: have, eventLoop: self.group.next(),
             threadPool: self.threadPool, configuration: configuration)
         engine.onPeersDiscovered = { [weak engine] peers in
             guard let engine else { return }
             for peer in peers { self.dial(engine, peer) }
         }
-        self.loop.execute {
-            for h in engine.handshakeHashes { self.engines[h] = engine }
-        }
+        self.engines.withLock { for h in engine.handshakeHashes { $0[h] = engine } }
         return engine
     }
 
@@ -72,10 +75,8 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Adds a magnet link: peers that connect or are found are asked for the info dictionary (BEP 9).
     public func addMagnet(_ magnet: MagnetLink, listenPort: Int) -> MetadataFetcher {
-        let fetcher = MetadataFetcher(magnet: magnet, eventLoop: self.loop, listenPort: UInt16(listenPort))
-        self.loop.execute {
-            for h in fetcher.handshakeHashes { self.engines[h] = fetcher }
-        }
+        let fetcher = MetadataFetcher(magnet: magnet, eventLoop: self.group.next(), listenPort: UInt16(listenPort))
+        self.engines.withLock { for h in fetcher.handshakeHashes { $0[h] = fetcher } }
         return fetcher
     }
 
@@ -117,7 +118,7 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Connects to a peer for `engine`.
     func connect(_ engine: any PeerHost, host: String, port: Int) -> EventLoopFuture<Void> {
-        var bootstrap = ClientBootstrap(group: self.loop)
+        var bootstrap = ClientBootstrap(group: engine.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .connectTimeout(.seconds(10))
@@ -125,20 +126,21 @@ public final class PeerNode: @unchecked Sendable {
             bootstrap = bootstrap.bind(to: local)
         }
         return bootstrap.connect(host: host, port: port).map { channel in
-            if self.admit(channel) { engine.attach(channel, role: .outgoing) } else { channel.close(promise: nil) }
+            if self.admit(channel) { engine.attach(channel, role: .outgoing, key: nil) } else { channel.close(promise: nil) }
         }
     }
 
-    private var announcers: [TrackerAnnouncer] = []
+    private let announcers = Mutex<[TrackerAnnouncer]>([])
     private let webSeedSources = Mutex<[WebSeedSource]>([])
-    private var dialed: Set<String> = []
-    private var ownAddresses: Set<String> = []
+    /// Addresses dialled (not again until a dial fails) and this node's own listening addresses.
+    private let addresses = Mutex<(dialed: Set<String>, own: Set<String>)>(([], []))
 
     /// Announces `engine` to its trackers (UDP, HTTP and HTTPS) in tier order and connects to the peers they
     /// return. URLs of other schemes are logged and left out.
     func startTrackers(_ engine: any PeerHost, tiers: [[String]], listenPort: Int) {
-        self.loop.execute {
-            self.ownAddresses.insert("\(self.bindHost ?? "0.0.0.0"):\(listenPort)")
+        let own = "\(self.bindHost ?? "0.0.0.0"):\(listenPort)"
+        self.addresses.withLock { _ = $0.own.insert(own) }
+        engine.eventLoop.execute {
             var usable: [[String]] = []
             for tier in tiers {
                 for url in tier where !TrackerTransports.supports(url) {
@@ -147,36 +149,35 @@ public final class PeerNode: @unchecked Sendable {
                 usable.append(tier.filter(TrackerTransports.supports))
             }
             guard usable.contains(where: { !$0.isEmpty }) else { return }
-            let (loop, client, bindHost) = (self.loop, self.httpClient, self.bindHost)
+            let (loop, client, bindHost) = (engine.eventLoop, self.httpClient, self.bindHost)
             let announcer = TrackerAnnouncer(host: engine, tiers: usable,
                 makeTransport: { url in
                     TrackerTransports.make(url: url, eventLoop: loop, client: client, bindHost: bindHost)
                 },
                 onPeers: { peers in
-                    self.loop.execute {
-                        for peer in peers { self.dial(engine, peer.description) }
-                    }
+                    for peer in peers { self.dial(engine, peer.description) }
                 })
-            self.announcers.append(announcer)
+            self.announcers.withLock { $0.append(announcer) }
             announcer.start()
         }
     }
 
     /// Tells the trackers the download completed (sent once per torrent).
     public func announceCompleted() {
-        self.loop.execute {
-            for a in self.announcers { a.downloadCompleted() }
+        for a in self.announcers.withLock({ $0 }) {
+            a.eventLoop.execute { a.downloadCompleted() }
         }
     }
 
+    /// Connects `engine` to `address` ("host:port") unless it is this node or was dialled already; any thread.
     func dial(_ engine: any PeerHost, _ address: String) {
-        guard !self.ownAddresses.contains(address), self.dialed.insert(address).inserted,
-            let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...])
+        let fresh = self.addresses.withLock { !$0.own.contains(address) && $0.dialed.insert(address).inserted }
+        guard fresh, let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...])
         else { return }
         var host = String(address[..<colon])
         if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
         self.connect(engine, host: host, port: port).whenFailure { _ in
-            self.loop.execute { self.dialed.remove(address) }  // may be tried again after the next announce
+            _ = self.addresses.withLock { $0.dialed.remove(address) }  // may be tried again after the next announce
         }
     }
 
@@ -184,7 +185,7 @@ public final class PeerNode: @unchecked Sendable {
     public func shutdown() async {
         await self.stopAnnouncers()
         for source in self.webSeedSources.withLock({ all in defer { all = [] }; return all }) { await source.stop() }
-        let engines = (try? await self.loop.submit { Array(self.engines.values) }.get()) ?? []
+        let engines = self.engines.withLock { Array($0.values) }
         var seen = Set<ObjectIdentifier>()
         for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
         try? await self.listener?.close()
@@ -200,20 +201,18 @@ public final class PeerNode: @unchecked Sendable {
     /// Sends `stopped` to the trackers that count this node and waits for them, at most
     /// `TrackerAnnouncer.stoppedTimeout` (a leaving client does not wait on a slow tracker).
     private func stopAnnouncers() async {
-        let loop = self.loop
-        let done: EventLoopFuture<Void>? = try? await loop.submit {
-            let stops = self.announcers.map { $0.stop() }
-            self.announcers.removeAll()
-            guard !stops.isEmpty else { return loop.makeSucceededVoidFuture() }
-            return EventLoopFuture.andAllComplete(stops, on: loop)
-                .failing(after: TrackerAnnouncer.stoppedTimeout + .milliseconds(500)) { CancellationError() }
-        }.get()
-        try? await done?.get()
+        let all = self.announcers.withLock { all in
+            defer { all.removeAll() }
+            return all
+        }
+        guard !all.isEmpty else { return }
+        let stops = all.map { a in a.eventLoop.flatSubmit { a.stop() } }
+        try? await EventLoopFuture.andAllComplete(stops, on: self.loop)
+            .failing(after: TrackerAnnouncer.stoppedTimeout + .milliseconds(500)) { CancellationError() }.get()
     }
 
     fileprivate func engine(for infoHash: [UInt8]) -> (any PeerHost)? {
-        self.loop.preconditionInEventLoop()
-        return self.engines[infoHash]
+        self.engines.withLock { $0[infoHash] }
     }
 }
 
@@ -244,7 +243,23 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
         let channel = context.channel
         let replay = self.buffered
         context.pipeline.syncOperations.removeHandler(self, promise: nil)
-        engine.attach(channel, role: .incoming)
-        engine.received(engine.key(of: channel), replay)
+        if engine.eventLoop === context.eventLoop {
+            engine.attach(channel, role: .incoming, key: nil)
+            engine.received(engine.key(of: channel), replay)
+            return
+        }
+        // The torrent lives on another loop: its handler goes in now, so that no read is lost, and hands every
+        // read over to that loop, after the attach below.
+        let key = engine.reserveKey()
+        do {
+            try context.pipeline.syncOperations.addHandler(PeerChannelHandler(host: engine, key: key))
+        } catch {
+            context.close(promise: nil)
+            return
+        }
+        engine.eventLoop.execute {
+            engine.attach(channel, role: .incoming, key: key)
+            engine.received(key, replay)
+        }
     }
 }

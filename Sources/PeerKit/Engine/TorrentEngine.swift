@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Metainfo
 import NIOCore
+import Synchronization
 import NIOPosix
 import PeerBase
 import PeerWire
@@ -77,7 +78,7 @@ public final class TorrentEngine: @unchecked Sendable {
     let localID: PeerID
     private var picker: PiecePicker
     private var peers: [Int: PeerState] = [:]
-    private var nextKey = 0
+    private let nextKey = Atomic<Int>(0)
     private var pieceBuffers: [Int: [UInt8]] = [:]
     /// Picking and choking draw many random numbers: a fast generator seeded once from the system's.
     private var rng = SeededGenerator(seed: UInt64.random(in: .min ... .max))
@@ -267,7 +268,9 @@ public final class TorrentEngine: @unchecked Sendable {
     // MARK: connections
 
     /// Adopts a connected channel (outgoing or accepted). Must be called on the engine's loop.
-    func attach(_ channel: any Channel, role: PeerWireSession.Role) {
+    func reserveKey() -> Int { self.nextKey.wrappingAdd(1, ordering: .relaxed).oldValue }
+
+    func attach(_ channel: any Channel, role: PeerWireSession.Role, key reserved: Int? = nil) {
         self.eventLoop.preconditionInEventLoop()
         let host = channel.remoteAddress?.ipAddress ?? "?"
         if self.banned.contains(host) || self.peers.count >= self.configuration.maxPeers {
@@ -289,14 +292,13 @@ public final class TorrentEngine: @unchecked Sendable {
         config.extendedHandshake = ExtendedHandshake(
             extensions: extensions, client: self.configuration.clientName,
             listenPort: self.configuration.listenPort, requestQueue: self.configuration.maxPeerRequests, metadataSize: self.metainfo.infoBytes.count)
-        let key = self.nextKey
-        self.nextKey += 1
+        let key = reserved ?? self.reserveKey()
         let state = PeerState(key: key, channel: channel,
             session: PeerWireSession(role: role, configuration: config, at: self.now), host: host,
             pieceCount: self.picker.pieceCount, now: self.now, role: role)
         self.peers[key] = state
         if Self.debug { self.onLog?("attached \(host) as \(role)") }
-        _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key))
+        if reserved == nil { _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key)) }
         self.flush(state)
     }
 

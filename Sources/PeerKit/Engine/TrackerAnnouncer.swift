@@ -38,6 +38,9 @@ final class TrackerAnnouncer: @unchecked Sendable {
 
     private var now: Instant { Instant(offset: ContinuousClock.now - self.epoch) }
 
+    /// The loop it runs on: its torrent's.
+    var eventLoop: any EventLoop { self.host.eventLoop }
+
     /// Sends `started` to the first tracker that answers, then keeps announcing. Call on the loop.
     func start() {
         self.host.eventLoop.preconditionInEventLoop()
