@@ -51,7 +51,7 @@ public final class TorrentEngine: @unchecked Sendable {
         /// Connections for this torrent, incoming and outgoing; more are closed at once.
         public var maxPeers = 100
         /// Requests a peer may have waiting with us (we say so in `reqq`); more are rejected.
-        public var maxPeerRequests = 500
+        public var maxPeerRequests = 2000
         public var clientName = "Peer 0.1"
         public var listenPort: UInt16?
         public init() {}
