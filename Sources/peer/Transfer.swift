@@ -380,13 +380,16 @@ struct Get: AsyncParsableCommand {
             pieces are already verified; files changed since it was saved are checked again. Exits 0 once every piece is verified (or keeps seeding with \
             --seed).
 
-            Peers come from the torrent's trackers (HTTP and UDP), from --peer, and for a magnet link from its \
-            x.pe and tr fields; a magnet link's metadata is fetched from those peers first (BEP 9). The DHT is \
-            coming.
+            Peers come from the torrent's trackers (UDP, HTTP and HTTPS, tier by tier), from --peer, from \
+            other peers (PEX, not for private torrents), and for a magnet link from its x.pe and tr fields; a \
+            magnet link's metadata is fetched from those peers first (BEP 9). Web seeds (url-list, or ws in a \
+            magnet link) serve whole pieces over HTTP(S) beside the peers. The DHT is coming.
 
             Examples:
               peer get linux.torrent -o ~/Downloads --peer 192.0.2.10:6881
               peer get album.torrent -o music --peer 127.0.0.2:6881 --bind 127.0.0.3 --port 0 --seed
+              peer get 'magnet:?xt=urn:btih:...&tr=udp://tracker.example:6969' -o ~/Downloads
+              peer get show.torrent -o tv --files 2,4-6 --sequential --max-down 4M --max-up 1M
             """)
 
     @Argument(help: "A .torrent file or a magnet link (its x.pe peers and tr trackers are used).")
