@@ -34,6 +34,14 @@ struct NetworkOptions: ParsableArguments {
         valueName: "RATE"))
     var maxDown: ByteSize?
 
+    @Flag(name: .customLong("no-lsd"), help: "Do not look for peers on the local network (BEP 14); also PEER_NO_LSD=1.")
+    var noLocalDiscovery = false
+
+    /// Local service discovery is on unless --no-lsd or PEER_NO_LSD=1 says otherwise.
+    var localDiscovery: Bool {
+        !self.noLocalDiscovery && ProcessInfo.processInfo.environment["PEER_NO_LSD"].map { $0.isEmpty || $0 == "0" } ?? true
+    }
+
     @Flag(help: "At exit, print a JSON summary (name, info-hash, complete, bytes down and up, seconds) on stdout.")
     var json = false
 
@@ -121,6 +129,11 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
     fetcher.onLog = { line in Terminal.stderr("\(line)\n") }
     Terminal.stderr("\(command): fetching metadata of \(magnet.displayName ?? magnet.infoHashes.id) from peers\n")
     node.startTrackers(fetcher, urls: magnet.trackers + network.trackers, listenPort: port)
+    if network.localDiscovery {
+        do { try await node.startLocalDiscovery(fetcher, listenPort: port) } catch {
+            Terminal.stderr("\(command): local discovery is off: \(error)\n")
+        }
+    }
     for p in magnet.peers + network.peers {
         guard let (host, peerPort) = NetworkOptions.split(p) else { continue }
         node.connect(fetcher, host: host, port: peerPort).whenFailure { error in
@@ -267,6 +280,11 @@ func runTransfer(
         + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
     node.startTrackers(engine, tiers: metainfo.trackers + network.trackers.map { [$0] }, listenPort: boundPort)
     node.startWebSeeds(engine)
+    if network.localDiscovery && !metainfo.isPrivate {  // private torrents: their trackers only (BEP 27)
+        do { try await node.startLocalDiscovery(engine, listenPort: boundPort) } catch {
+            Terminal.stderr("\(command): local discovery is off: \(error)\n")
+        }
+    }
     done.whenSuccess { if !have.allSet { node.announceCompleted() } }
     for p in network.peers + extraPeers {
         guard let (host, port) = NetworkOptions.split(p) else { continue }

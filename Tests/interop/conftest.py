@@ -69,3 +69,5 @@ def peer_home(tmp_path, monkeypatch):
     """Every test gets its own default state folder, so that no resume data or metadata leaks between tests
     (or into ~/.local/share/peer); tests with several nodes also give each its own --state."""
     monkeypatch.setenv("PEER_HOME", str(tmp_path / "peer-home"))
+    # Local discovery multicasts on the interface of --bind; tests that want it turn it back on.
+    monkeypatch.setenv("PEER_NO_LSD", "1")

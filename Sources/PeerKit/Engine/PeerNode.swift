@@ -189,9 +189,39 @@ public final class PeerNode: @unchecked Sendable {
         var seen = Set<ObjectIdentifier>()
         for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
         try? await self.listener?.close()
+        if let service = self.discovery.withLock({ $0 }) { await service.stop() }
         try? await self.httpClient.shutdown()
         try? await self.group.shutdownGracefully()
         try? await self.threadPool.shutdownGracefully()
+    }
+
+    private let discovery = Mutex<LocalPeerDiscovery?>(nil)
+
+    /// Announces a torrent on the local network (BEP 14) and dials the local peers that announce it. The first
+    /// call opens the node's multicast socket; a failure (no multicast on the interface, the port taken) is
+    /// thrown, and the torrent simply goes without local discovery.
+    public func startLocalDiscovery(_ engine: TorrentEngine, listenPort: Int) async throws {
+        try await self.startLocalDiscovery(engine as any PeerHost, listenPort: listenPort)
+    }
+
+    /// Local discovery for a magnet link's metadata fetch.
+    public func startLocalDiscovery(_ fetcher: MetadataFetcher, listenPort: Int) async throws {
+        try await self.startLocalDiscovery(fetcher as any PeerHost, listenPort: listenPort)
+    }
+
+    func startLocalDiscovery(_ host: any PeerHost, listenPort: Int) async throws {
+        var service = self.discovery.withLock { $0 }
+        if service == nil {
+            let started = try await LocalPeerDiscovery.start(group: self.group, bindHost: self.bindHost) { host, peer in
+                self.dial(host, peer)
+            }
+            service = self.discovery.withLock { current in
+                if current == nil { current = started }
+                return current
+            }
+            if service !== started { await started.stop() }
+        }
+        service!.add(host, port: listenPort)
     }
 
     func addWebSeeds(_ sources: [WebSeedSource]) {
