@@ -283,16 +283,25 @@ public struct PeerWireSession: Sendable {
             }
             self.peerBitfield![byte] |= 0x80 >> UInt8(i % 8)
         case .bitfield(let bits):
-            guard first else { throw .unexpected("bitfield after other messages") }
             let raw = Array(bits.readableBytesView)
             if let count, !Self.bitfieldFits(raw, pieceCount: count) {
                 throw .outOfRange("bitfield of \(raw.count) bytes for \(count) pieces")
             }
-            self.peerBitfield = raw
+            // BEP 3 sends it first only, but aria2 sends a whole bitfield later instead of several haves when
+            // that is shorter: a later one adds pieces (a peer never loses any).
+            if !first, let old = self.peerBitfield, old.count == raw.count {
+                self.peerBitfield = zip(old, raw).map { $0 | $1 }
+            } else {
+                self.peerBitfield = raw
+            }
             self.bitfieldFromMessage = true
         case .haveAll, .haveNone:
             guard self.fastExtension else { throw .unexpected("have all/none without the fast extension") }
-            guard first else { throw .unexpected("have all/none after other messages") }
+            if !first {
+                // As with a late bitfield: have-all adds every piece, have-none adds nothing.
+                if case .haveAll = message { self.peerHasAll = true; self.peerBitfield = count.map(Self.allSet) }
+                break
+            }
             if case .haveAll = message {
                 self.peerHasAll = true
                 self.peerBitfield = count.map(Self.allSet)

@@ -106,7 +106,6 @@ struct SessionTests {
             ("wrong-size bitfield", [PeerMessage.bitfield(ByteBuffer(bytes: [0xff]))]),
             ("spare bits set", [.bitfield(ByteBuffer(bytes: [0xff, 0xff]))]),
             ("have past the end", [.have(piece: 10)]),
-            ("second bitfield", [.have(piece: 1), .bitfield(ByteBuffer(bytes: [0, 0]))]),
             ("request past the end", [.request(BlockRef(piece: 99, offset: 0, length: 1))]),
         ])
     func violations(_ name: String, _ messages: [PeerMessage]) {
@@ -275,5 +274,30 @@ struct SplitReadTests {
             Int.random(in: 0...bytes.count, using: &rng)
         }
         #expect(self.events(feeding: bytes, cuts: cuts) == whole)
+    }
+}
+
+@Suite("Peer wire session: late bitfields")
+struct LateBitfieldTests {
+    @Test("a bitfield after other messages adds pieces, as aria2 sends it, and never removes any")
+    func lateBitfield() {
+        var p = Pair(pieceCount: 10)
+        p.drive()
+        p.send(.have(piece: 1))
+        p.send(.bitfield(ByteBuffer(bytes: [0b0010_0000, 0b0100_0000])))
+        #expect(p.closedB == nil)
+        #expect(p.b.peerBitfield == [0b0110_0000, 0b0100_0000])
+        p.send(.bitfield(ByteBuffer(bytes: [0xff])))  // the wrong size still closes the connection
+        #expect(p.b.isClosed)
+    }
+
+    @Test("a late have-all makes the peer a seed")
+    func lateHaveAll() {
+        var p = Pair(pieceCount: 10)
+        p.drive()
+        p.send(.have(piece: 1))
+        p.send(.haveAll)
+        #expect(p.closedB == nil)
+        #expect(p.b.peerBitfield == [0xff, 0b1100_0000])
     }
 }

@@ -191,8 +191,9 @@ public final class PeerNode: @unchecked Sendable {
         try? await self.listener?.close()
         if let service = self.discovery.withLock({ $0 }) { await service.stop() }
         try? await self.httpClient.shutdown()
-        try? await self.group.shutdownGracefully()
+        // The disk pool first: its jobs in flight complete on the loops, which must still be running.
         try? await self.threadPool.shutdownGracefully()
+        try? await self.group.shutdownGracefully()
     }
 
     private let discovery = Mutex<LocalPeerDiscovery?>(nil)

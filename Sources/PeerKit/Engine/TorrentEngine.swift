@@ -99,6 +99,8 @@ public final class TorrentEngine: @unchecked Sendable {
     private var uploadQueue: Deque<(key: Int, message: PeerMessage)> = []
     private var pacer: RepeatedTask?
     private var resumeDirty = false
+    /// Set by `stop()`: disk jobs cancelled by the shutdown are not errors worth a line.
+    private var stopped = false
     /// Bytes of pieces handed to the thread pool for verifying and writing, not yet done.
     private var pendingWriteBytes = 0
     /// Pieces read for serving, by piece, with when each was last used (small: a few dozen pieces).
@@ -234,6 +236,7 @@ public final class TorrentEngine: @unchecked Sendable {
 
     public func stop() -> EventLoopFuture<Void> {
         self.eventLoop.submit {
+            self.stopped = true
             self.timer?.cancel()
             self.pacer?.cancel()
             for p in self.peers.values { p.channel.close(promise: nil) }
@@ -316,6 +319,9 @@ public final class TorrentEngine: @unchecked Sendable {
     func disconnected(_ key: Int) {
         guard let p = self.peers.removeValue(forKey: key) else { return }
         if Self.debug { self.onLog?("disconnected \(p.host)") }
+        if p.session.remote == nil && !p.session.isClosed && !self.stopped {
+            self.onLog?("\(p.host) closed the connection before its handshake (does it have this torrent?)")
+        }
         if p.joined { self.picker.peerLeft(key, has: p.has) } else {
             for b in p.outstanding { self.picker.requestFailed(b, peer: key) }
         }
@@ -370,11 +376,19 @@ public final class TorrentEngine: @unchecked Sendable {
     private func handle(_ m: PeerMessage, from p: PeerState) {
         switch m {
         case .bitfield, .haveAll, .haveNone:
-            if let bits = p.session.peerBitfield, let b = try? Bitfield(bytes: bits, count: self.picker.pieceCount) {
+            guard let bits = p.session.peerBitfield, let b = try? Bitfield(bytes: bits, count: self.picker.pieceCount)
+            else { break }
+            if p.joined {
+                // A later bitfield (aria2) adds pieces: count each new one once.
+                for i in b.setIndices where !p.has[i] {
+                    p.has[i] = true
+                    self.picker.peerHave(i)
+                }
+            } else {
                 p.has = b
+                self.picker.peerJoined(has: p.has)
+                p.joined = true
             }
-            self.picker.peerJoined(has: p.has)
-            p.joined = true
             self.updateInterest(p)
             self.askForLayers(p)
         case .have(let i):
@@ -531,7 +545,7 @@ public final class TorrentEngine: @unchecked Sendable {
                 self.hashFailed(piece)
                 verified?(false)
             case .failure(let error):
-                self.onLog?("cannot write piece \(piece): \(error)")
+                if !self.stopped { self.onLog?("cannot write piece \(piece): \(error)") }
                 self.picker.pieceFailed(piece)
                 verified?(true)  // not the source's fault
                 self.complete(.failure(error))
@@ -627,7 +641,7 @@ public final class TorrentEngine: @unchecked Sendable {
                 case .success(let bytes):
                     self.deliver(block, from: bytes, to: peer)
                 case .failure(let error):
-                    self.onLog?("cannot read \(block): \(error)")
+                    if !self.stopped { self.onLog?("cannot read \(block): \(error)") }
                     if peer.session.fastExtension { self.send(.reject(block), to: peer) }
                 }
             }
