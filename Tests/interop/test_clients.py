@@ -11,17 +11,22 @@ BEP 52's `file tree` keeps each file under an empty dictionary key (""):
   computes is wrong, for the .torrent and again after fetching the info dictionary through a magnet link; it then
   announces (and handshakes) under that wrong hash.
 `test_transmission_hybrid` and `test_aria2_hybrid` check exactly that, and run hybrid transfers both ways instead
-should a version that gets it right be installed. So the transfers here are v1. (A hybrid's v1 side also has BEP 47
-pad files: a client without BEP 47 writes them as `.pad/N` files and, seeding, needs them on disk; the tests put
-them in a client's seed folder, and compare only real files.)
+should a version that gets it right be installed.
+
+So the transfers are v1, and "v1pad": the hybrid's v1 side alone, a v1 torrent with BEP 47 pad files (what a
+v1-only client would make of the hybrid). Neither client knows BEP 47: as leechers both write the pad files as
+`.pad/N` files (checked: full of the zeros Peer served), as seeders they need them on disk (the tests put them in a
+client's seed folder, as a user who downloaded the torrent with that client would have them). Peer writes none
+(checked). Only real files are compared.
 
 Transmission 3.00 connects to no 127.x peer, so each Transmission test makes two network namespaces joined by a
 veth pair (10.99.K.1 for Peer and opentracker, 10.99.K.2 for Transmission) and deletes them afterwards. aria2 runs
 on 127.0.0.x like the libtorrent tests (its sockets bound with --interface; a UDP tracker needs its DHT on).
 
 Modes: a Transmission transfer takes 30-45 s here (Transmission unchokes a new peer on its 10 s round, and moves
-2-4 MiB/s with Peer), so Transmission gets four: Transmission -> Peer direct and over UDP announce, Peer ->
-Transmission direct and over HTTP announce. aria2 transfers take seconds: aria2 gets both directions in every mode.
+2-4 MiB/s with Peer), so Transmission gets four: Transmission -> Peer v1 direct and v1pad over UDP announce,
+Peer -> Transmission v1pad direct and v1 over HTTP announce. aria2 transfers take seconds: aria2 gets both
+directions of v1 in every mode (direct, HTTP, UDP), and v1pad both ways (aria2 -> Peer direct, Peer -> aria2 HTTP).
 """
 import hashlib
 import json
@@ -60,14 +65,28 @@ def payload(tmp_path_factory):
     return {"base": base, "src": src, "data": src.parent, "digest": tree_digest(src)}
 
 
-def make_torrent(payload, out, kind, tracker=None):
-    args = [PEER, "create", payload["src"], "-o", out, f"--{kind}", "--piece-length", "256K", "--no-date", "--json"]
-    if tracker:
-        args += ["--tracker", tracker]
-    p = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+def peer_json(*args):
+    p = subprocess.run([PEER, *map(str, args), "--json"], capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
     assert p.returncode == 0, p.stderr
-    info = json.loads(p.stdout)
-    assert info["version"] == kind
+    return json.loads(p.stdout)
+
+
+def make_torrent(payload, out, kind, tracker=None):
+    """kind: v1, hybrid, or v1pad: the v1 side of the hybrid alone (the hybrid without `file tree`, `meta version`
+    and `piece layers`), a v1 torrent with BEP 47 pad files, which is what a v1-only client would make of it."""
+    args = ["create", payload["src"], "-o", out, "--hybrid" if kind == "v1pad" else f"--{kind}", "--piece-length",
+            "256K", "--no-date"]
+    info = peer_json(*args, *(["--tracker", tracker] if tracker else []))
+    if kind == "v1pad":
+        t = bdecode(out.read_bytes())
+        for key in (b"file tree", b"meta version"):
+            del t[b"info"][key]
+        del t[b"piece layers"]
+        out.write_bytes(bencode(t))
+        info = peer_json("info", out)
+        assert any(f["padding"] for f in info["files"])
+    assert info["version"] == ("v1" if kind == "v1pad" else kind)
     return info
 
 
@@ -92,9 +111,16 @@ def client_seed_folder(payload, info, dest):
     return dest
 
 
-def pad_files(album):
+def check_pad_files(album, info, written_by_peer):
+    """Peer knows BEP 47 and writes no pad file. A client that does not writes them as ordinary files: then they
+    must hold the zeros Peer served."""
     pad = album / ".pad"
-    return sorted(p.name for p in pad.iterdir()) if pad.is_dir() else []
+    if written_by_peer:
+        assert not pad.exists(), sorted(pad.iterdir())
+    elif pad.exists():
+        sizes = {f["path"].rsplit("/", 1)[1]: f["length"] for f in info["files"] if f["padding"]}
+        for p in pad.iterdir():
+            assert p.read_bytes() == bytes(sizes[p.name]), p
 
 
 class PeerSide:
@@ -187,6 +213,7 @@ def transmission_transfer(payload, tmp_path, procs, netns, seeder, kind, mode, t
                 tr.add(torrent, out)
             tr.wait_complete(TIMEOUT, other=s, stall=STALL)
         tr.stop()
+        check_pad_files(out / "album", info, written_by_peer=seeder == "client")
         assert tree_digest(out / "album") == payload["digest"]
         return out / "album"
     finally:
@@ -194,10 +221,12 @@ def transmission_transfer(payload, tmp_path, procs, netns, seeder, kind, mode, t
             tracker.close()
 
 
-@pytest.mark.parametrize("seeder,mode", [("client", "direct"), ("client", "udp"), ("peer", "direct"), ("peer", "http")],
-                         ids=["tr-to-peer-direct", "tr-to-peer-udp", "peer-to-tr-direct", "peer-to-tr-http"])
-def test_transmission_v1(payload, tmp_path, netns, procs, seeder, mode):
-    transmission_transfer(payload, tmp_path, procs, netns, seeder, "v1", mode)
+@pytest.mark.parametrize("seeder,kind,mode", [("client", "v1", "direct"), ("client", "v1pad", "udp"),
+                                              ("peer", "v1pad", "direct"), ("peer", "v1", "http")],
+                         ids=["tr-to-peer-v1-direct", "tr-to-peer-v1pad-udp", "peer-to-tr-v1pad-direct",
+                              "peer-to-tr-v1-http"])
+def test_transmission(payload, tmp_path, netns, procs, seeder, kind, mode):
+    transmission_transfer(payload, tmp_path, procs, netns, seeder, kind, mode)
 
 
 def test_transmission_hybrid(payload, tmp_path, netns, procs):
@@ -285,6 +314,7 @@ def aria2_to_peer(payload, tmp_path, procs, kind, mode):
             wait_first_announce()
         out = tmp_path / "out"
         peer.get(torrent, out, peers=[f"{ARIA2_ADDR}:{a_port}"] if mode == "direct" else [], other=a)
+        check_pad_files(out / "album", info, written_by_peer=True)
         assert tree_digest(out / "album") == payload["digest"]
     finally:
         if tracker:
@@ -314,24 +344,24 @@ def peer_to_aria2(payload, tmp_path, procs, kind, mode):
         wait_done(done, lambda: folder_bytes(out), "aria2c", TIMEOUT, STALL,
                   details=lambda: f"{log(a)}\n--- peer share:\n{log(s)}")
         assert a.p.returncode == 0, f"aria2c exited {a.p.returncode}:\n{log(a)}\n--- peer share:\n{log(s)}"
-        if kind == "hybrid":
-            # Without BEP 47, aria2 writes the pad files as ordinary files (of zeros).
-            pads = [f for f in info["files"] if f["padding"]]
-            assert pad_files(out / "album") == sorted(f["path"].rsplit("/", 1)[1] for f in pads)
+        check_pad_files(out / "album", info, written_by_peer=False)
         assert tree_digest(out / "album") == payload["digest"]
     finally:
         if tracker:
             tracker.close()
 
 
-@pytest.mark.parametrize("mode", ["direct", "http", "udp"])
-def test_aria2_to_peer_v1(payload, tmp_path, procs, mode):
-    aria2_to_peer(payload, tmp_path, procs, "v1", mode)
+ARIA2_CASES = [("v1", "direct"), ("v1", "http"), ("v1", "udp")]
 
 
-@pytest.mark.parametrize("mode", ["direct", "http", "udp"])
-def test_peer_to_aria2_v1(payload, tmp_path, procs, mode):
-    peer_to_aria2(payload, tmp_path, procs, "v1", mode)
+@pytest.mark.parametrize("kind,mode", ARIA2_CASES + [("v1pad", "direct")], ids=lambda x: x)
+def test_aria2_to_peer(payload, tmp_path, procs, kind, mode):
+    aria2_to_peer(payload, tmp_path, procs, kind, mode)
+
+
+@pytest.mark.parametrize("kind,mode", ARIA2_CASES + [("v1pad", "http")], ids=lambda x: x)
+def test_peer_to_aria2(payload, tmp_path, procs, kind, mode):
+    peer_to_aria2(payload, tmp_path, procs, kind, mode)
 
 
 def test_aria2_hybrid(payload, tmp_path, procs):
