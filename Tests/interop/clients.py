@@ -11,13 +11,10 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
-
-from test_swarm import Proc
 
 _pair_counter = itertools.count(1)
 
@@ -346,17 +343,6 @@ def bdecode(data):
     value, end = parse(0)
     assert end == len(data), "trailing bytes"
     return value
-
-
-def stop_pid(p, grace=10):
-    """SIGTERM, then SIGKILL after grace seconds, for a Popen."""
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(grace)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
 
 
 def free_port(host, kind=socket.SOCK_STREAM):
