@@ -6,8 +6,10 @@
   (TORRENT may be a magnet link: libtorrent then fetches the metadata from its peers first)
 
 Loopback only: no DHT, LSD, UPnP or NAT-PMP. A seed prints READY once it is seeding and runs until SIGTERM;
-a leech exits 0 once every piece is downloaded and verified, 2 on timeout.
+a leech exits 0 once every piece is downloaded and verified, 2 on timeout. On the way out both print one line
+`STATS {json}` with the torrent's byte counters (payload and total, incl. protocol overhead) for this session.
 """
+import json
 import argparse
 import signal
 import sys
@@ -58,20 +60,27 @@ def main():
         h.connect_peer((host, int(port)))
     deadline = time.monotonic() + a.timeout
     announced = False
-    while not stop and time.monotonic() < deadline:
+    try:
+        while not stop and time.monotonic() < deadline:
+            s = h.status()
+            if s.is_seeding and s.has_metadata:
+                if a.mode == "leech":
+                    print("COMPLETE", flush=True)
+                    return 0
+                if not announced:
+                    print("READY", flush=True)
+                    announced = True
+            for alert in ses.pop_alerts():
+                if alert.category() & lt.alert.category_t.error_notification:
+                    print("lt:", alert.message(), file=sys.stderr, flush=True)
+            time.sleep(0.05)
+        return 0 if a.mode == "seed" else 2
+    finally:
         s = h.status()
-        if s.is_seeding and s.has_metadata:
-            if a.mode == "leech":
-                print("COMPLETE", flush=True)
-                return 0
-            if not announced:
-                print("READY", flush=True)
-                announced = True
-        for alert in ses.pop_alerts():
-            if alert.category() & lt.alert.category_t.error_notification:
-                print("lt:", alert.message(), file=sys.stderr, flush=True)
-        time.sleep(0.05)
-    return 0 if a.mode == "seed" else 2
+        print("STATS " + json.dumps({
+            "total_payload_upload": s.total_payload_upload, "total_upload": s.total_upload,
+            "all_time_upload": s.all_time_upload, "total_payload_download": s.total_payload_download,
+            "total_download": s.total_download}), flush=True)
 
 
 if __name__ == "__main__":
