@@ -65,9 +65,10 @@ def lt():
 
 
 @pytest.fixture(autouse=True)
-def peer_home(tmp_path, monkeypatch):
+def peer_home(tmp_path_factory, monkeypatch):
     """Every test gets its own default state folder, so that no resume data or metadata leaks between tests
     (or into ~/.local/share/peer); tests with several nodes also give each its own --state."""
-    monkeypatch.setenv("PEER_HOME", str(tmp_path / "peer-home"))
+    # Outside the test's own folder, which some tests compare before and after.
+    monkeypatch.setenv("PEER_HOME", str(tmp_path_factory.mktemp("peer-home")))
     # Local discovery multicasts on the interface of --bind; tests that want it turn it back on.
     monkeypatch.setenv("PEER_NO_LSD", "1")
