@@ -784,8 +784,7 @@ public struct DHTNode: Sendable {
         }
         for f in DHTEndpoint.Family.allCases {
             guard var table = self.tables[f] else { continue }
-            let pings = table.questionableNodes(
-                at: now, limit: self.configuration.pingsPerMaintenance, notPingedWithin: .seconds(60))
+            let pings = table.questionableNodes(at: now, limit: self.configuration.pingsPerMaintenance)
             let targets = table.count > 0 ? table.refreshTargets(at: now, using: &self.rng) : []
             self.tables[f] = table
             for node in pings {

@@ -26,10 +26,12 @@ public struct RoutingTable: Sendable {
         public var refreshInterval: Duration
         /// Allow one entry per non-local IP address.
         public var oneNodePerIP: Bool
+        /// A questionable node is offered for a ping at most this often.
+        public var pingInterval: Duration
 
         public init(
             k: Int = 8, replacementCacheSize: Int = 8, goodWindow: Duration = .seconds(900), maxFailures: Int = 2,
-            refreshInterval: Duration = .seconds(900), oneNodePerIP: Bool = true
+            refreshInterval: Duration = .seconds(900), oneNodePerIP: Bool = true, pingInterval: Duration = .seconds(60)
         ) {
             precondition(k > 0 && replacementCacheSize >= 0 && maxFailures > 0)
             self.k = k
@@ -38,6 +40,7 @@ public struct RoutingTable: Sendable {
             self.maxFailures = maxFailures
             self.refreshInterval = refreshInterval
             self.oneNodePerIP = oneNodePerIP
+            self.pingInterval = pingInterval
         }
     }
 
@@ -203,7 +206,7 @@ public struct RoutingTable: Sendable {
             return .added
         }
         self.cacheReplacement(fresh, bucket: b)
-        if let q = entries.indices.filter({ entries[$0].status(at: now, self.configuration) == .questionable })
+        if let q = entries.indices.filter({ self.isDueForPing(entries[$0], at: now, within: self.configuration.pingInterval) })
             .min(by: { entries[$0].lastSeen < entries[$1].lastSeen })
         {
             self.buckets[b].entries[q].lastPinged = now
@@ -255,17 +258,15 @@ public struct RoutingTable: Sendable {
         self.buckets[b].replacements.removeAll { $0.node.id == id }
     }
 
-    /// Up to `limit` questionable nodes not pinged within `interval`, least recently seen first, marked as pinged
-    /// at `now`. The node pings them so that the table keeps only live nodes.
-    public mutating func questionableNodes(at now: Instant, limit: Int, notPingedWithin interval: Duration)
+    /// Up to `limit` questionable nodes not pinged within `interval` (by default `pingInterval`), least recently
+    /// seen first, marked as pinged at `now`. The node pings them so that the table keeps only live nodes.
+    public mutating func questionableNodes(at now: Instant, limit: Int, notPingedWithin interval: Duration? = nil)
         -> [NodeInfo]
     {
+        let interval = interval ?? self.configuration.pingInterval
         var found: [(bucket: Int, index: Int, seen: Instant)] = []
         for (b, bucket) in self.buckets.enumerated() {
-            for (i, e) in bucket.entries.enumerated()
-            where e.status(at: now, self.configuration) == .questionable
-                && (e.lastPinged.map { now - $0 >= interval } ?? true)
-            {
+            for (i, e) in bucket.entries.enumerated() where self.isDueForPing(e, at: now, within: interval) {
                 found.append((b, i, e.lastSeen))
             }
         }
@@ -305,6 +306,10 @@ public struct RoutingTable: Sendable {
     }
 
     // MARK: Internals
+
+    private func isDueForPing(_ e: Entry, at now: Instant, within interval: Duration) -> Bool {
+        e.status(at: now, self.configuration) == .questionable && (e.lastPinged.map { now - $0 >= interval } ?? true)
+    }
 
     private mutating func split(at now: Instant) {
         let last = self.buckets.count - 1

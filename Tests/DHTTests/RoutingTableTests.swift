@@ -163,3 +163,16 @@ struct RoutingTableTests {
         #expect(table.questionableNodes(at: at(1061), limit: 5, notPingedWithin: .seconds(60)).count == 4)
     }
 }
+
+extension RoutingTableTests {
+    @Test("newcomers to a full bucket do not get the same questionable node pinged over and over")
+    func pingOncePerInterval() {
+        var table = RoutingTable(ownID: .zero, at: .zero)
+        for i in 0..<8 { table.heardFrom(self.node(0x80 + UInt8(i)), at: .zero) }
+        table.heardFrom(self.node(0x01), at: .zero)
+        for i in 1..<8 { table.heardFrom(self.node(0x80 + UInt8(i)), at: at(10)) }
+        #expect(table.heardFrom(self.node(0xc0), at: at(1000)) == .cached(ping: self.node(0x80)))
+        #expect(table.heardFrom(self.node(0xc1), at: at(1001)) == .cached(ping: self.node(0x81)))
+        #expect(table.heardFrom(self.node(0xc2), at: at(1061)) == .cached(ping: self.node(0x80)))
+    }
+}
