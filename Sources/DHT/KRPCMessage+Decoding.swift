@@ -63,9 +63,12 @@ extension KRPCMessage {
         guard !t.isEmpty && t.count <= limits.maxTransactionIDLength else { throw .transactionIDLength(t.count) }
         guard let y = try top.bytes("y") else { throw .missingKey("y") }
         // Envelope extras are advisory: a wrong type or length is ignored rather than refused.
-        let version = (try? top.bytes("v")).flatMap { $0 }.flatMap { $0.count <= 16 ? $0 : nil }
-        let readOnly = top["ro"]?.integer.map { $0 == 1 } ?? false
-        let ip = (try? top.bytes("ip")).flatMap { $0 }.flatMap { DHTEndpoint(compact: $0) }
+        var version: [UInt8]? = nil
+        if case .string(let v)? = top["v"]?.kind, v.count <= 16 { version = v }
+        var readOnly = false
+        if case .integer(let ro)? = top["ro"]?.kind { readOnly = ro == 1 }
+        var ip: DHTEndpoint? = nil
+        if case .string(let b)? = top["ip"]?.kind { ip = DHTEndpoint(compact: b) }
 
         let kind: Kind
         switch y {
@@ -82,14 +85,22 @@ extension KRPCMessage {
             kind = .response(try Self.response(try Fields(r, context: "r"), limits: limits))
         case [UInt8(ascii: "e")]:
             guard let e = top["e"] else { throw .missingKey("e") }
-            guard let list = e.list, let code = list.first?.integer, code >= Int64(Int32.min), code <= Int64(Int32.max)
-            else { throw .wrongType(key: "e", expected: "a list [code, message]") }
-            let message = list.count > 1 ? Self.text(list[1].bytes ?? [], limit: 256) : ""
-            kind = .error(code: Int(code), message: message)
+            let (code, message) = try Self.errorBody(e)
+            kind = .error(code: code, message: message)
         default:
             throw .unknownMessageType(String(decoding: y.prefix(16), as: UTF8.self))
         }
         return KRPCMessage(transactionID: t, kind: kind, version: version, readOnly: readOnly, requesterAddress: ip)
+    }
+
+    /// `e`: a list of an error code (within 32 bits) and, usually, a message.
+    private static func errorBody(_ e: BencodeNode) throws(DHTError) -> (Int, String) {
+        guard case .list(let list) = e.kind, !list.isEmpty, case .integer(let code) = list[0].kind,
+            code >= Int64(Int32.min), code <= Int64(Int32.max)
+        else { throw .wrongType(key: "e", expected: "a list [code, message]") }
+        var message = ""
+        if list.count > 1, case .string(let text) = list[1].kind { message = Self.text(text, limit: 256) }
+        return (Int(code), message)
     }
 
     /// At most `limit` bytes of `bytes` as text (invalid UTF-8 replaced), never longer than `limit` in UTF-8, so
