@@ -18,6 +18,22 @@ import PeerBase
 /// secret every 5 minutes, expires stored peers (30 minutes) and items (2 hours), and bootstraps again from
 /// the routers when its table empties.
 ///
+/// A driver, in outline:
+/// ```swift
+/// var node = DHTNode(configuration: .init(families: [.ipv4, .ipv6], version: Array("PE01".utf8)),
+///                    at: now, using: &systemRandom)
+/// let boot = node.handle(.bootstrap(routers: routers, knownNodes: saved), at: now)
+/// // on each datagram:  node.receive(bytes, from: DHTEndpoint(ip: …, port: …), at: now); drain()
+/// // on the timer:      node.handleTimeout(at: now); drain()
+/// func drain() {
+///     while let d = node.pollTransmit() { socket(for: d.destination.family).send(d.bytes, to: d.destination) }
+///     while let e = node.pollEvent() { … }   // .finished(id, outcome), .peersFound, .peerAnnounced, …
+///     timer.schedule(at: node.nextTimeout)
+/// }
+/// ```
+/// Save `knownNodes` on exit and pass their endpoints back as `knownNodes` next time (BEP 5: "The routing table
+/// should be saved between invocations").
+///
 /// Amplification and abuse: a malformed query is answered with at most a short fixed error (203), and only
 /// when its transaction id is at most 8 bytes; every answer is at most `maxReplyLength` bytes; answers are
 /// rate-limited per source IP; our own queries are rate-limited too (they wait in a queue, never dropped).
