@@ -511,7 +511,8 @@ public struct DHTNode: Sendable {
             if idMatches && node.id != self.id {
                 let compliant = self.isCompliant(node)
                 op.traversals[index].responded(
-                    node, token: response.token, compliant: compliant, router: self.routers.contains(node.endpoint))
+                    node, token: response.token, compliant: compliant, router: self.routers.contains(node.endpoint),
+                    sequence: response.sequence)
                 let family = op.traversals[index].family
                 let referred = (family == .ipv4 ? response.nodes : response.nodes6).filter { $0.id != self.id }
                 op.traversals[index].add(referred, isCompliant: { self.isCompliant($0) })
@@ -696,14 +697,15 @@ public struct DHTNode: Sendable {
                 self.sendQuery(method, to: endpoint, expecting: id, purpose: .lookup(lookup, traversal: i), at: now)
             }
             guard op.traversals.allSatisfy({ $0.isFinished }) else { return }
-            let storeMethod: ((NodeInfo, [UInt8]) -> KRPCQuery.Method)?
+            let storeMethod: ((Traversal.Candidate) -> KRPCQuery.Method)?
             switch op.kind {
             case .announce(let port, let implied):
-                storeMethod = { _, token in
-                    .announcePeer(infoHash: op.target, port: port, impliedPort: implied, token: token)
+                storeMethod = { c in
+                    .announcePeer(infoHash: op.target, port: port, impliedPort: implied, token: c.token!)
                 }
             case .put(let item, let cas):
-                storeMethod = { _, token in .put(token: token, item: item, cas: cas) }
+                // BEP 44: cas "SHOULD NOT" go to a node that returned no data for the get.
+                storeMethod = { c in .put(token: c.token!, item: item, cas: c.sequence == nil ? nil : cas) }
             default:
                 storeMethod = nil
             }
@@ -717,7 +719,7 @@ public struct DHTNode: Sendable {
             self.operations[lookup] = op
             for c in targets {
                 self.sendQuery(
-                    storeMethod(c.node, c.token!), to: c.node.endpoint, expecting: c.node.id,
+                    storeMethod(c), to: c.node.endpoint, expecting: c.node.id,
                     purpose: .store(lookup, c.node), at: now)
             }
         }

@@ -20,6 +20,8 @@ struct Traversal: Sendable {
         var state: State
         var token: [UInt8]?
         var compliant: Bool
+        /// BEP 44: the sequence number of the item this node holds, if its answer said.
+        var sequence: Int64? = nil
     }
 
     let target: NodeID
@@ -126,7 +128,9 @@ struct Traversal: Sendable {
     /// Records an answer from `node` (for a seed, the ID it gave), with the nodes it named and its token.
     /// A seed that answered becomes a candidate like any other unless it is a `router` (a bootstrap service,
     /// which should neither be counted among the closest nor be asked to store anything).
-    mutating func responded(_ node: NodeInfo, token: [UInt8]?, compliant: Bool, router: Bool = false) {
+    mutating func responded(
+        _ node: NodeInfo, token: [UInt8]?, compliant: Bool, router: Bool = false, sequence: Int64? = nil
+    ) {
         self.answers += 1
         if let s = self.seeds.firstIndex(where: { $0.endpoint == node.endpoint }) {
             self.seeds[s].state = .responded
@@ -139,6 +143,7 @@ struct Traversal: Sendable {
         self.candidates[i].state = .responded
         self.candidates[i].token = token
         self.candidates[i].compliant = compliant
+        self.candidates[i].sequence = sequence
     }
 
     /// Records that a query to `endpoint` timed out once and is being retried: it stops holding a slot.

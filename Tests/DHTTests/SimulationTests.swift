@@ -192,6 +192,23 @@ struct SimulationTests {
         }
         #expect(refusals.contains { $0.code == 302 })
 
+        // Compare-and-swap: the right expected sequence number goes through, a stale one is refused with 301.
+        let next = try MutableItem.signed(value: "v3", sequence: 3, salt: bytes("ch"), privateKey: key)
+        let swap = net.handle(.put(.mutable(next), cas: 2), on: 20)
+        guard case .stored(_, let swapped, let swapRefusals)? = net.await(swap, on: 20) else {
+            Issue.record("cas put did not finish")
+            return
+        }
+        #expect(swapped.count >= 4)
+        #expect(!swapRefusals.contains { $0.code == 301 })
+        let late = try MutableItem.signed(value: "v4", sequence: 4, salt: bytes("ch"), privateKey: key)
+        let lost = net.handle(.put(.mutable(late), cas: 2), on: 21)
+        guard case .stored(_, _, let lostRefusals)? = net.await(lost, on: 21) else {
+            Issue.record("stale cas put did not finish")
+            return
+        }
+        #expect(lostRefusals.contains { $0.code == 301 })
+
         let immutable = net.handle(.put(.immutable(["a", "b"])), on: 50)
         guard case .stored(let immutableTarget, let stored, _)? = net.await(immutable, on: 50) else {
             Issue.record("immutable put did not finish")
