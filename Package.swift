@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Metainfo", targets: ["Metainfo"]),
         .library(name: "PeerWire", targets: ["PeerWire"]),
         .library(name: "Tracker", targets: ["Tracker"]),
+        .library(name: "DHT", targets: ["DHT"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "PeerKit", targets: ["PeerKit"]),
@@ -52,6 +53,11 @@ let package = Package(
         .target(
             name: "Tracker",
             dependencies: ["PeerBase", "Bencode", "Metainfo", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "DHT",
+            dependencies: ["PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .target(
@@ -115,6 +121,14 @@ let package = Package(
         .testTarget(
             name: "TrackerTests",
             dependencies: ["Tracker", "Metainfo", "Bencode", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "DHTTests",
+            dependencies: [
+                "DHT", "PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

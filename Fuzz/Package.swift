@@ -21,5 +21,12 @@ let package = Package(
             ],
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        .executableTarget(
+            name: "FuzzKRPC",
+            dependencies: [
+                "FuzzShim", .product(name: "DHT", package: "Peer"), .product(name: "PeerBase", package: "Peer"),
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
     ]
 )
