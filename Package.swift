@@ -76,7 +76,7 @@ let package = Package(
         .target(
             name: "PeerKit",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker",
+                "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -91,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "peer",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerKit", "Storage",
+                "PeerBase", "Bencode", "Metainfo", "PeerKit", "Storage", "DHT",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

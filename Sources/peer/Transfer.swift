@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bencode
+import DHT
 import Foundation
 import Metainfo
 import NIOCore
@@ -33,6 +34,28 @@ struct NetworkOptions: ParsableArguments {
     @Option(name: .customLong("max-down"), help: ArgumentHelp("Download at most RATE bytes per second.",
         valueName: "RATE"))
     var maxDown: ByteSize?
+
+    @Option(name: .customLong("dht-bootstrap"), help: ArgumentHelp(
+        "Join the DHT through this node (HOST:PORT); repeatable. Default: the nodes saved in the state folder and the "
+            + "well-known routers (PEER_DHT_BOOTSTRAP=HOST:PORT,... sets them for a whole run).", valueName: "HOST:PORT"))
+    var dhtBootstrap: [String] = []
+
+    @Flag(name: .customLong("no-dht"), help: "Do not use the DHT (BEP 5); also PEER_NO_DHT=1.")
+    var noDHT = false
+
+    /// The DHT is on unless --no-dht or PEER_NO_DHT=1 says otherwise.
+    var dhtEnabled: Bool {
+        !self.noDHT && ProcessInfo.processInfo.environment["PEER_NO_DHT"].map { $0.isEmpty || $0 == "0" } ?? true
+    }
+
+    /// The routers to bootstrap from: --dht-bootstrap, else PEER_DHT_BOOTSTRAP, else the well-known ones.
+    var dhtRouters: [String] {
+        if !self.dhtBootstrap.isEmpty { return self.dhtBootstrap }
+        if let list = ProcessInfo.processInfo.environment["PEER_DHT_BOOTSTRAP"] {
+            return list.split(separator: ",").map(String.init)
+        }
+        return ["router.bittorrent.com:6881", "dht.transmissionbt.com:6881", "router.utorrent.com:6881"]
+    }
 
     @Flag(name: .customLong("no-lsd"), help: "Do not look for peers on the local network (BEP 14); also PEER_NO_LSD=1.")
     var noLocalDiscovery = false
@@ -134,6 +157,8 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
             Terminal.stderr("\(command): local discovery is off: \(error)\n")
         }
     }
+    let dht = await startDHT(node, network: network, port: port, command: command)
+    if dht != nil { node.trackOnDHT(fetcher, listenPort: port) }
     for p in magnet.peers + network.peers {
         guard let (host, peerPort) = NetworkOptions.split(p) else { continue }
         node.connect(fetcher, host: host, port: peerPort).whenFailure { error in
@@ -144,11 +169,13 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
     let info: [UInt8]
     do { info = try await fetcher.infoBytes.get() } catch {
         SignalWatcher.shared.remove(token)
+        await saveDHTNodes(dht, network: network)
         await node.shutdown()
         Terminal.stderr("\(command): interrupted before the metadata arrived\n")
         throw ExitCode(130)
     }
     SignalWatcher.shared.remove(token)
+    await saveDHTNodes(dht, network: network)
     await node.shutdown()
     var torrent: TorrentMetainfo
     do { torrent = try TorrentMetainfo(infoBytes: info) } catch {
@@ -178,6 +205,35 @@ func fileSelection(_ text: String, metainfo: TorrentMetainfo) throws(ValidationE
         }
     }
     return Set(metainfo.files.indices.filter { !wanted.contains($0) && !metainfo.files[$0].isPadding })
+}
+
+/// Starts the node's DHT from the nodes saved in STATE/dht-nodes and the bootstrap routers; nil when it is off
+/// or cannot start (said on stderr).
+func startDHT(_ node: PeerNode, network: NetworkOptions, port: Int, command: String) async -> DHTService? {
+    guard network.dhtEnabled else { return nil }
+    var known: [DHTEndpoint] = []
+    if let data = FileManager.default.contents(atPath: stateDirectory(network.state) + "/dht-nodes"),
+        let list = try? BencodeDecoder().decodeValue([UInt8](data)).list
+    {
+        known = list.prefix(1000).compactMap { $0.bytes.flatMap { DHTEndpoint(compact: $0) } }
+    }
+    do {
+        return try await node.startDHT(port: port, routers: network.dhtRouters, knownNodes: known)
+    } catch {
+        Terminal.stderr("\(command): the DHT is off: \(error)\n")
+        return nil
+    }
+}
+
+/// Saves the DHT's routing table nodes for the next start.
+func saveDHTNodes(_ dht: DHTService?, network: NetworkOptions) async {
+    guard let dht else { return }
+    let nodes = await dht.knownNodes()
+    guard !nodes.isEmpty else { return }
+    let folder = stateDirectory(network.state)
+    try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let bytes = BencodeEncoder.encode(.list(nodes.prefix(1000).map { .string($0.compact) }))
+    _ = FileManager.default.createFile(atPath: folder + "/dht-nodes", contents: Data(bytes))
 }
 
 /// Loads a .torrent for a transfer, with the same clear errors as `peer info`.
@@ -280,7 +336,12 @@ func runTransfer(
         + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
     node.startTrackers(engine, tiers: metainfo.trackers + network.trackers.map { [$0] }, listenPort: boundPort)
     node.startWebSeeds(engine)
-    if network.localDiscovery && !metainfo.isPrivate {  // private torrents: their trackers only (BEP 27)
+    var dht: DHTService?
+    if !metainfo.isPrivate {  // private torrents: their trackers only (BEP 27)
+        dht = await startDHT(node, network: network, port: boundPort, command: command)
+        if dht != nil { node.trackOnDHT(engine, listenPort: boundPort) }
+    }
+    if network.localDiscovery && !metainfo.isPrivate {
         do { try await node.startLocalDiscovery(engine, listenPort: boundPort) } catch {
             Terminal.stderr("\(command): local discovery is off: \(error)\n")
         }
@@ -307,6 +368,7 @@ func runTransfer(
     }
     SignalWatcher.shared.remove(token)
     try? await engine.saveResumeData().get()
+    await saveDHTNodes(dht, network: network)
     let final = try? await engine.progress().get()
     await node.shutdown()
     storage.close()

@@ -72,3 +72,6 @@ def peer_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PEER_HOME", str(tmp_path_factory.mktemp("peer-home")))
     # Local discovery multicasts on the interface of --bind; tests that want it turn it back on.
     monkeypatch.setenv("PEER_NO_LSD", "1")
+    # Never a public DHT router: tests that use the DHT name their own bootstrap node.
+    monkeypatch.setenv("PEER_NO_DHT", "1")
+    monkeypatch.setenv("PEER_DHT_BOOTSTRAP", "")

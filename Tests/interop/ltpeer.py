@@ -35,12 +35,17 @@ def main():
     ap.add_argument("--connect", action="append", default=[])
     ap.add_argument("--upload-limit", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--dht-bootstrap", default="",
+                    help="turn the DHT on, bootstrapped only from these HOST:PORT nodes (comma-separated)")
     a = ap.parse_args()
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     ses = lt.session({
         "listen_interfaces": "%s:%d" % (a.bind, a.port), "outgoing_interfaces": a.bind,
-        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_dht": bool(a.dht_bootstrap), "dht_bootstrap_nodes": a.dht_bootstrap,
+        # Every test node is on 127.0.0.x: let libtorrent's DHT keep and ask such nodes.
+        "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False, "dht_ignore_dark_internet": False,
+        "dht_prefer_verified_node_ids": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True, "upload_rate_limit": a.upload_limit,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import DHT
 import Metainfo
 import NIOCore
 import NIOPosix
@@ -190,6 +191,7 @@ public final class PeerNode: @unchecked Sendable {
         for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
         try? await self.listener?.close()
         if let service = self.discovery.withLock({ $0 }) { await service.stop() }
+        if let service = self.dht.withLock({ $0 }) { await service.stop() }
         try? await self.httpClient.shutdown()
         // The disk pool first: its jobs in flight complete on the loops, which must still be running.
         try? await self.threadPool.shutdownGracefully()
@@ -197,6 +199,44 @@ public final class PeerNode: @unchecked Sendable {
     }
 
     private let discovery = Mutex<LocalPeerDiscovery?>(nil)
+    private let dht = Mutex<DHTService?>(nil)
+
+    /// Starts the node's DHT on UDP `bindHost:port` (the TCP listen port, by convention), joining through
+    /// `routers` ("host:port", names resolved here) and `knownNodes` (saved by an earlier run).
+    public func startDHT(port: Int, routers: [String], knownNodes: [DHTEndpoint]) async throws -> DHTService {
+        var endpoints: [DHTEndpoint] = []
+        for router in routers {
+            guard let colon = router.lastIndex(of: ":"), let p = Int(router[router.index(after: colon)...]) else { continue }
+            var host = String(router[..<colon])
+            if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+            if let address = try? SocketAddress.makeAddressResolvingHost(host, port: p), let ep = DHTEndpoint(address) {
+                endpoints.append(ep)
+            }
+        }
+        let service = try await DHTService.start(group: self.group, bindHost: self.bindHost, port: port,
+            routers: endpoints, knownNodes: knownNodes)
+        self.dht.withLock { $0 = service }
+        return service
+    }
+
+    /// Finds peers of a torrent (or a magnet link's torrent) through the DHT and dials them; with `announce`,
+    /// also tells the DHT that this node has it.
+    func trackOnDHT(_ host: any PeerHost, listenPort: Int, announce: Bool) {
+        guard let service = self.dht.withLock({ $0 }) else { return }
+        for hash in host.handshakeHashes.prefix(1) {
+            service.track(infoHash: hash, announcePort: announce ? listenPort : nil) { peers in
+                for peer in peers { self.dial(host, peer) }
+            }
+        }
+    }
+
+    public func trackOnDHT(_ engine: TorrentEngine, listenPort: Int) {
+        self.trackOnDHT(engine as any PeerHost, listenPort: listenPort, announce: true)
+    }
+
+    public func trackOnDHT(_ fetcher: MetadataFetcher, listenPort: Int) {
+        self.trackOnDHT(fetcher as any PeerHost, listenPort: listenPort, announce: false)
+    }
 
     /// Announces a torrent on the local network (BEP 14) and dials the local peers that announce it. The first
     /// call opens the node's multicast socket; a failure (no multicast on the interface, the port taken) is

@@ -1,0 +1,240 @@
+import DHT
+import NIOCore
+import NIOPosix
+import PeerBase
+import Synchronization
+
+/// Runs the sans-I/O `DHTNode` on a UDP socket: datagrams in and out, its timer, and the torrents that look
+/// for peers through it.
+///
+/// Confined to one event loop like a torrent. Each torrent registered with `track` is announced (a get_peers
+/// lookup, then announce_peer to the closest nodes) once the node has joined the DHT and every 5 minutes after,
+/// and the peers found are handed to its callback. The routing table's nodes are saved with `saveNodes` and
+/// given back at the next start, so a restart needs no bootstrap router.
+public final class DHTService: @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    private let channel: any Channel
+    private var node: DHTNode
+    private var timer: Scheduled<Void>?
+    private let epoch = ContinuousClock.now
+    private var joined = false
+    private var rounds: RepeatedTask?
+    private var bootstrapLookup: LookupID?
+    private var tracked: [NodeID: (port: UInt16?, onPeers: @Sendable ([String]) -> Void)] = [:]
+    /// Lookups started on behalf of `tracked` torrents.
+    private var lookups: [LookupID: NodeID] = [:]
+    /// Lookups in a row that found no peer, per torrent.
+    private var emptyRounds: [NodeID: Int] = [:]
+    private let routers: [DHTEndpoint]
+    private let known: [DHTEndpoint]
+
+    /// How often each torrent is announced again.
+    static let interval: TimeAmount = .minutes(5)
+    /// How long to wait before joining again when a bootstrap found nobody.
+    static let retry: TimeAmount = .seconds(15)
+
+    private init(channel: any Channel, node: DHTNode, routers: [DHTEndpoint], known: [DHTEndpoint]) {
+        self.channel = channel
+        self.eventLoop = channel.eventLoop
+        self.node = node
+        self.routers = routers
+        self.known = known
+    }
+
+    /// Opens the UDP socket on `bindHost:port` and joins the DHT through `routers` and `knownNodes`.
+    public static func start(
+        group: any EventLoopGroup, bindHost: String?, port: Int, routers: [DHTEndpoint], knownNodes: [DHTEndpoint]
+    ) async throws -> DHTService {
+        let box = Mutex<DHTService?>(nil)
+        let channel = try await DatagramBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Receiver { bytes, source in
+                        box.withLock { $0 }?.received(bytes, from: source)
+                    })
+                }
+            }
+            .bind(host: bindHost ?? "0.0.0.0", port: port).get()
+        var configuration = DHTNode.Configuration()
+        configuration.version = Array("PE01".utf8)
+        if let host = bindHost, let ip = DHTEndpoint.IP(text: host) { configuration.families = [ip.family] }
+        let node = DHTNode(configuration: configuration, at: .zero, seed: UInt64.random(in: .min ... .max))
+        let service = DHTService(channel: channel, node: node, routers: routers, known: knownNodes)
+        box.withLock { $0 = service }
+        try await channel.eventLoop.submit { service.join() }.get()
+        return service
+    }
+
+    /// The UDP port the node listens on.
+    public var port: Int { self.channel.localAddress?.port ?? 0 }
+
+    private var now: Instant { Instant(offset: ContinuousClock.now - self.epoch) }
+
+    private func join() {
+        self.bootstrapLookup = self.node.handle(.bootstrap(routers: self.routers, knownNodes: self.known), at: self.now)
+        self.pump()
+    }
+
+    /// Looks for peers of `infoHash` (20 bytes) now and every 5 minutes; with `announcePort`, also announces this
+    /// node as a peer on that TCP port. `onPeers` gets "ip:port" strings (on the DHT's loop).
+    public func track(infoHash: [UInt8], announcePort: Int?, onPeers: @escaping @Sendable ([String]) -> Void) {
+        guard let id = NodeID(bytes: infoHash) else { return }
+        self.eventLoop.execute {
+            self.tracked[id] = (announcePort.flatMap(UInt16.init(exactly:)), onPeers)
+            if self.joined { self.lookUp(id) }
+        }
+    }
+
+    private func lookUp(_ id: NodeID) {
+        guard let entry = self.tracked[id] else { return }
+        let lookup = entry.port.map { self.node.handle(.announce(infoHash: id, port: $0), at: self.now) }
+            ?? self.node.handle(.getPeers(infoHash: id), at: self.now)
+        self.lookups[lookup] = id
+        self.pump()
+    }
+
+    /// Nodes of the routing table, to save for the next start.
+    public func knownNodes() async -> [DHTEndpoint] {
+        (try? await self.eventLoop.submit { self.node.knownNodes.map(\.endpoint) }.get()) ?? []
+    }
+
+    /// The node's figures (routing table size, queries in and out).
+    public func stats() async -> DHTNode.Stats? {
+        try? await self.eventLoop.submit { self.node.stats }.get()
+    }
+
+    public func stop() async {
+        try? await self.eventLoop.submit {
+            self.timer?.cancel()
+            self.rounds?.cancel()
+        }.get()
+        try? await self.channel.close()
+    }
+
+    // MARK: driving the node
+
+    private func received(_ bytes: [UInt8], from source: SocketAddress) {
+        guard let endpoint = DHTEndpoint(source) else { return }
+        self.node.receive(bytes, from: endpoint, at: self.now)
+        self.pump()
+    }
+
+    /// Sends what the node has to send, acts on its events, and re-arms its timer.
+    private func pump() {
+        while let datagram = self.node.pollTransmit() {
+            guard let address = datagram.destination.socketAddress else { continue }
+            self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: datagram.bytes)),
+                promise: nil)
+        }
+        while let event = self.node.pollEvent() { self.handle(event) }
+        self.timer?.cancel()
+        let delay = self.node.nextTimeout - self.now
+        let nanos = max(Int64(1_000_000), delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)
+        self.timer = self.eventLoop.scheduleTask(in: .nanoseconds(nanos)) {
+            self.node.handleTimeout(at: self.now)
+            self.pump()
+        }
+    }
+
+    private func handle(_ event: DHTNode.Event) {
+        switch event {
+        case .finished(let id, let outcome) where id == self.bootstrapLookup:
+            self.bootstrapLookup = nil
+            if case .nodes(_, let closest) = outcome, !closest.isEmpty {
+                self.joined = true
+                for hash in self.tracked.keys { self.lookUp(hash) }
+                self.rounds = self.eventLoop.scheduleRepeatedTask(initialDelay: Self.interval, delay: Self.interval) { _ in
+                    for hash in self.tracked.keys { self.lookUp(hash) }
+                }
+            } else {
+                _ = self.eventLoop.scheduleTask(in: Self.retry) { self.join() }
+            }
+        case .finished(let id, let outcome):
+            guard let hash = self.lookups.removeValue(forKey: id) else { return }
+            var found = 0
+            switch outcome {
+            case .peers(_, let peers, _), .announced(_, let peers, _, _):
+                self.deliver(peers, for: hash)
+                found = peers.count
+            default: break
+            }
+            // Nobody had it yet (a seed may announce a moment later): ask again soon, 5 s then twice as long
+            // each time, rather than only at the next 5-minute round.
+            if found == 0 {
+                let n = self.emptyRounds[hash, default: 0]
+                self.emptyRounds[hash] = n + 1
+                if n < 6 { _ = self.eventLoop.scheduleTask(in: .seconds(5 << Int64(n))) { self.lookUp(hash) } }
+            } else {
+                self.emptyRounds[hash] = nil
+            }
+        case .peersFound(_, let hash, let peers):
+            self.deliver(peers, for: hash)
+        case .peerAnnounced, .externalAddressChanged:
+            break
+        }
+    }
+
+    private func deliver(_ peers: [DHTEndpoint], for hash: NodeID) {
+        guard let entry = self.tracked[hash], !peers.isEmpty else { return }
+        entry.onPeers(peers.map(\.hostPort))
+    }
+
+    /// Hands datagrams to the service.
+    private final class Receiver: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let deliver: @Sendable ([UInt8], SocketAddress) -> Void
+        init(deliver: @escaping @Sendable ([UInt8], SocketAddress) -> Void) { self.deliver = deliver }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = Self.unwrapInboundIn(data)
+            self.deliver(Array(envelope.data.readableBytesView), envelope.remoteAddress)
+        }
+    }
+}
+
+extension DHTEndpoint {
+    /// From a socket address (IPv4 or IPv6).
+    init?(_ address: SocketAddress) {
+        guard let port = address.port.flatMap(UInt16.init(exactly:)) else { return nil }
+        switch address {
+        case .v4(let a):
+            guard let ip = IP(bytes: withUnsafeBytes(of: a.address.sin_addr) { Array($0) }) else { return nil }
+            self.init(ip: ip, port: port)
+        case .v6(let a):
+            guard let ip = IP(bytes: withUnsafeBytes(of: a.address.sin6_addr) { Array($0) }) else { return nil }
+            self.init(ip: ip, port: port)
+        default:
+            return nil
+        }
+    }
+
+    /// Parses "a.b.c.d:port" or "[v6]:port" without resolving names.
+    public init?(text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard let address = try? SocketAddress(ipAddress: host, port: Int(port)), let ep = DHTEndpoint(address) else {
+            return nil
+        }
+        self = ep
+    }
+
+    var socketAddress: SocketAddress? {
+        try? SocketAddress(ipAddress: self.ip.description, port: Int(self.port))
+    }
+
+    /// "ip:port", or "[ip]:port" for IPv6, as the node dials.
+    var hostPort: String {
+        self.ip.family == .ipv4 ? "\(self.ip):\(self.port)" : "[\(self.ip)]:\(self.port)"
+    }
+}
+
+extension DHTEndpoint.IP {
+    /// Parses a numeric IPv4 or IPv6 address.
+    init?(text: String) {
+        guard let address = try? SocketAddress(ipAddress: text, port: 0), let ep = DHTEndpoint(address) else { return nil }
+        self = ep.ip
+    }
+}

@@ -1,0 +1,66 @@
+"""Trackerless: a private DHT on loopback, each node on its own 127.0.0.x (libtorrent ignores DHT peers that share
+an address), bootstrapped only from a Peer node; bare magnet links (no tracker, no x.pe) in both directions."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from conftest import PEER, run_peer
+from test_swarm import LTPEER, Proc, free_port, tree_digest
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield lambda args, log: started.append(Proc(args, log)) or started[-1]
+    for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def swarm(tmp_path, procs, monkeypatch):
+    monkeypatch.delenv("PEER_NO_DHT")
+    src = tmp_path / "src" / "trackerless"
+    src.mkdir(parents=True)
+    (src / "a.bin").write_bytes(os.urandom(5_000_000))
+    (src / "b.txt").write_bytes(b"no tracker was harmed\n")
+    torrent = tmp_path / "t.torrent"
+    info = json.loads(run_peer("create", src, "-o", torrent, "--v1", "--piece-length", "64K", "--json").stdout)
+    # The hub: a Peer node with the DHT on and nothing to share but an unrelated torrent.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x").write_bytes(b"x" * 1000)
+    run_peer("create", other / "x", "-o", tmp_path / "x.torrent")
+    hub = procs([PEER, "share", tmp_path / "x.torrent", "--data", other, "--bind", "127.0.0.120", "--port", "0",
+                 "--state", tmp_path / "hub", "--dht-bootstrap", "127.0.0.120:1"], tmp_path / "hub.log")
+    port = int(hub.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    return {"src": src, "torrent": torrent, "info": info, "hub": f"127.0.0.120:{port}"}
+
+
+def test_peer_gets_a_bare_magnet_from_a_libtorrent_seed(tmp_path, procs, swarm):
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(swarm["torrent"]), str(swarm["src"].parent), "--bind",
+               "127.0.0.121", "--port", str(free_port("127.0.0.121")), "--dht-bootstrap", swarm["hub"]],
+              tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    link = f"magnet:?xt=urn:btih:{swarm['info']['info_hash_v1']}"
+    p = run_peer("get", link, "-o", tmp_path / "out", "--bind", "127.0.0.122", "--port", "0", "--state",
+                 tmp_path / "leech", "--dht-bootstrap", swarm["hub"], timeout=120)
+    assert tree_digest(tmp_path / "out" / "trackerless") == tree_digest(swarm["src"])
+    # The routing table is kept for the next run.
+    assert (tmp_path / "leech" / "dht-nodes").stat().st_size > 0
+
+
+def test_libtorrent_gets_a_bare_magnet_from_a_peer_seed(tmp_path, procs, swarm):
+    seed = procs([PEER, "share", swarm["torrent"], "--data", swarm["src"].parent, "--bind", "127.0.0.123",
+                  "--port", "0", "--state", tmp_path / "seed", "--dht-bootstrap", swarm["hub"]], tmp_path / "seed.log")
+    seed.wait_for("listening on")
+    out = tmp_path / "lt-out"
+    out.mkdir()
+    link = f"magnet:?xt=urn:btih:{swarm['info']['info_hash_v1']}"
+    lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", link, str(out), "--bind", "127.0.0.124", "--port",
+                         str(free_port("127.0.0.124")), "--dht-bootstrap", swarm["hub"], "--timeout", "90"],
+                        capture_output=True, text=True, timeout=120)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(out / "trackerless") == tree_digest(swarm["src"])
