@@ -8,15 +8,7 @@ import time
 import pytest
 
 from conftest import PEER, run_peer
-from test_swarm import LTPEER, Proc, free_port, tree_digest
-
-
-@pytest.fixture
-def procs():
-    started = []
-    yield lambda args, log: started.append(Proc(args, log)) or started[-1]
-    for p in started:
-        p.stop()
+from test_swarm import LTPEER, free_port, procs, tree_digest  # noqa: F401 (procs is a fixture)
 
 
 @pytest.fixture
