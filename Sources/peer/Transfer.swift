@@ -218,7 +218,10 @@ func startDHT(_ node: PeerNode, network: NetworkOptions, port: Int, command: Str
         known = list.prefix(1000).compactMap { $0.bytes.flatMap { DHTEndpoint(compact: $0) } }
     }
     do {
-        return try await node.startDHT(port: port, routers: network.dhtRouters, knownNodes: known)
+        // Nodes named with --dht-bootstrap are ordinary nodes (kept when they answer); the default ones are routers.
+        let named = !network.dhtBootstrap.isEmpty || ProcessInfo.processInfo.environment["PEER_DHT_BOOTSTRAP"] != nil
+        return try await node.startDHT(port: port, routers: named ? [] : network.dhtRouters,
+            nodes: named ? network.dhtRouters : [], knownNodes: known)
     } catch {
         Terminal.stderr("\(command): the DHT is off: \(error)\n")
         return nil

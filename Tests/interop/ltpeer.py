@@ -45,7 +45,9 @@ def main():
         "enable_dht": bool(a.dht_bootstrap), "dht_bootstrap_nodes": a.dht_bootstrap,
         # Every test node is on 127.0.0.x: let libtorrent's DHT keep and ask such nodes.
         "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False, "dht_ignore_dark_internet": False,
-        "dht_prefer_verified_node_ids": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "dht_prefer_verified_node_ids": False,
+        # Announce (and look up) again every 5 s instead of every 15 min, so a peer that joins later is found.
+        "dht_announce_interval": 5, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True, "upload_rate_limit": a.upload_limit,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,

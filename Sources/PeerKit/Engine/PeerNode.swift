@@ -203,9 +203,22 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Starts the node's DHT on UDP `bindHost:port` (the TCP listen port, by convention), joining through
     /// `routers` ("host:port", names resolved here) and `knownNodes` (saved by an earlier run).
-    public func startDHT(port: Int, routers: [String], knownNodes: [DHTEndpoint]) async throws -> DHTService {
+    /// - Parameters:
+    ///   - routers: well-known bootstrap routers: asked first, never kept in the routing table.
+    ///   - nodes: ordinary nodes to join through (`--dht-bootstrap`): kept in the table when they answer.
+    public func startDHT(port: Int, routers: [String], nodes: [String] = [], knownNodes: [DHTEndpoint]) async throws
+        -> DHTService
+    {
+        let service = try await DHTService.start(group: self.group, bindHost: self.bindHost, port: port,
+            routers: Self.resolve(routers), knownNodes: Self.resolve(nodes) + knownNodes)
+        self.dht.withLock { $0 = service }
+        return service
+    }
+
+    /// "host:port" strings to endpoints, resolving names (blocking: call off the loops).
+    private static func resolve(_ list: [String]) -> [DHTEndpoint] {
         var endpoints: [DHTEndpoint] = []
-        for router in routers {
+        for router in list {
             guard let colon = router.lastIndex(of: ":"), let p = Int(router[router.index(after: colon)...]) else { continue }
             var host = String(router[..<colon])
             if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
@@ -213,10 +226,7 @@ public final class PeerNode: @unchecked Sendable {
                 endpoints.append(ep)
             }
         }
-        let service = try await DHTService.start(group: self.group, bindHost: self.bindHost, port: port,
-            routers: endpoints, knownNodes: knownNodes)
-        self.dht.withLock { $0 = service }
-        return service
+        return endpoints
     }
 
     /// Finds peers of a torrent (or a magnet link's torrent) through the DHT and dials them; with `announce`,
