@@ -92,6 +92,7 @@ let package = Package(
             name: "peer",
             dependencies: [
                 "PeerBase", "Bencode", "Metainfo", "PeerKit", "Storage", "DHT",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -26,6 +26,9 @@ public final class DHTService: @unchecked Sendable {
     /// Lookups in a row that found no peer, per torrent.
     private var emptyRounds: [NodeID: Int] = [:]
     private let routers: [DHTEndpoint]
+    /// Commands run for callers of `run`, and callers waiting for the node to join.
+    private var waiters: [LookupID: EventLoopPromise<LookupOutcome>] = [:]
+    private var joinWaiters: [EventLoopPromise<Void>] = []
     private let known: [DHTEndpoint]
 
     /// How often each torrent is announced again.
@@ -93,6 +96,23 @@ public final class DHTService: @unchecked Sendable {
         self.pump()
     }
 
+    /// Runs one command on the node and returns its outcome; with `joinFirst`, once the node has joined the DHT
+    /// (lookups need a routing table; a ping or a sample query to a named node does not).
+    public func run(_ command: DHTNode.Command, joinFirst: Bool) async throws -> LookupOutcome {
+        try await self.eventLoop.flatSubmit { () -> EventLoopFuture<LookupOutcome> in
+            let start: @Sendable () -> EventLoopFuture<LookupOutcome> = {
+                let promise = self.eventLoop.makePromise(of: LookupOutcome.self)
+                self.waiters[self.node.handle(command, at: self.now)] = promise
+                self.pump()
+                return promise.futureResult
+            }
+            guard joinFirst && !self.joined else { return start() }
+            let joined = self.eventLoop.makePromise(of: Void.self)
+            self.joinWaiters.append(joined)
+            return joined.futureResult.flatMap(start)
+        }.get()
+    }
+
     /// Nodes of the routing table, to save for the next start.
     public func knownNodes() async -> [DHTEndpoint] {
         (try? await self.eventLoop.submit { self.node.knownNodes.map(\.endpoint) }.get()) ?? []
@@ -107,6 +127,10 @@ public final class DHTService: @unchecked Sendable {
         try? await self.eventLoop.submit {
             self.timer?.cancel()
             self.rounds?.cancel()
+            for w in self.waiters.values { w.fail(CancellationError()) }
+            for w in self.joinWaiters { w.fail(CancellationError()) }
+            self.waiters.removeAll()
+            self.joinWaiters.removeAll()
         }.get()
         try? await self.channel.close()
     }
@@ -142,6 +166,8 @@ public final class DHTService: @unchecked Sendable {
             self.bootstrapLookup = nil
             if case .nodes(_, let closest) = outcome, !closest.isEmpty {
                 self.joined = true
+                for waiter in self.joinWaiters { waiter.succeed() }
+                self.joinWaiters.removeAll()
                 for hash in self.tracked.keys { self.lookUp(hash) }
                 self.rounds = self.eventLoop.scheduleRepeatedTask(initialDelay: Self.interval, delay: Self.interval) { _ in
                     for hash in self.tracked.keys { self.lookUp(hash) }
@@ -149,6 +175,8 @@ public final class DHTService: @unchecked Sendable {
             } else {
                 _ = self.eventLoop.scheduleTask(in: Self.retry) { self.join() }
             }
+        case .finished(let id, let outcome) where self.waiters[id] != nil:
+            self.waiters.removeValue(forKey: id)!.succeed(outcome)
         case .finished(let id, let outcome):
             guard let hash = self.lookups.removeValue(forKey: id) else { return }
             var found = 0

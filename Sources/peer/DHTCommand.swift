@@ -1,0 +1,360 @@
+import ArgumentParser
+import Bencode
+import Crypto
+import DHT
+import Foundation
+import PeerBase
+import PeerKit
+
+/// `peer dht …`: the Mainline DHT by hand, on a temporary node started from the saved routing table.
+struct DHTCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dht",
+        abstract: "Ask the Mainline DHT directly: ping a node, find peers, store and fetch BEP 44 items.",
+        discussion: """
+            Each command starts a temporary DHT node (on --bind, UDP --port), joins the DHT from the nodes saved \
+            in the state folder and the bootstrap nodes, does its work and saves the routing table again.
+
+            Examples:
+              peer dht ping 127.0.0.2:6881
+              peer dht peers 4d753474429d817b80ff9e0c441ca660ec5d2450 --dht-bootstrap 127.0.0.2:6881
+              peer dht keygen -o me.key
+              peer dht put --mutable 'hello' --key me.key --salt notes
+              peer dht get --mutable $(peer dht keygen --public me.key) --salt notes
+            """,
+        subcommands: [Ping.self, Peers.self, Put.self, Get.self, Sample.self, Stats.self, Keygen.self])
+
+    struct Options: ParsableArguments {
+        @Option(help: "Local address for the DHT's UDP socket (tests give each node its own 127.0.0.x).")
+        var bind: String?
+
+        @Option(help: "UDP port (0 picks a free one).")
+        var port: Int = 0
+
+        @Option(name: .customLong("dht-bootstrap"), help: ArgumentHelp("Join through this node (HOST:PORT); repeatable.",
+            valueName: "HOST:PORT"))
+        var bootstrap: [String] = []
+
+        @Option(help: "State folder (the saved routing table); default $PEER_HOME, else ~/.local/share/peer.")
+        var state: String?
+
+        @Option(help: "Give up after this many seconds.")
+        var timeout: Int = 30
+
+        @Flag(help: "Print JSON.")
+        var json = false
+
+        /// The same defaults as `peer get`'s DHT.
+        var network: NetworkOptions {
+            var n = try! NetworkOptions.parse(["--port", String(self.port)])
+            n.bind = self.bind
+            n.state = self.state
+            n.dhtBootstrap = self.bootstrap
+            return n
+        }
+    }
+
+    /// Runs `body` with a started DHT node, bounded by `--timeout`, and saves the routing table afterwards.
+    static func withNode<T: Sendable>(_ options: Options, _ command: String,
+        _ body: @escaping @Sendable (DHTService) async throws -> T) async throws -> T
+    {
+        let node = PeerNode(bindHost: options.bind, loops: 1)
+        var network = options.network
+        network.noDHT = false
+        guard let service = await startDHT(node, network: network, port: options.port, command: "dht \(command)") else {
+            await node.shutdown()
+            throw ExitCode(1)
+        }
+        let result: Result<T, any Error>
+        do {
+            result = .success(try await withThrowingTaskGroup(of: T.self) { group in
+                group.addTask { try await body(service) }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(options.timeout))
+                    throw DHTCommandError.timedOut(options.timeout)
+                }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            })
+        } catch {
+            result = .failure(error)
+        }
+        await saveDHTNodes(service, network: network)
+        await node.shutdown()
+        switch result {
+        case .success(let value): return value
+        case .failure(let error):
+            Terminal.error("dht \(command)", "\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func endpoint(_ text: String) throws -> DHTEndpoint {
+        guard let ep = DHTEndpoint(text: text) else { throw ValidationError("\(text): expected IP:PORT") }
+        return ep
+    }
+
+    static func nodeID(_ text: String, _ what: String) throws -> NodeID {
+        guard text.count == 40, let id = NodeID(hex: text) else { throw ValidationError("\(what) must be 40 hex digits") }
+        return id
+    }
+
+    /// A value as people read it: the text of a string value, else its bencoding.
+    static func show(_ value: BencodeValue) -> String {
+        if let bytes = value.bytes, let text = String(validating: bytes, as: UTF8.self) { return text }
+        return String(decoding: BencodeEncoder.encode(value), as: UTF8.self)
+    }
+
+    static func fail(_ failure: LookupFailure) -> DHTCommandError { .failed(failure.description) }
+
+    struct Ping: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ping a DHT node.")
+        @Argument(help: "The node, IP:PORT.") var node: String
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let target = try DHTCommand.endpoint(self.node)
+            let started = ContinuousClock.now
+            let outcome = try await DHTCommand.withNode(self.options, "ping") { try await $0.run(.ping(target), joinFirst: false) }
+            guard case .pong(let info) = outcome else {
+                Terminal.error("dht ping", "\(self.node) did not answer")
+                throw ExitCode(1)
+            }
+            let ms = (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000
+            print(self.options.json ? #"{"id": "\#(info.id)", "node": "\#(self.node)"}"# : "pong from \(info.id) at \(self.node) (\(ms) ms)")
+        }
+    }
+
+    struct Peers: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Find peers of an info-hash (get_peers).")
+        @Argument(help: "The info-hash, 40 hex digits (v1, or a v2 hash truncated).") var infoHash: String
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let id = try DHTCommand.nodeID(self.infoHash, "the info-hash")
+            let outcome = try await DHTCommand.withNode(self.options, "peers") { try await $0.run(.getPeers(infoHash: id), joinFirst: true) }
+            switch outcome {
+            case .peers(_, let peers, let closest):
+                if self.options.json {
+                    print(try Terminal.json(PeersJSON(peers: peers.map(\.description),
+                        closest_nodes: closest.map(\.node.endpoint.description))))
+                } else {
+                    for p in peers { print(p) }
+                    Terminal.stderr("dht peers: \(peers.count) peers, asked \(closest.count) closest nodes\n")
+                }
+                if peers.isEmpty { throw ExitCode(1) }
+            case .failed(let f): throw DHTCommand.fail(f)
+            default: throw DHTCommandError.failed("unexpected answer")
+            }
+        }
+    }
+
+    struct Put: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Store a BEP 44 item (a text value).")
+        @Option(help: "Store this text as an immutable item (its target is the SHA-1 of its bencoding).")
+        var immutable: String?
+        @Option(help: "Store this text as a mutable item signed with --key.")
+        var mutable: String?
+        @Option(help: "The key file (a hex ed25519 seed, as `peer dht keygen` writes).")
+        var key: String?
+        @Option(help: "Salt for a mutable item (text), so one key can hold several items.")
+        var salt: String = ""
+        @OptionGroup var options: Options
+
+        func validate() throws {
+            guard (self.immutable == nil) != (self.mutable == nil) else { throw ValidationError("give --immutable or --mutable") }
+            if self.mutable != nil && self.key == nil { throw ValidationError("--mutable needs --key FILE") }
+        }
+
+        func run() async throws {
+            if let text = self.immutable {
+                let item = DHTItem.immutable(.text(text))
+                let outcome = try await DHTCommand.withNode(self.options, "put") { try await $0.run(.put(item, cas: nil), joinFirst: true) }
+                try Self.report(outcome, target: item.target, json: self.options.json)
+                return
+            }
+            let privateKey = try Keygen.load(self.key!)
+            let publicKey = Array(privateKey.publicKey.rawRepresentation)
+            let salt = Array(self.salt.utf8)
+            let value = BencodeValue.text(self.mutable!)
+            let target = MutableItem.target(publicKey: publicKey, salt: salt)
+            let outcome = try await DHTCommand.withNode(self.options, "put") { service in
+                // The next sequence number after the one stored now (compare-and-swap on it).
+                var sequence: Int64 = 0
+                var cas: Int64?
+                if case .item(_, .mutable(let current)?, _) = try await service.run(.get(target: target, salt: salt), joinFirst: true) {
+                    sequence = current.sequence + 1
+                    cas = current.sequence
+                }
+                let item = try MutableItem.signed(value: value, sequence: sequence, salt: salt, privateKey: privateKey)
+                return try await service.run(.put(.mutable(item), cas: cas), joinFirst: true)
+            }
+            try Self.report(outcome, target: target, json: self.options.json)
+        }
+
+        static func report(_ outcome: LookupOutcome, target: NodeID, json: Bool) throws {
+            guard case .stored(_, let accepted, let refusals) = outcome else {
+                if case .failed(let f) = outcome { throw DHTCommand.fail(f) }
+                throw DHTCommandError.failed("unexpected answer")
+            }
+            if json {
+                print(try Terminal.json(["target": "\(target)", "stored_on": "\(accepted.count)", "refused_by": "\(refusals.count)"]))
+            } else {
+                print("\(target)")
+                Terminal.stderr("dht put: stored on \(accepted.count) nodes"
+                    + (refusals.isEmpty ? "" : ", refused by \(refusals.count) (\(refusals[0].message))") + "\n")
+            }
+            if accepted.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Fetch a BEP 44 item (checked against its target and signature).")
+        @Option(help: "The target of an immutable item, 40 hex digits.") var immutable: String?
+        @Option(help: "The public key of a mutable item, 64 hex digits.") var mutable: String?
+        @Option(help: "The mutable item's salt (text).") var salt: String = ""
+        @OptionGroup var options: Options
+
+        func validate() throws {
+            guard (self.immutable == nil) != (self.mutable == nil) else { throw ValidationError("give --immutable or --mutable") }
+        }
+
+        func run() async throws {
+            let target: NodeID
+            var salt: [UInt8] = []
+            if let hash = self.immutable {
+                target = try DHTCommand.nodeID(hash, "--immutable")
+            } else {
+                guard let key = Hex.decode(self.mutable!), key.count == 32 else {
+                    throw ValidationError("--mutable must be a public key of 64 hex digits")
+                }
+                salt = Array(self.salt.utf8)
+                target = MutableItem.target(publicKey: key, salt: salt)
+            }
+            let outcome = try await DHTCommand.withNode(self.options, "get") { [salt] in
+                try await $0.run(.get(target: target, salt: salt), joinFirst: true)
+            }
+            guard case .item(_, let item, _) = outcome else {
+                if case .failed(let f) = outcome { throw DHTCommand.fail(f) }
+                throw DHTCommandError.failed("unexpected answer")
+            }
+            guard let item else {
+                Terminal.error("dht get", "no node has \(target)")
+                throw ExitCode(1)
+            }
+            var seq: Int64?
+            if case .mutable(let m) = item { seq = m.sequence }
+            if self.options.json {
+                print(try Terminal.json(["value": DHTCommand.show(item.value), "seq": seq.map(String.init) ?? ""]))
+            } else {
+                print(DHTCommand.show(item.value))
+                if let seq { Terminal.stderr("dht get: sequence number \(seq)\n") }
+            }
+        }
+    }
+
+    struct Sample: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Ask a node for a sample of the info-hashes it stores (BEP 51).")
+        @Argument(help: "The node, IP:PORT.") var node: String
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let target = try DHTCommand.endpoint(self.node)
+            let random = NodeID(bytes: (0..<20).map { _ in UInt8.random(in: .min ... .max) })!
+            let outcome = try await DHTCommand.withNode(self.options, "sample") {
+                try await $0.run(.sampleInfohashes(from: target, target: random), joinFirst: false)
+            }
+            guard case .samples(let s) = outcome else {
+                if case .failed(let f) = outcome { throw DHTCommand.fail(f) }
+                throw DHTCommandError.failed("unexpected answer")
+            }
+            if self.options.json {
+                print(try Terminal.json(SamplesJSON(samples: s.samples.map(\.description), available: s.available)))
+            } else {
+                for h in s.samples { print(h) }
+                Terminal.stderr("dht sample: \(s.samples.count) of \(s.available.map(String.init) ?? "?") info-hashes\n")
+            }
+        }
+    }
+
+    struct Stats: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Join the DHT and show the routing table and traffic.")
+        @OptionGroup var options: Options
+
+        func run() async throws {
+            let stats = try await DHTCommand.withNode(self.options, "stats") { service -> DHTNode.Stats in
+                _ = try await service.run(.findNode(NodeID(bytes: (0..<20).map { _ in UInt8.random(in: .min ... .max) })!),
+                    joinFirst: true)
+                guard let stats = await service.stats() else { throw DHTCommandError.failed("no figures") }
+                return stats
+            }
+            let rows: [(String, String)] = [
+                ("node id", "\(stats.id)"), ("IPv4 nodes", "\(stats.ipv4Nodes)"), ("IPv6 nodes", "\(stats.ipv6Nodes)"),
+                ("good nodes", "\(stats.goodNodes)"), ("buckets", "\(stats.buckets)"),
+                ("queries sent", "\(stats.queriesSent)"), ("queries received", "\(stats.queriesReceived)"),
+                ("responses received", "\(stats.responsesReceived)"), ("bytes in", "\(stats.bytesReceived)"),
+                ("bytes out", "\(stats.bytesSent)"),
+            ]
+            if self.options.json {
+                print(try Terminal.json(Dictionary(uniqueKeysWithValues: rows.map { ($0.0.replacingOccurrences(of: " ", with: "_"), $0.1) })))
+            } else {
+                for (k, v) in rows { print("\(k):".padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
+            }
+        }
+    }
+
+    struct Keygen: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make an ed25519 key for mutable items, or show a key's public half.")
+        @Option(name: .shortAndLong, help: "Write the new key (a hex seed) to this file (mode 600).") var output: String?
+        @Option(name: .customLong("public"), help: "Print the public key of this key file instead.") var publicOf: String?
+
+        func run() async throws {
+            if let file = self.publicOf {
+                print(Hex.encode(Array(try Self.load(file).publicKey.rawRepresentation)))
+                return
+            }
+            guard let output = self.output else { throw ValidationError("give -o FILE (or --public FILE)") }
+            let key = Curve25519.Signing.PrivateKey()
+            guard FileManager.default.createFile(atPath: output, contents: Data((Hex.encode(Array(key.rawRepresentation)) + "\n").utf8),
+                attributes: [.posixPermissions: 0o600])
+            else {
+                Terminal.error("dht keygen", "cannot write \(output)")
+                throw ExitCode(1)
+            }
+            print(Hex.encode(Array(key.publicKey.rawRepresentation)))
+        }
+
+        static func load(_ file: String) throws -> Curve25519.Signing.PrivateKey {
+            guard let data = FileManager.default.contents(atPath: file),
+                let seed = Hex.decode(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
+                seed.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed)
+            else {
+                Terminal.error("dht", "\(file): not a key file (64 hex digits of an ed25519 seed)")
+                throw ExitCode(1)
+            }
+            return key
+        }
+    }
+}
+
+enum DHTCommandError: Error, CustomStringConvertible {
+    case timedOut(Int)
+    case failed(String)
+
+    var description: String {
+        switch self {
+        case .timedOut(let s): "no answer within \(s) s (--timeout)"
+        case .failed(let why): why
+        }
+    }
+}
+
+private struct SamplesJSON: Encodable {
+    var samples: [String]
+    var available: Int64?
+}
+
+private struct PeersJSON: Encodable {
+    var peers: [String]
+    var closest_nodes: [String]
+}
