@@ -56,3 +56,49 @@ def test_libtorrent_gets_a_bare_magnet_from_a_peer_seed(tmp_path, procs, swarm):
                         capture_output=True, text=True, timeout=120)
     assert lt.returncode == 0, lt.stderr
     assert tree_digest(out / "trackerless") == tree_digest(swarm["src"])
+
+
+LTDHT = str(__import__("pathlib").Path(__file__).resolve().parent / "ltdht.py")
+
+
+def lt_dht(tmp_path, addr, hub, *args):
+    p = subprocess.run(["/usr/bin/python3", LTDHT, "--bind", addr, "--port", str(free_port(addr)), "--bootstrap", hub,
+                        *args], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def peer_dht(tmp_path, addr, hub, *args, check=True):
+    return run_peer("dht", *args, "--bind", addr, "--state", tmp_path / f"dht-{addr}", "--dht-bootstrap", hub,
+                    timeout=60, check=check)
+
+
+def test_bep44_items_between_peer_and_libtorrent(tmp_path, procs, swarm):
+    """Immutable and mutable items put by Peer are read by libtorrent, and the other way round; a mutable item's
+    newer sequence number wins."""
+    hub = swarm["hub"]
+    # A few more Peer nodes, so that lookups have somewhere to go (libtorrent finds nothing in a DHT of two).
+    for i in range(3):
+        n = procs([PEER, "share", tmp_path / "x.torrent", "--data", tmp_path / "other", "--bind", f"127.0.0.14{i}",
+                   "--port", "0", "--state", tmp_path / f"n{i}", "--dht-bootstrap", hub], tmp_path / f"n{i}.log")
+        n.wait_for("listening on")
+    time.sleep(1)
+    # Peer puts, libtorrent gets.
+    target = peer_dht(tmp_path, "127.0.0.125", hub, "put", "--immutable", "from peer").stdout.strip()
+    assert lt_dht(tmp_path, "127.0.0.126", hub, "get-immutable", target)["value"] == "from peer"
+    # libtorrent puts, Peer gets.
+    put = lt_dht(tmp_path, "127.0.0.127", hub, "put-immutable", "from libtorrent")
+    assert put["stored_on"] >= 1
+    assert peer_dht(tmp_path, "127.0.0.125", hub, "get", "--immutable", put["target"]).stdout.strip() == "from libtorrent"
+    # Mutable: Peer puts twice (seq 0 then 1), libtorrent reads the newer value.
+    key = tmp_path / "k.key"
+    public = run_peer("dht", "keygen", "-o", key).stdout.strip()
+    peer_dht(tmp_path, "127.0.0.125", hub, "put", "--mutable", "first", "--key", key, "--salt", "s")
+    peer_dht(tmp_path, "127.0.0.125", hub, "put", "--mutable", "second", "--key", key, "--salt", "s")
+    got = lt_dht(tmp_path, "127.0.0.128", hub, "get-mutable", public, "--salt", "s")
+    assert got == {"value": "second", "seq": 1}
+    # libtorrent puts a mutable item with its own key; Peer reads it and checks the signature.
+    seed = key.read_text().strip()
+    lt_dht(tmp_path, "127.0.0.129", hub, "put-mutable", "from lt", "--seed", seed, "--public", public, "--salt", "t")
+    p = peer_dht(tmp_path, "127.0.0.125", hub, "get", "--mutable", public, "--salt", "t")
+    assert p.stdout.strip() == "from lt"
