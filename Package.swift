@@ -22,7 +22,9 @@ let package = Package(
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "PeerKit", targets: ["PeerKit"]),
+        .library(name: "PeerSimulation", targets: ["PeerSimulation"]),
         .executable(name: "peer", targets: ["peer"]),
+        .executable(name: "peer-sim", targets: ["peer-sim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -60,6 +62,8 @@ let package = Package(
             dependencies: ["PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        .target(name: "PeerSimulation", dependencies: ["DHT", "PeerBase"], swiftSettings: strict),
+        .executableTarget(name: "peer-sim", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),
         .target(
             name: "Storage",
             dependencies: [
@@ -132,6 +136,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "PeerSimulationTests", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),
         .testTarget(
             name: "StorageTests",
             dependencies: [
