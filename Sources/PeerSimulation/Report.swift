@@ -6,8 +6,10 @@ extension DHTSimulation {
     ///
     /// - success: a lookup succeeds when its get_peers result contains the peer announced for that info-hash
     ///   (address of the announcing node, announced port); a lookup still running after `lookupLimit` fails.
-    /// - lookup time: from the get_peers command to its `.finished` event (virtual time), over all lookups;
-    ///   first-peer time: to the first `.peersFound` event that carries the announced peer, successful lookups.
+    /// - time to peer (the lookup time the targets speak of): from the get_peers command to the first
+    ///   `.peersFound` event that carries the announced peer (virtual time), over successful lookups;
+    ///   lookup end: from the command to its `.finished` event, over all lookups. The end comes later: the
+    ///   lookup waits until the k closest nodes have all answered, and a lost datagram there costs a 2 s timeout.
     /// - messages per lookup: queries the looking-up node sent (first transmissions and retries) between the
     ///   command and its result. This includes that node's own housekeeping in the window (a couple of pings
     ///   every 5 s), and leaves out the answers, which at most double it.
