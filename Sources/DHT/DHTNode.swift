@@ -196,12 +196,12 @@ public struct DHTNode: Sendable {
 
     /// The next datagram to send, or nil. Call after every input until it returns nil.
     public mutating func pollTransmit() -> DHTDatagram? {
-        Self.pop(&self.transmits, head: &self.transmitHead)
+        self.transmits.popFront(head: &self.transmitHead)
     }
 
     /// The next event for the application, or nil. Call after every input until it returns nil.
     public mutating func pollEvent() -> Event? {
-        Self.pop(&self.events, head: &self.eventHead)
+        self.events.popFront(head: &self.eventHead)
     }
 
     // MARK: Inputs
@@ -846,16 +846,5 @@ public struct DHTNode: Sendable {
 
     private mutating func advanceClock(_ now: Instant) {
         if now > self.lastNow { self.lastNow = now }
-    }
-
-    private static func pop<T>(_ queue: inout [T], head: inout Int) -> T? {
-        guard head < queue.count else { return nil }
-        let item = queue[head]
-        head += 1
-        if head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        }
-        return item
     }
 }

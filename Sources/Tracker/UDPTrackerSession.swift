@@ -192,12 +192,12 @@ public struct UDPTrackerSession: Sendable {
 
     /// The next datagram to send to the tracker, or nil. Call after every input until it returns nil.
     public mutating func pollTransmit() -> [UInt8]? {
-        Self.pop(&self.transmits, head: &self.transmitHead)
+        self.transmits.popFront(head: &self.transmitHead)
     }
 
     /// The next result for the application, or nil. Call after every input until it returns nil.
     public mutating func pollEvent() -> Event? {
-        Self.pop(&self.events, head: &self.eventHead)
+        self.events.popFront(head: &self.eventHead)
     }
 
     /// When `handleTimeout(at:)` must next be called, or nil when nothing is in flight.
@@ -306,16 +306,5 @@ public struct UDPTrackerSession: Sendable {
                 return tid
             }
         }
-    }
-
-    private static func pop<T>(_ queue: inout [T], head: inout Int) -> T? {
-        guard head < queue.count else { return nil }
-        let item = queue[head]
-        head += 1
-        if head == queue.count {
-            queue.removeAll(keepingCapacity: true)
-            head = 0
-        }
-        return item
     }
 }

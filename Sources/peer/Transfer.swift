@@ -75,14 +75,7 @@ struct NetworkOptions: ParsableArguments {
         }
     }
 
-    static func split(_ text: String) -> (String, Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65535).contains(port)
-        else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
-    }
+    static func split(_ text: String) -> (String, Int)? { PeerNode.splitHostPort(text) }
 }
 
 /// The state folder: --state, else $PEER_HOME, else $XDG_DATA_HOME/peer, else ~/.local/share/peer.

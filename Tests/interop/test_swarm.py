@@ -143,13 +143,19 @@ def test_peer_to_libtorrent(payload, tmp_path, procs, kind):
     assert tree_digest(out / "album") == tree_digest(payload["src"])
 
 
+def capped_lt_seed(procs, tmp_path, torrent, data, addr):
+    """A libtorrent seed uploading at 4 MiB/s, so that a download can be interrupted part way; returns its port."""
+    port = free_port(addr)
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(data), "--bind", addr, "--port", str(port),
+               "--upload-limit", str(4 * 1024 * 1024)], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    return port
+
+
 def test_interrupted_download_resumes(payload, tmp_path, procs):
     """Ctrl-C part way through keeps the verified pieces; the second run checks them and fetches the rest."""
     torrent = payload["torrents"]["hybrid"]
-    port = free_port("127.0.0.17")
-    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.17",
-               "--port", str(port), "--upload-limit", str(4 * 1024 * 1024)], tmp_path / "lt-seed.log")
-    s.wait_for("READY")
+    port = capped_lt_seed(procs, tmp_path, torrent, payload["data"], "127.0.0.17")
     out = tmp_path / "out"
     first = procs([PEER, "get", torrent, "-o", out, "--peer", f"127.0.0.17:{port}", "--bind", "127.0.0.18",
                    "--port", "0"], tmp_path / "first.log")
@@ -473,10 +479,7 @@ def test_sequential_fetches_pieces_in_order(payload, tmp_path, procs):
     """--sequential: interrupted part way, what is on disk is a prefix of the file (give or take the pieces in
     flight at the frontier)."""
     torrent = payload["torrents"]["v1"]
-    port = free_port("127.0.0.95")
-    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(payload["data"]), "--bind", "127.0.0.95",
-               "--port", str(port), "--upload-limit", str(4 * 1024 * 1024)], tmp_path / "lt-seed.log")
-    s.wait_for("READY")
+    port = capped_lt_seed(procs, tmp_path, torrent, payload["data"], "127.0.0.95")
     out = tmp_path / "out"
     first = procs([PEER, "get", torrent, "-o", out, "--peer", f"127.0.0.95:{port}", "--bind", "127.0.0.96",
                    "--port", "0", "--sequential"], tmp_path / "first.log")

@@ -238,12 +238,9 @@ extension DHTEndpoint {
 
     /// Parses "a.b.c.d:port" or "[v6]:port" without resolving names.
     public init?(text: String) {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0 else {
-            return nil
-        }
-        var host = String(text[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard let address = try? SocketAddress(ipAddress: host, port: Int(port)), let ep = DHTEndpoint(address) else {
+        guard let (host, port) = PeerNode.splitHostPort(text),
+            let address = try? SocketAddress(ipAddress: host, port: port), let ep = DHTEndpoint(address)
+        else {
             return nil
         }
         self = ep

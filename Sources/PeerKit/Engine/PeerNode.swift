@@ -92,6 +92,16 @@ public final class PeerNode: @unchecked Sendable {
         self.connect(fetcher as any PeerHost, host: host, port: port)
     }
 
+    /// Splits "host:port" or "[v6]:port" (port 1-65535, host not empty); nil otherwise.
+    public static func splitHostPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+
     /// Counts a new connection against `maxConnections`; false (close it) when the node is full.
     private func admit(_ channel: any Channel) -> Bool {
         guard self.connections.add(1, ordering: .relaxed).newValue <= self.maxConnections else {
@@ -173,10 +183,7 @@ public final class PeerNode: @unchecked Sendable {
     /// Connects `engine` to `address` ("host:port") unless it is this node or was dialled already; any thread.
     func dial(_ engine: any PeerHost, _ address: String) {
         let fresh = self.addresses.withLock { !$0.own.contains(address) && $0.dialed.insert(address).inserted }
-        guard fresh, let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...])
-        else { return }
-        var host = String(address[..<colon])
-        if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        guard fresh, let (host, port) = Self.splitHostPort(address) else { return }
         self.connect(engine, host: host, port: port).whenFailure { _ in
             _ = self.addresses.withLock { $0.dialed.remove(address) }  // may be tried again after the next announce
         }
@@ -219,9 +226,7 @@ public final class PeerNode: @unchecked Sendable {
     private static func resolve(_ list: [String]) -> [DHTEndpoint] {
         var endpoints: [DHTEndpoint] = []
         for router in list {
-            guard let colon = router.lastIndex(of: ":"), let p = Int(router[router.index(after: colon)...]) else { continue }
-            var host = String(router[..<colon])
-            if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+            guard let (host, p) = Self.splitHostPort(router) else { continue }
             if let address = try? SocketAddress.makeAddressResolvingHost(host, port: p), let ep = DHTEndpoint(address) {
                 endpoints.append(ep)
             }

@@ -34,16 +34,6 @@ public struct PEXPeer: Hashable, Sendable, CustomStringConvertible {
         let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(self.ip[$0]) << 8 | UInt16(self.ip[$0 + 1]), radix: 16) }
         return "[\(groups.joined(separator: ":"))]:\(self.port)"
     }
-
-    /// Parses "a.b.c.d:port" (IPv4 only; IPv6 peers come from the wire in compact form).
-    public init?(endpoint: String, flags: Flags = []) {
-        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
-            return nil
-        }
-        let parts = endpoint[..<colon].split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt8($0) }
-        guard parts.count == 4, port > 0 else { return nil }
-        self.init(ip: parts, port: port, flags: flags)
-    }
 }
 
 /// A ut_pex message: peers the sender connected to since its last message, and peers it dropped.
