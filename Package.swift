@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "PeerKit", targets: ["PeerKit"]),
+        .library(name: "PeerServer", targets: ["PeerServer"]),
         .library(name: "PeerSimulation", targets: ["PeerSimulation"]),
         .executable(name: "peer", targets: ["peer"]),
         .executable(name: "peer-sim", targets: ["peer-sim"]),
@@ -35,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         .target(name: "PeerBase", swiftSettings: strict),
@@ -89,13 +92,25 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PeerServer",
+            dependencies: [
+                "PeerKit", "PeerBase", "Metainfo", "Bencode",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            resources: [.copy("Web")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "peer",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerKit", "Storage", "DHT",
+                "PeerBase", "Bencode", "Metainfo", "PeerKit", "PeerServer", "Storage", "DHT",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -153,6 +168,15 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "PeerServerTests",
+            dependencies: [
+                "PeerServer", "PeerKit", "Metainfo", "PeerBase",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),
