@@ -38,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(name: "PeerBase", swiftSettings: strict),
@@ -102,8 +103,9 @@ let package = Package(
                 "PeerKit", "PeerBase", "Metainfo", "Bencode",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Web")],
+            resources: [.copy("Web"), .copy("openapi.json")],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -49,7 +49,7 @@ struct DHTCommand: AsyncParsableCommand {
             var n = try! NetworkOptions.parse(["--port", String(self.port)])
             n.bind = self.bind
             n.state = self.state
-            n.dhtBootstrap = self.bootstrap
+            n.discovery.dhtBootstrap = self.bootstrap
             return n
         }
     }
@@ -60,7 +60,7 @@ struct DHTCommand: AsyncParsableCommand {
     {
         let node = PeerNode(bindHost: options.bind, loops: 1)
         var network = options.network
-        network.noDHT = false
+        network.discovery.noDHT = false
         guard let service = await startDHT(node, network: network, port: options.port, command: "dht \(command)") else {
             await node.shutdown()
             throw ExitCode(1)

@@ -22,7 +22,7 @@ struct PeerCommand: AsyncParsableCommand {
               PEER_HOME       the state folder when --state is not given
             """,
         version: PeerVersion.current,
-        subcommands: [Create.self, Info.self, Get.self, Share.self, Scrape.self, DHTCommand.self]
+        subcommands: [Create.self, Info.self, Get.self, Share.self, Serve.self, Scrape.self, DHTCommand.self]
     )
 }
 

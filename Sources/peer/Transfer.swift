@@ -35,6 +35,28 @@ struct NetworkOptions: ParsableArguments {
         valueName: "RATE"))
     var maxDown: ByteSize?
 
+    @OptionGroup var discovery: DiscoveryOptions
+
+    var dhtEnabled: Bool { self.discovery.dhtEnabled }
+    var dhtRouters: [String] { self.discovery.dhtRouters }
+    var dhtBootstrap: [String] { self.discovery.dhtBootstrap }
+    var localDiscovery: Bool { self.discovery.localDiscovery }
+
+    @Flag(help: "At exit, print a JSON summary (name, info-hash, complete, bytes down and up, seconds) on stdout.")
+    var json = false
+
+    func validate() throws {
+        guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0 to 65535") }
+        for p in self.peers where Self.split(p) == nil {
+            throw ValidationError("--peer \(p): expected HOST:PORT (or [IPv6]:PORT)")
+        }
+    }
+
+    static func split(_ text: String) -> (String, Int)? { PeerNode.splitHostPort(text) }
+}
+
+/// How a node finds peers beyond trackers: the DHT and local discovery (BEP 14).
+struct DiscoveryOptions: ParsableArguments {
     @Option(name: .customLong("dht-bootstrap"), help: ArgumentHelp(
         "Join the DHT through this node (HOST:PORT); repeatable. Default: the nodes saved in the state folder and the "
             + "well-known routers (PEER_DHT_BOOTSTRAP=HOST:PORT,... sets them for a whole run).", valueName: "HOST:PORT"))
@@ -65,17 +87,11 @@ struct NetworkOptions: ParsableArguments {
         !self.noLocalDiscovery && ProcessInfo.processInfo.environment["PEER_NO_LSD"].map { $0.isEmpty || $0 == "0" } ?? true
     }
 
-    @Flag(help: "At exit, print a JSON summary (name, info-hash, complete, bytes down and up, seconds) on stdout.")
-    var json = false
-
-    func validate() throws {
-        guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0 to 65535") }
-        for p in self.peers where Self.split(p) == nil {
-            throw ValidationError("--peer \(p): expected HOST:PORT (or [IPv6]:PORT)")
-        }
+    /// Starts the DHT's routers (well-known, asked but not kept) and nodes (--dht-bootstrap, kept).
+    var dhtJoin: (routers: [String], nodes: [String]) {
+        let named = !self.dhtBootstrap.isEmpty || ProcessInfo.processInfo.environment["PEER_DHT_BOOTSTRAP"] != nil
+        return named ? ([], self.dhtRouters) : (self.dhtRouters, [])
     }
-
-    static func split(_ text: String) -> (String, Int)? { PeerNode.splitHostPort(text) }
 }
 
 /// The state folder: --state, else $PEER_HOME, else $XDG_DATA_HOME/peer, else ~/.local/share/peer.
@@ -92,21 +108,9 @@ func keptTorrentPath(_ id: String, network: NetworkOptions) -> String {
     stateDirectory(network.state) + "/torrents/\(id).torrent"
 }
 
-/// Writes a torrent file around an info dictionary received from peers, byte for byte (it is not re-encoded),
-/// with the magnet's trackers and any v2 piece layers learnt from peers.
+/// Writes a torrent file around an info dictionary received from peers (`TorrentFileBytes`).
 func keepTorrent(info: [UInt8], trackers: [String], pieceLayers: [[UInt8]: [UInt8]] = [:], at path: String) {
-    var file = Array("d".utf8)
-    if !trackers.isEmpty {
-        file += BencodeEncoder.encode(.text("announce-list"))
-        file += BencodeEncoder.encode(.list(trackers.map { .list([.text($0)]) }))
-    }
-    file += Array("4:info".utf8) + info
-    if !pieceLayers.isEmpty {
-        var layers = BencodeDictionary()
-        for (root, layer) in pieceLayers { layers[root] = .string(layer) }
-        file += BencodeEncoder.encode(.text("piece layers")) + BencodeEncoder.encode(.dictionary(layers))
-    }
-    file += Array("e".utf8)
+    let file = TorrentFileBytes.encode(info: info, trackers: trackers, pieceLayers: pieceLayers)
     let folder = (path as NSString).deletingLastPathComponent
     try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     let temporary = path + ".part"
@@ -212,9 +216,8 @@ func startDHT(_ node: PeerNode, network: NetworkOptions, port: Int, command: Str
     }
     do {
         // Nodes named with --dht-bootstrap are ordinary nodes (kept when they answer); the default ones are routers.
-        let named = !network.dhtBootstrap.isEmpty || ProcessInfo.processInfo.environment["PEER_DHT_BOOTSTRAP"] != nil
-        return try await node.startDHT(port: port, routers: named ? [] : network.dhtRouters,
-            nodes: named ? network.dhtRouters : [], knownNodes: known)
+        let join = network.discovery.dhtJoin
+        return try await node.startDHT(port: port, routers: join.routers, nodes: join.nodes, knownNodes: known)
     } catch {
         Terminal.stderr("\(command): the DHT is off: \(error)\n")
         return nil
@@ -280,7 +283,7 @@ func runTransfer(
     case .success(let data): saved = data
     case .failure(.missing): saved = nil
     case .failure(.invalid(let why)):
-        Terminal.warn("ignoring the resume data in \(resume.path) (\(why)); checking the files instead")
+        Terminal.warn("ignoring the resume data in \(resume.location) (\(why)); checking the files instead")
         saved = nil
     }
     let check = DataCheck.check(metainfo: metainfo, storage: storage, resume: saved)

@@ -80,7 +80,7 @@ struct ResumeTests {
             let (t, storage, store) = try self.setUp(dir)
             defer { storage.close() }
             try store.save(pieces: Bitfield(count: storage.pieceMap.pieceCount), storage: storage)
-            try Data("garbage".utf8).write(to: URL(fileURLWithPath: store.path.string))
+            try Data("garbage".utf8).write(to: URL(fileURLWithPath: store.location))
             guard case .failure(.invalid) = store.load(map: storage.pieceMap) else {
                 Issue.record("garbage accepted")
                 return
@@ -88,8 +88,8 @@ struct ResumeTests {
             let other = try create(dir.path + "/share") { $0.version = .v1; $0.comment = "x"; $0.isPrivate = true }
             let otherStore = ResumeStore(stateDirectory: dir.path + "/state", metainfo: other.metainfo)
             try otherStore.save(pieces: Bitfield(count: storage.pieceMap.pieceCount), storage: storage)
-            try FileManager.default.removeItem(atPath: store.path.string)
-            try FileManager.default.copyItem(atPath: otherStore.path.string, toPath: store.path.string)
+            try FileManager.default.removeItem(atPath: store.location)
+            try FileManager.default.copyItem(atPath: otherStore.path.string, toPath: store.location)
             #expect(store.load(map: storage.pieceMap) == .failure(.invalid("it is another torrent's")))
             _ = t
         }

@@ -88,6 +88,12 @@ public final class DHTService: @unchecked Sendable {
         }
     }
 
+    /// Stops looking for (and announcing) `infoHash`.
+    public func untrack(infoHash: [UInt8]) {
+        guard let id = NodeID(bytes: infoHash) else { return }
+        self.eventLoop.execute { self.tracked[id] = nil }
+    }
+
     private func lookUp(_ id: NodeID) {
         guard let entry = self.tracked[id] else { return }
         let lookup = entry.port.map { self.node.handle(.announce(infoHash: id, port: $0), at: self.now) }

@@ -94,6 +94,11 @@ final class LocalPeerDiscovery: @unchecked Sendable {
         self.announce(entry)
     }
 
+    /// Stops announcing `host` and dialling for it.
+    func remove(_ host: any PeerHost) {
+        self.entries.withLock { $0.removeAll { $0.host === host } }
+    }
+
     private func announceAll() {
         for entry in self.entries.withLock({ $0 }) { self.announce(entry) }
     }

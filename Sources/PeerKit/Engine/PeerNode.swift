@@ -173,11 +173,33 @@ public final class PeerNode: @unchecked Sendable {
         }
     }
 
-    /// Tells the trackers the download completed (sent once per torrent).
-    public func announceCompleted() {
-        for a in self.announcers.withLock({ $0 }) {
+    /// Tells the trackers the download completed (sent once per torrent); for every torrent without `engine`.
+    public func announceCompleted(_ engine: TorrentEngine? = nil) {
+        for a in self.announcers.withLock({ $0 }) where engine.map(a.announces) ?? true {
             a.eventLoop.execute { a.downloadCompleted() }
         }
+    }
+
+    /// Takes a torrent (or a magnet link's fetch) off the node: incoming handshakes for it are refused, its
+    /// trackers hear `stopped`, the DHT, local discovery and web seeds forget it, and its connections close.
+    /// The storage stays open: the caller closes it.
+    public func remove(_ engine: TorrentEngine) async { await self.remove(engine as any PeerHost) }
+
+    public func remove(_ fetcher: MetadataFetcher) async { await self.remove(fetcher as any PeerHost) }
+
+    func remove(_ host: any PeerHost) async {
+        self.engines.withLock { all in
+            for h in host.handshakeHashes where all[h] === host { all[h] = nil }
+        }
+        await self.stopAnnouncers { $0.announces(host) }
+        let seeds = self.webSeedSources.withLock { all in
+            defer { all.removeAll { $0.feeds(host) } }
+            return all.filter { $0.feeds(host) }
+        }
+        for s in seeds { await s.stop() }
+        if let dht = self.dht.withLock({ $0 }) { for h in host.handshakeHashes { dht.untrack(infoHash: h) } }
+        self.discovery.withLock { $0 }?.remove(host)
+        try? await host.stop().get()
     }
 
     /// Connects `engine` to `address` ("host:port") unless it is this node or was dialled already; any thread.
@@ -286,10 +308,10 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Sends `stopped` to the trackers that count this node and waits for them, at most
     /// `TrackerAnnouncer.stoppedTimeout` (a leaving client does not wait on a slow tracker).
-    private func stopAnnouncers() async {
+    private func stopAnnouncers(where matching: (TrackerAnnouncer) -> Bool = { _ in true }) async {
         let all = self.announcers.withLock { all in
-            defer { all.removeAll() }
-            return all
+            defer { all.removeAll(where: matching) }
+            return all.filter(matching)
         }
         guard !all.isEmpty else { return }
         let stops = all.map { a in a.eventLoop.flatSubmit { a.stop() } }

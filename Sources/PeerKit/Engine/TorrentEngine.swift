@@ -35,6 +35,8 @@ public final class TorrentEngine: @unchecked Sendable {
         /// Files not to download (indices into the torrent's files); pieces they share with wanted files are
         /// still fetched (the storage keeps their part in a part file).
         public var unselectedFiles: Set<Int> = []
+        /// Files whose pieces are fetched before those of other files.
+        public var highPriorityFiles: Set<Int> = []
         /// Where resume data is saved (after verified pieces, at most every `resumeInterval`, and on stop).
         public var resume: ResumeStore?
         public var resumeInterval: Duration = .seconds(5)
@@ -110,6 +112,8 @@ public final class TorrentEngine: @unchecked Sendable {
     private var pendingReads: [Int: [(key: Int, block: PeerWire.BlockRef)]] = [:]
     private var resumeSaving = false
     private var lastResumeSave: Instant = .zero
+    /// Readers waiting for pieces (streaming), by piece.
+    private var pieceWaiters: [Int: [EventLoopPromise<Void>]] = [:]
 
     /// Called on the loop whenever something changes (for progress lines).
     public var onProgress: (@Sendable (Progress) -> Void)?
@@ -187,6 +191,9 @@ public final class TorrentEngine: @unchecked Sendable {
                 self.picker.setPriority(0, pieces: i..<i + 1)
             }
         }
+        for file in configuration.highPriorityFiles.sorted() where map.files.indices.contains(file) {
+            for i in map.pieces(ofFile: file) where self.picker.priority(of: i) > 0 { self.picker.setPriority(2, pieces: i..<i + 1) }
+        }
         // A v2 torrent from a magnet link knows each file's root but not its piece layer: those pieces wait
         // (priority 0) until the layer arrives from peers.
         var needed: [(fileIndex: Int, root: [UInt8], pieceCount: Int)] = []
@@ -237,6 +244,8 @@ public final class TorrentEngine: @unchecked Sendable {
     public func stop() -> EventLoopFuture<Void> {
         self.eventLoop.submit {
             self.stopped = true
+            for waiter in self.pieceWaiters.values.joined() { waiter.fail(CancellationError()) }
+            self.pieceWaiters = [:]
             self.timer?.cancel()
             self.pacer?.cancel()
             for p in self.peers.values { p.channel.close(promise: nil) }
@@ -259,7 +268,7 @@ public final class TorrentEngine: @unchecked Sendable {
         return self.threadPool.runIfActive(eventLoop: self.eventLoop) {
             try store.save(pieces: pieces, storage: storage)
         }.flatMapErrorThrowing { error in
-            self.onLog?("cannot save resume data to \(store.path): \(error)")
+            self.onLog?("cannot save resume data to \(store.location): \(error)")
         }.always { _ in self.resumeSaving = false }
     }
 
@@ -533,6 +542,7 @@ public final class TorrentEngine: @unchecked Sendable {
             case .success(true):
                 self.picker.pieceVerified(piece)
                 self.resumeDirty = true
+                for waiter in self.pieceWaiters.removeValue(forKey: piece) ?? [] { waiter.succeed() }
                 for host in self.senders.removeValue(forKey: piece) ?? [] { self.goodPieces[host, default: 0] += 1 }
                 for other in self.peers.values where other.session.remote != nil {
                     self.send(.have(piece: UInt32(piece)), to: other)
@@ -906,6 +916,83 @@ public final class TorrentEngine: @unchecked Sendable {
         self.eventLoop.submit { self.progressNow }
     }
 
+    /// One connected peer, as a status page shows it.
+    public struct PeerSnapshot: Sendable {
+        public var address: String
+        public var client: String?
+        /// Pieces it has, 0…1.
+        public var progress: Double
+        /// Bytes per second received from it, smoothed.
+        public var downloadRate: Double
+        public var outgoing: Bool
+    }
+
+    /// What a status page shows of the torrent.
+    public struct Snapshot: Sendable {
+        public var progress: Progress
+        public var have: Bitfield
+        public var peers: [PeerSnapshot]
+    }
+
+    /// The verified pieces, the figures and the connected peers now.
+    public func snapshot() -> EventLoopFuture<Snapshot> {
+        self.eventLoop.submit {
+            let peers = self.peers.values.filter { $0.session.remote != nil }.map { p in
+                PeerSnapshot(address: p.channel.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? p.host,
+                    client: p.session.remoteExtensions?.client,
+                    progress: p.has.count > 0 ? Double(p.has.setCount) / Double(p.has.count) : 0,
+                    downloadRate: p.rate, outgoing: p.role == .outgoing)
+            }
+            return Snapshot(progress: self.progressNow, have: self.picker.have, peers: peers)
+        }
+    }
+
+    /// Completes once every piece of `pieces` is verified, fetching those missing before any other (deadline
+    /// mode, for a stream's reader). Fails with `PieceWaitTimeout` after `timeout`, and with
+    /// `CancellationError` when the engine stops.
+    public func waitForPieces(_ pieces: Range<Int>, timeout: TimeAmount) -> EventLoopFuture<Void> {
+        self.eventLoop.flatSubmit {
+            if self.stopped { return self.eventLoop.makeFailedFuture(CancellationError()) }
+            var waits: [EventLoopFuture<Void>] = []
+            for piece in pieces.clamped(to: 0..<self.picker.pieceCount) where !self.picker.have[piece] {
+                let promise = self.eventLoop.makePromise(of: Void.self)
+                self.pieceWaiters[piece, default: []].append(promise)
+                waits.append(promise.futureResult)
+                if self.picker.priority(of: piece) < Self.deadlinePriority {
+                    self.picker.setPriority(Self.deadlinePriority, pieces: piece..<piece + 1)
+                }
+                // A waiter still listed when the time is up was not completed: fail it (once, on the loop).
+                self.eventLoop.scheduleTask(in: timeout) {
+                    guard let i = self.pieceWaiters[piece]?.firstIndex(where: { $0.futureResult === promise.futureResult })
+                    else { return }
+                    self.pieceWaiters[piece]!.remove(at: i)
+                    promise.fail(PieceWaitTimeout(piece: piece))
+                }
+            }
+            guard !waits.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
+            for p in self.peers.values {
+                self.updateInterest(p)
+                self.requestMore(p)
+                self.flush(p)
+            }
+            return EventLoopFuture.andAllSucceed(waits, on: self.eventLoop)
+        }
+    }
+
+    /// Reads bytes of verified pieces from the storage, off the loop.
+    public func read(piece: Int, offset: Int, length: Int) -> EventLoopFuture<[UInt8]> {
+        let storage = self.storage
+        guard let index = storage.pieceMap.index(piece) else {
+            return self.eventLoop.makeFailedFuture(StorageError.outOfRange(piece: piece, offset: offset, length: length, pieceSize: 0))
+        }
+        return self.threadPool.runIfActive(eventLoop: self.eventLoop) {
+            try storage.read(piece: index, offset: offset, length: length)
+        }
+    }
+
+    /// The picker priority of pieces a reader waits for: above every other.
+    static let deadlinePriority: UInt8 = 255
+
     private func report() {
         self.onProgress?(self.progressNow)
     }
@@ -941,4 +1028,10 @@ extension TorrentEngine {
         self.downloaded += Int64(bytes.count)
         self.finishPiece(piece, verified: verified)
     }
+}
+
+/// A piece a reader waited for did not arrive in time.
+public struct PieceWaitTimeout: Error, Sendable, CustomStringConvertible {
+    public var piece: Int
+    public var description: String { "piece \(self.piece) did not arrive in time" }
 }

@@ -41,6 +41,9 @@ final class TrackerAnnouncer: @unchecked Sendable {
     /// The loop it runs on: its torrent's.
     var eventLoop: any EventLoop { self.host.eventLoop }
 
+    /// Whether it announces `host`.
+    func announces(_ host: any PeerHost) -> Bool { self.host === host }
+
     /// Sends `started` to the first tracker that answers, then keeps announcing. Call on the loop.
     func start() {
         self.host.eventLoop.preconditionInEventLoop()

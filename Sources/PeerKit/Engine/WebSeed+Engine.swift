@@ -24,6 +24,9 @@ final class WebSeedSource: Sendable {
     /// How often to ask again while no piece can be claimed (short, so a download limit is used in full).
     static let idlePoll: Duration = .milliseconds(200)
 
+    /// Whether it feeds `host`.
+    func feeds(_ host: any PeerHost) -> Bool { self.engine === host }
+
     init(seed: WebSeed, engine: TorrentEngine, key: Int) {
         precondition(key < 0, "web seeds use negative picker keys")
         self.seed = seed

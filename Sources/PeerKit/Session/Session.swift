@@ -1,0 +1,909 @@
+import Bencode
+import DHT
+import Dispatch
+import Foundation
+import Metainfo
+import NIOCore
+import PeerBase
+import Storage
+import SystemPackage
+
+/// A node with many torrents that outlive the process: what `peer serve` runs and programs embed.
+///
+/// Torrents, their options, resume data and settings live in SQLite (`STATE/peer.sqlite`, `SessionStore`).
+/// On start every torrent comes back as it was — downloading, seeding, paused, or still fetching a magnet
+/// link's metadata — and resume data written at most a few seconds before a crash or `kill -9` spares the
+/// recheck of unchanged files.
+///
+/// The actor owns the bookkeeping; the engines run on the node's event loops. Every change that waits on
+/// the network or the disk bumps the torrent's generation first, so a result that arrives after a pause or
+/// a removal is dropped, not applied.
+public actor Session {
+    public struct Configuration: Sendable {
+        public var stateDirectory: String
+        /// Where torrents are saved unless added with a save path (a setting; this is its first value).
+        public var downloadDirectory: String
+        /// The local address for peers, trackers and the DHT (tests give each node its own 127.0.0.x).
+        public var bindHost: String?
+        /// The TCP port for peers and the UDP port of the DHT; 0 picks a free one.
+        public var port = 6881
+        public var dht = true
+        /// Well-known DHT routers: asked first, never kept.
+        public var dhtRouters: [String] = []
+        /// Ordinary DHT nodes to join through (kept in the table when they answer).
+        public var dhtNodes: [String] = []
+        public var localDiscovery = true
+        /// Lines worth logging (a torrent's errors, peers dropped).
+        public var log: (@Sendable (String) -> Void)?
+
+        public init(stateDirectory: String, downloadDirectory: String) {
+            self.stateDirectory = stateDirectory
+            self.downloadDirectory = downloadDirectory
+        }
+    }
+
+    public let configuration: Configuration
+    public nonisolated let node: PeerNode
+    let store: SessionStore
+    public private(set) var listenPort = 0
+    private var dht: DHTService?
+    private var torrents: [String: Managed] = [:]
+    private var aliases: [String: String] = [:]
+    private var subscribers: [Int: AsyncStream<SessionEvent>.Continuation] = [:]
+    private var nextSubscriber = 0
+    private var ticker: Task<Void, Never>?
+    private var settings: SessionSettings
+    private let startedAt = ContinuousClock.now
+    private var lastCounterSave = ContinuousClock.now
+    /// Data checks run one at a time (a recheck reads every byte), off the actor.
+    private let checkQueue = DispatchQueue(label: "peer.session.check")
+    public static let version = "0.1"
+
+    /// Opens (or creates) the state folder and its database; `start()` brings the torrents back.
+    public init(configuration: Configuration) throws {
+        self.configuration = configuration
+        try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
+        self.store = try SessionStore(path: configuration.stateDirectory + "/peer.sqlite")
+        var settings = SessionSettings(downloadDir: configuration.downloadDirectory)
+        if let data = try? self.store.setting("settings"),
+            let saved = try? JSONDecoder().decode(SessionSettings.self, from: data)
+        {
+            settings = saved
+        }
+        self.settings = settings
+        self.node = PeerNode(bindHost: configuration.bindHost)
+    }
+
+    // MARK: lifecycle
+
+    /// Listens for peers, joins the DHT, and starts every torrent that is not paused.
+    public func start() async throws {
+        self.listenPort = try await self.node.listen(port: self.configuration.port)
+        if self.configuration.dht {
+            var known: [DHTEndpoint] = []
+            if let saved = try? self.store.setting("dht-nodes"),
+                let list = try? BencodeDecoder().decodeValue([UInt8](saved)).list
+            {
+                known = list.prefix(1000).compactMap { $0.bytes.flatMap { DHTEndpoint(compact: $0) } }
+            }
+            do {
+                self.dht = try await self.node.startDHT(port: self.listenPort, routers: self.configuration.dhtRouters,
+                    nodes: self.configuration.dhtNodes, knownNodes: known)
+            } catch {
+                self.log("the DHT is off: \(error)")
+            }
+        }
+        for record in try self.store.torrents() {
+            let m = Managed(record: record)
+            if let bytes = record.metainfo {
+                do {
+                    m.metainfo = try Self.metainfo(bytes: [UInt8](bytes), magnet: record.magnet)
+                } catch {
+                    m.error = "the saved torrent cannot be read: \(error)"
+                }
+            }
+            if let resume = record.resume, let t = m.metainfo {
+                m.have = try? ResumeData(bytes: [UInt8](resume), pieceCount: PieceMap(t).pieceCount,
+                    fileCount: t.files.count).pieces
+            }
+            self.torrents[record.id] = m
+            if let alias = record.alias { self.aliases[alias] = record.id }
+        }
+        self.rebalance()
+        self.ticker = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                await self?.tick()
+            }
+        }
+    }
+
+    /// Saves everything and stops every torrent, the DHT and the node.
+    public func shutdown() async {
+        self.ticker?.cancel()
+        for m in self.torrents.values { await self.deactivate(m) }
+        self.saveCounters()
+        if let dht = self.dht {
+            let nodes = await dht.knownNodes()
+            if !nodes.isEmpty {
+                let bytes = BencodeEncoder.encode(.list(nodes.prefix(1000).map { .string($0.compact) }))
+                try? self.store.setSetting("dht-nodes", Data(bytes))
+            }
+        }
+        await self.node.shutdown()
+        for c in self.subscribers.values { c.finish() }
+        self.subscribers = [:]
+    }
+
+    // MARK: events
+
+    /// Live changes, from now on, until the caller stops iterating. A slow reader loses the oldest.
+    public func subscribe() -> AsyncStream<SessionEvent> {
+        let (stream, continuation) = AsyncStream<SessionEvent>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+        let key = self.nextSubscriber
+        self.nextSubscriber += 1
+        self.subscribers[key] = continuation
+        continuation.onTermination = { _ in Task { await self.unsubscribe(key) } }
+        return stream
+    }
+
+    private func unsubscribe(_ key: Int) { self.subscribers[key] = nil }
+
+    private func emit(_ event: SessionEvent) {
+        for c in self.subscribers.values { c.yield(event) }
+    }
+
+    private func log(_ line: String) { self.configuration.log?(line) }
+
+    // MARK: adding and removing
+
+    /// Adds a torrent; it starts at once unless `options.paused`.
+    /// - Throws: `SessionError.badRequest` for a source that is not a torrent, `.conflict` when it is there.
+    public func add(_ source: TorrentSource, options: AddOptions = AddOptions()) async throws(SessionError) -> TorrentStatus {
+        var magnetText: String?
+        var metainfo: TorrentMetainfo?
+        var fileBytes: [UInt8]?
+        switch source {
+        case .magnet(let text):
+            let magnet: MagnetLink
+            do { magnet = try MagnetLink(parsing: text) } catch { throw .badRequest("not a magnet link: \(error)") }
+            magnetText = text
+            _ = magnet
+        case .torrentFile(let bytes):
+            do { metainfo = try TorrentMetainfo(bytes: bytes) } catch {
+                throw .badRequest("not a torrent file: \(error)")
+            }
+            fileBytes = bytes
+        case .url(let url):
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw .badRequest("only http:// and https:// URLs can be fetched")
+            }
+            let response: PeerHTTP.Response
+            do {
+                response = try await PeerHTTP.get(self.node.httpClient, url: url, limit: Self.maxTorrentBytes,
+                    timeout: .seconds(30))
+            } catch {
+                throw .badRequest("cannot fetch \(url): \(error)")
+            }
+            do { metainfo = try TorrentMetainfo(bytes: response.body) } catch {
+                throw .badRequest("\(url) is not a torrent file: \(error)")
+            }
+            fileBytes = response.body
+        }
+        let hashes = metainfo?.infoHashes ?? (try? MagnetLink(parsing: magnetText!))!.infoHashes
+        let id = hashes.id
+        let alias = hashes.v1 != nil ? hashes.v2?.hex : nil
+        if self.find(id) != nil || alias.map({ self.find($0) != nil }) == true {
+            throw .conflict("the torrent \(id) is already there")
+        }
+        let savePath = options.savePath ?? self.settings.downloadDir
+        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path, got \"\(savePath)\"") }
+        let name = metainfo?.name ?? (try? MagnetLink(parsing: magnetText!))?.displayName ?? id
+        let record = TorrentRecord(id: id, alias: alias, name: name, magnet: magnetText,
+            metainfo: fileBytes.map { Data($0) }, savePath: savePath, paused: options.paused,
+            sequential: options.sequential, priorities: nil, maxDownloadRate: nil, maxUploadRate: nil, ratioLimit: nil,
+            seedTimeLimit: nil, queuePosition: (self.torrents.values.map(\.record.queuePosition).max() ?? -1) + 1,
+            trackers: nil, addedAt: Date(), completedAt: nil, downloaded: 0, uploaded: 0, seedingSeconds: 0,
+            resume: nil)
+        do { try self.store.save(record) } catch { throw .internalError("cannot save the torrent: \(error)") }
+        let m = Managed(record: record)
+        m.metainfo = metainfo
+        for w in metainfo?.warnings ?? [] { self.log("\(name): \(w.message)") }
+        self.torrents[id] = m
+        if let alias { self.aliases[alias] = id }
+        self.rebalance()
+        let status = self.status(m)
+        self.emit(.added(status))
+        return status
+    }
+
+    /// A .torrent file (an upload or a URL's body) of at most this many bytes.
+    public static let maxTorrentBytes = 16 << 20
+
+    /// Removes a torrent; with `deleteData`, its files too (only the files it names, under its save path).
+    public func remove(_ id: String, deleteData: Bool) async throws(SessionError) {
+        let m = try self.get(id)
+        self.torrents[m.record.id] = nil
+        if let alias = m.record.alias { self.aliases[alias] = nil }
+        await self.deactivate(m)
+        do { try self.store.delete(id: m.record.id) } catch { throw .internalError("cannot forget the torrent: \(error)") }
+        if deleteData, let t = m.metainfo { Self.deleteFiles(of: t, in: m.record.savePath) }
+        self.emit(.removed(id: m.record.id))
+        self.rebalance()
+    }
+
+    // MARK: reading
+
+    /// Every torrent, in queue order.
+    public func list() -> [TorrentStatus] {
+        self.torrents.values.sorted { $0.record.queuePosition < $1.record.queuePosition }.map { self.status($0) }
+    }
+
+    public func status(_ id: String) throws(SessionError) -> TorrentStatus { self.status(try self.get(id)) }
+
+    public func detail(_ id: String) throws(SessionError) -> TorrentDetail {
+        let m = try self.get(id)
+        var files: [FileStatus] = []
+        var pieces: PiecesStatus?
+        if let t = m.metainfo {
+            let map = m.pieceMap!
+            let priorities = m.priorities
+            let have = m.currentHave
+            for f in t.files {
+                let range = map.pieces(ofFile: f.index)
+                let done = have.map { h in range.reduce(0) { $0 + (h[$1] ? 1 : 0) } } ?? 0
+                files.append(FileStatus(index: f.index, path: f.path.joined(separator: "/"), length: f.length,
+                    priority: priorities[f.index] ?? .normal,
+                    progress: range.isEmpty ? 1 : Double(done) / Double(range.count), padding: f.isPadding,
+                    mime: MediaType.of(f.path.last ?? "")))
+            }
+            let bits = have ?? Bitfield(count: map.pieceCount)
+            pieces = PiecesStatus(count: map.pieceCount, length: map.pieceLength, have: bits.setCount,
+                bitfield: Data(bits.bytes).base64EncodedString())
+        }
+        let peers = (m.snapshot?.peers ?? []).map {
+            PeerStatus(address: $0.address, client: $0.client, progress: $0.progress,
+                downloadRate: Int64($0.downloadRate), outgoing: $0.outgoing)
+        }
+        var trackers: [TrackerStatus] = []
+        for (tier, urls) in self.trackerTiers(m).enumerated() {
+            for url in urls { trackers.append(TrackerStatus(url: url, tier: tier)) }
+        }
+        return TorrentDetail(summary: self.status(m), files: files, peers: peers, trackers: trackers, pieces: pieces,
+            maxDownloadRate: m.record.maxDownloadRate, maxUploadRate: m.record.maxUploadRate,
+            ratioLimit: m.record.ratioLimit, seedTimeLimit: m.record.seedTimeLimit,
+            queuePosition: m.record.queuePosition, magnet: m.record.magnet)
+    }
+
+    public func stats() async -> SessionStats {
+        let all = self.torrents.values
+        var s = SessionStats(torrents: all.count, active: 0, downloadRate: 0, uploadRate: 0, downloaded: 0,
+            uploaded: 0, peers: 0, listenPort: self.listenPort, dhtNodes: 0,
+            uptime: (ContinuousClock.now - self.startedAt).components.seconds, version: Self.version)
+        for m in all {
+            if case .running = m.runtime { s.active += 1 }
+            s.downloadRate += m.downRate
+            s.uploadRate += m.upRate
+            s.downloaded += m.totalDownloaded
+            s.uploaded += m.totalUploaded
+            s.peers += m.snapshot?.progress.peers ?? 0
+        }
+        if let dht = self.dht, let d = await dht.stats() { s.dhtNodes = d.ipv4Nodes + d.ipv6Nodes }
+        return s
+    }
+
+    public func currentSettings() -> SessionSettings { self.settings }
+
+    /// Replaces the settings (a caller changing a few reads `currentSettings()` first).
+    public func updateSettings(_ s: SessionSettings) throws(SessionError) -> SessionSettings {
+        guard s.downloadDir.hasPrefix("/") else { throw .badRequest("download_dir must be an absolute path") }
+        guard s.maxActiveDownloads >= 1 else { throw .badRequest("max_active_downloads must be at least 1") }
+        do { try self.store.setSetting("settings", JSONEncoder().encode(s)) } catch {
+            throw .internalError("cannot save the settings: \(error)")
+        }
+        let limitsChanged = s.maxDownloadRate != self.settings.maxDownloadRate || s.maxUploadRate != self.settings.maxUploadRate
+        self.settings = s
+        if limitsChanged {
+            for m in self.torrents.values where m.record.maxDownloadRate == nil || m.record.maxUploadRate == nil {
+                Task { await self.restart(m) }
+            }
+        }
+        self.rebalance()
+        return s
+    }
+
+    // MARK: changing
+
+    public func pause(_ id: String) async throws(SessionError) -> TorrentStatus {
+        let m = try self.get(id)
+        m.record.paused = true
+        try self.persist(m)
+        await self.deactivate(m)
+        self.rebalance()
+        return self.changed(m)
+    }
+
+    public func resume(_ id: String) throws(SessionError) -> TorrentStatus {
+        let m = try self.get(id)
+        m.record.paused = false
+        m.error = nil
+        try self.persist(m)
+        self.rebalance()
+        return self.changed(m)
+    }
+
+    /// Forgets the resume data and checks every piece on disk again.
+    public func recheck(_ id: String) async throws(SessionError) -> TorrentStatus {
+        let m = try self.get(id)
+        let wasActive = !m.runtime.isIdle
+        await self.deactivate(m)
+        m.record.resume = nil
+        m.have = nil
+        try? self.store.clearResume(id: m.record.id)
+        if wasActive { self.activate(m) }
+        return self.changed(m)
+    }
+
+    /// Moves the torrent's files to `savePath` (renamed, or copied when on another file system).
+    public func move(_ id: String, to savePath: String) async throws(SessionError) -> TorrentStatus {
+        let m = try self.get(id)
+        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path") }
+        let wasActive = !m.runtime.isIdle
+        await self.deactivate(m)
+        if let t = m.metainfo, let top = t.files.first?.path.first {
+            let from = m.record.savePath + "/" + top
+            let to = savePath + "/" + top
+            if FileManager.default.fileExists(atPath: from) {
+                do {
+                    try FileManager.default.createDirectory(atPath: savePath, withIntermediateDirectories: true)
+                    try FileManager.default.moveItem(atPath: from, toPath: to)
+                } catch {
+                    if wasActive { self.activate(m) }
+                    throw .badRequest("cannot move \(from) to \(savePath): \(error.localizedDescription)")
+                }
+            }
+        }
+        m.record.savePath = savePath
+        try self.persist(m)
+        if wasActive { self.activate(m) }
+        return self.changed(m)
+    }
+
+    public func update(_ id: String, _ change: TorrentUpdate) async throws(SessionError) -> TorrentStatus {
+        let m = try self.get(id)
+        if let v = change.maxDownloadRate, let r = v, r < 0 { throw .badRequest("max_download_rate must not be negative") }
+        if let v = change.maxUploadRate, let r = v, r < 0 { throw .badRequest("max_upload_rate must not be negative") }
+        if let v = change.ratioLimit, let r = v, r < 0 { throw .badRequest("ratio_limit must not be negative") }
+        if let v = change.seedTimeLimit, let r = v, r < 0 { throw .badRequest("seed_time_limit must not be negative") }
+        var restart = false
+        if let v = change.sequential, v != m.record.sequential { m.record.sequential = v; restart = true }
+        if let v = change.maxDownloadRate { m.record.maxDownloadRate = v == 0 ? nil : v; restart = true }
+        if let v = change.maxUploadRate { m.record.maxUploadRate = v == 0 ? nil : v; restart = true }
+        if let v = change.ratioLimit { m.record.ratioLimit = v }
+        if let v = change.seedTimeLimit { m.record.seedTimeLimit = v }
+        if let position = change.queuePosition {
+            var order = self.torrents.values.sorted { $0.record.queuePosition < $1.record.queuePosition }
+            order.removeAll { $0 === m }
+            order.insert(m, at: max(0, min(position, order.count)))
+            for (i, t) in order.enumerated() where t.record.queuePosition != i {
+                t.record.queuePosition = i
+                if t !== m { try self.persist(t) }
+            }
+        }
+        try self.persist(m)
+        if restart { await self.restart(m) }
+        self.rebalance()
+        return self.changed(m)
+    }
+
+    public func setFilePriorities(_ id: String, _ priorities: [Int: FilePriority]) async throws(SessionError) -> TorrentDetail {
+        let m = try self.get(id)
+        guard let t = m.metainfo else { throw .conflict("the metadata of \(id) has not arrived yet: no files to choose") }
+        var all = m.priorities
+        for (index, priority) in priorities {
+            guard t.files.indices.contains(index), !t.files[index].isPadding else { throw .notFound("no file \(index) in \(id)") }
+            all[index] = priority == .normal ? nil : priority
+        }
+        m.record.priorities = all.isEmpty ? nil : Self.encodePriorities(all)
+        try self.persist(m)
+        await self.restart(m)
+        return try self.detail(id)
+    }
+
+    public func addTracker(_ id: String, url: String, tier: Int?) async throws(SessionError) -> TorrentDetail {
+        let m = try self.get(id)
+        guard TrackerTransports.supports(url) else { throw .badRequest("not a udp://, http:// or https:// tracker URL: \(url)") }
+        var tiers = self.trackerTiers(m)
+        guard !tiers.joined().contains(url) else { throw .conflict("\(url) is already a tracker of \(id)") }
+        let t = max(0, tier ?? tiers.count)
+        if t < tiers.count { tiers[t].append(url) } else { tiers.append([url]) }
+        try self.setTrackers(m, tiers)
+        await self.restart(m)
+        return try self.detail(id)
+    }
+
+    public func removeTracker(_ id: String, url: String) async throws(SessionError) -> TorrentDetail {
+        let m = try self.get(id)
+        var tiers = self.trackerTiers(m)
+        guard tiers.joined().contains(url) else { throw .notFound("\(url) is not a tracker of \(id)") }
+        tiers = tiers.map { $0.filter { $0 != url } }.filter { !$0.isEmpty }
+        try self.setTrackers(m, tiers)
+        await self.restart(m)
+        return try self.detail(id)
+    }
+
+    // MARK: streaming
+
+    /// A file to stream.
+    public struct StreamFile: Sendable {
+        public var name: String
+        public var length: Int64
+        public var mime: String
+    }
+
+    public func streamFile(_ id: String, index: Int) throws(SessionError) -> StreamFile {
+        let m = try self.get(id)
+        guard let t = m.metainfo else { throw .conflict("the metadata of \(id) has not arrived yet") }
+        guard t.files.indices.contains(index), !t.files[index].isPadding else { throw .notFound("no file \(index) in \(id)") }
+        let f = t.files[index]
+        return StreamFile(name: f.path.last ?? t.name, length: f.length, mime: MediaType.of(f.path.last ?? ""))
+    }
+
+    /// Up to `maxLength` bytes of file `index` from `offset` (at most to the end of that offset's piece).
+    /// Waits for a missing piece, fetched before any other, at most `timeout`.
+    public func read(_ id: String, index: Int, offset: Int64, maxLength: Int, timeout: Duration = .seconds(60))
+        async throws(SessionError) -> [UInt8]
+    {
+        let m = try self.get(id)
+        guard let t = m.metainfo, t.files.indices.contains(index) else { throw .notFound("no file \(index) in \(id)") }
+        let file = t.files[index]
+        guard offset >= 0, offset < file.length else { throw .badRequest("offset \(offset) is outside the file") }
+        guard m.priorities[index] != .skip else { throw .conflict("file \(index) is skipped; set its priority to stream it") }
+        guard case .running(let engine, _) = m.runtime else {
+            throw .conflict("\(m.record.name) is \(self.status(m).state.rawValue); resume it to stream")
+        }
+        let map = m.pieceMap!
+        let at = file.offset + offset
+        let piece = Int(at / Int64(map.pieceLength))
+        let inPiece = Int(at % Int64(map.pieceLength))
+        let pieceSize = map.pieceSize(map.index(piece)!)
+        let length = min(maxLength, pieceSize - inPiece, Int(file.length - offset))
+        do {
+            try await engine.waitForPieces(piece..<piece + 1, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)).get()
+            return try await engine.read(piece: piece, offset: inPiece, length: length).get()
+        } catch let e as PieceWaitTimeout {
+            throw .unavailable("\(e.description) (waited \(timeout))")
+        } catch {
+            throw .unavailable("cannot read file \(index) of \(id): \(error)")
+        }
+    }
+
+    // MARK: internals
+
+    private func get(_ id: String) throws(SessionError) -> Managed {
+        guard let m = self.find(id) else { throw .notFound("no torrent \(id)") }
+        return m
+    }
+
+    private func find(_ id: String) -> Managed? {
+        let key = id.lowercased()
+        return self.torrents[key] ?? self.aliases[key].flatMap { self.torrents[$0] }
+    }
+
+    private func persist(_ m: Managed) throws(SessionError) {
+        m.record.downloaded = m.totalDownloaded
+        m.record.uploaded = m.totalUploaded
+        do { try self.store.save(m.record) } catch { throw .internalError("cannot save \(m.record.id): \(error)") }
+    }
+
+    /// The status after a change, told to subscribers.
+    private func changed(_ m: Managed) -> TorrentStatus {
+        let s = self.status(m)
+        m.lastStatus = s
+        self.emit(.updated(s))
+        return s
+    }
+
+    private func setTrackers(_ m: Managed, _ tiers: [[String]]) throws(SessionError) {
+        m.record.trackers = String(decoding: (try? JSONEncoder().encode(tiers)) ?? Data("[]".utf8), as: UTF8.self)
+        try self.persist(m)
+    }
+
+    private func trackerTiers(_ m: Managed) -> [[String]] {
+        if let text = m.record.trackers, let tiers = try? JSONDecoder().decode([[String]].self, from: Data(text.utf8)) {
+            return tiers
+        }
+        if let t = m.metainfo { return t.trackers }
+        return (m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }?.trackers ?? []).map { [$0] }
+    }
+
+    static func encodePriorities(_ p: [Int: FilePriority]) -> String {
+        let dict = Dictionary(uniqueKeysWithValues: p.map { (String($0.key), $0.value.rawValue) })
+        return String(decoding: (try? JSONEncoder().encode(dict)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+
+    static func metainfo(bytes: [UInt8], magnet: String?) throws -> TorrentMetainfo {
+        var t = try TorrentMetainfo(bytes: bytes)
+        if t.webSeeds.isEmpty, let m = magnet.flatMap({ try? MagnetLink(parsing: $0) }) { t.webSeeds = m.webSeeds }
+        return t
+    }
+
+    func status(_ m: Managed) -> TorrentStatus {
+        let r = m.record
+        let state: TorrentState
+        if m.error != nil { state = .error }
+        else if r.paused { state = .paused }
+        else {
+            switch m.runtime {
+            case .idle: state = .queued
+            case .fetching: state = .metadata
+            case .checking: state = .checking
+            case .running: state = m.isComplete ? .seeding : .downloading
+            }
+        }
+        var size: Int64 = 0
+        var progress = 0.0
+        if let t = m.metainfo {
+            let skipped = m.priorities.filter { $0.value == .skip }.keys
+            size = t.files.filter { !$0.isPadding && !skipped.contains($0.index) }.reduce(0) { $0 + $1.length }
+            if let p = m.snapshot?.progress {
+                progress = p.wantedPieces > 0 ? Double(p.havePieces) / Double(p.wantedPieces) : 1
+            } else if let have = m.have {
+                progress = have.count > 0 ? Double(have.setCount) / Double(have.count) : 1
+            }
+        }
+        let haveBytes = min(size, Int64((progress * Double(size)).rounded()))
+        let eta: Int64? = progress < 1 && m.downRate > 0 ? (size - haveBytes) / m.downRate : nil
+        return TorrentStatus(id: r.id, infoHashV1: m.metainfo?.infoHashes.v1?.hex ?? (r.id.count == 40 ? r.id : nil),
+            infoHashV2: m.metainfo?.infoHashes.v2?.hex ?? (r.id.count == 64 ? r.id : r.alias),
+            name: r.name, state: state, progress: progress, size: size, haveBytes: haveBytes,
+            downloadRate: m.downRate, uploadRate: m.upRate, downloaded: m.totalDownloaded, uploaded: m.totalUploaded,
+            peers: m.snapshot?.progress.peers ?? 0, eta: eta, savePath: r.savePath, sequential: r.sequential,
+            paused: r.paused, addedAt: r.addedAt, completedAt: r.completedAt, error: m.error)
+    }
+
+    /// Starts what should run and stops what should wait: every torrent not paused, except incomplete ones
+    /// beyond `maxActiveDownloads` in queue order.
+    private func rebalance() {
+        var downloading = 0
+        for m in self.torrents.values.sorted(by: { $0.record.queuePosition < $1.record.queuePosition }) {
+            let wants = !m.record.paused && m.error == nil
+            let complete = m.isComplete
+            if wants && (complete || downloading < self.settings.maxActiveDownloads) {
+                if !complete { downloading += 1 }
+                if m.runtime.isIdle { self.activate(m) }
+            } else if !m.runtime.isIdle && !(wants && complete) {
+                Task { await self.deactivate(m) }
+            }
+        }
+    }
+
+    private func restart(_ m: Managed) async {
+        guard !m.runtime.isIdle else { return }
+        await self.deactivate(m)
+        self.rebalance()
+    }
+
+    private func activate(_ m: Managed) {
+        guard m.runtime.isIdle else { return }
+        m.generation += 1
+        if let t = m.metainfo { self.startEngine(m, t, generation: m.generation) } else { self.startFetch(m) }
+    }
+
+    private func startFetch(_ m: Managed) {
+        guard let text = m.record.magnet, let magnet = try? MagnetLink(parsing: text) else {
+            m.error = "no metadata and no magnet link to fetch it with"
+            return
+        }
+        let node = self.node
+        let port = self.listenPort
+        let fetcher = node.addMagnet(magnet, listenPort: port)
+        let name = m.record.name
+        let log = self.configuration.log
+        fetcher.onLog = { line in log?("\(name): \(line)") }
+        m.runtime = .fetching(fetcher)
+        node.startTrackers(fetcher, urls: Array(self.trackerTiers(m).joined()), listenPort: port)
+        if self.dht != nil { node.trackOnDHT(fetcher, listenPort: port) }
+        if self.configuration.localDiscovery {
+            Task { try? await node.startLocalDiscovery(fetcher, listenPort: port) }
+        }
+        for p in magnet.peers {
+            guard let (host, peerPort) = PeerNode.splitHostPort(p) else { continue }
+            _ = node.connect(fetcher, host: host, port: peerPort)
+        }
+        let id = m.record.id
+        let generation = m.generation
+        Task {
+            let result: Result<[UInt8], any Error>
+            do { result = .success(try await fetcher.infoBytes.get()) } catch { result = .failure(error) }
+            await self.metadataArrived(id: id, generation: generation, result)
+        }
+    }
+
+    private func metadataArrived(id: String, generation: Int, _ result: Result<[UInt8], any Error>) async {
+        guard let m = self.torrents[id], m.generation == generation, case .fetching(let fetcher) = m.runtime else { return }
+        guard case .success(let info) = result else { return }  // cancelled: paused or removed
+        m.runtime = .checking
+        let node = self.node
+        Task { await node.remove(fetcher) }
+        let magnet = m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }
+        let bytes = TorrentFileBytes.encode(info: info, trackers: magnet?.trackers ?? [])
+        do {
+            let t = try Self.metainfo(bytes: bytes, magnet: m.record.magnet)
+            m.metainfo = t
+            m.record.metainfo = Data(bytes)
+            m.record.name = t.name
+            try self.persist(m)
+            self.log("\(t.name): got the metadata (\(info.count) bytes)")
+            self.startEngine(m, t, generation: generation)
+        } catch {
+            m.error = "the metadata peers sent is not usable: \(error)"
+            m.runtime = .idle
+            self.emit(.error(id: id, message: m.error!))
+        }
+        _ = self.changed(m)
+    }
+
+    private func startEngine(_ m: Managed, _ t: TorrentMetainfo, generation: Int) {
+        m.runtime = .checking
+        let id = m.record.id
+        let store = self.store
+        let directory = m.record.savePath
+        let unselected = Set(m.priorities.filter { $0.value == .skip }.keys)
+        self.checkQueue.async {
+            let prepared = Self.prepare(t, id: id, directory: directory, unselected: unselected, store: store)
+            Task { await self.engineReady(id: id, generation: generation, prepared) }
+        }
+    }
+
+    struct Prepared: Sendable {
+        var storage: FileStorage
+        var resume: ResumeStore
+        var have: Bitfield
+    }
+
+    /// Opens the storage and finds the verified pieces (resume data, else a check of the files); blocking.
+    private static func prepare(_ t: TorrentMetainfo, id: String, directory: String, unselected: Set<Int>,
+        store: SessionStore) -> Result<Prepared, SessionError>
+    {
+        let dir = FilePath(directory)
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let partFile = dir.appending(".\(id).parts")
+        if unselected.isEmpty { try? FileManager.default.removeItem(atPath: partFile.string) }
+        let storage: FileStorage
+        do { storage = try FileStorage(metainfo: t, directory: dir, unselected: unselected, partFile: partFile) } catch {
+            return .failure(.internalError("\(directory): \(error)"))
+        }
+        let resume = ResumeStore(location: "the session database", metainfo: t,
+            read: { try store.resume(id: id) }, write: { try store.saveResume(id: id, bytes: $0) })
+        let saved = try? resume.load(map: storage.pieceMap).get()
+        let check = DataCheck.check(metainfo: t, storage: storage, resume: saved)
+        return .success(Prepared(storage: storage, resume: resume, have: check.have))
+    }
+
+    private func engineReady(id: String, generation: Int, _ prepared: Result<Prepared, SessionError>) {
+        guard let m = self.torrents[id], m.generation == generation, case .checking = m.runtime, let t = m.metainfo else {
+            if case .success(let p) = prepared { p.storage.close() }
+            return
+        }
+        let p: Prepared
+        switch prepared {
+        case .failure(let error):
+            m.error = error.description
+            m.runtime = .idle
+            self.emit(.error(id: id, message: error.description))
+            _ = self.changed(m)
+            return
+        case .success(let ok): p = ok
+        }
+        var config = TorrentEngine.Configuration()
+        config.seedAfterDownload = true
+        config.sequential = m.record.sequential
+        config.unselectedFiles = Set(m.priorities.filter { $0.value == .skip }.keys)
+        config.highPriorityFiles = Set(m.priorities.filter { $0.value == .high }.keys)
+        config.resume = p.resume
+        config.maxDownloadRate = m.record.maxDownloadRate ?? self.settings.maxDownloadRate
+        config.maxUploadRate = m.record.maxUploadRate ?? self.settings.maxUploadRate
+        config.listenPort = UInt16(self.listenPort)
+        let engine = self.node.add(metainfo: t, storage: p.storage, have: p.have, configuration: config)
+        let log = self.configuration.log
+        let name = t.name
+        engine.onLog = { line in log?("\(name): \(line)") }
+        m.have = p.have
+        m.runtime = .running(engine, p.storage)
+        m.baseDownloaded = m.record.downloaded
+        m.baseUploaded = m.record.uploaded
+        m.snapshot = nil
+        let done = engine.start()
+        self.node.startTrackers(engine, tiers: self.trackerTiers(m), listenPort: self.listenPort)
+        self.node.startWebSeeds(engine)
+        if !t.isPrivate {  // private torrents: their trackers only (BEP 27)
+            if self.dht != nil { self.node.trackOnDHT(engine, listenPort: self.listenPort) }
+            if self.configuration.localDiscovery {
+                let (node, port) = (self.node, self.listenPort)
+                Task { try? await node.startLocalDiscovery(engine, listenPort: port) }
+            }
+        }
+        let wasComplete = p.have.allSet
+        done.whenComplete { result in
+            Task { await self.engineFinished(id: id, generation: generation, result, wasComplete: wasComplete) }
+        }
+        _ = self.changed(m)
+    }
+
+    private func engineFinished(id: String, generation: Int, _ result: Result<Void, any Error>, wasComplete: Bool) async {
+        guard let m = self.torrents[id], m.generation == generation, case .running(let engine, _) = m.runtime else { return }
+        switch result {
+        case .success:
+            if !wasComplete { self.node.announceCompleted(engine) }
+            if m.record.completedAt == nil {
+                m.record.completedAt = Date()
+                try? self.persist(m)
+                self.log("\(m.record.name): complete")
+                self.emit(.completed(self.status(m)))
+            }
+            self.rebalance()
+        case .failure(let error):
+            guard !(error is CancellationError) else { return }
+            m.error = "\(error)"
+            self.emit(.error(id: id, message: m.error!))
+            await self.deactivate(m)
+            _ = self.changed(m)
+        }
+    }
+
+    /// Stops whatever runs for the torrent, saving its resume data and counters; the torrent stays listed.
+    private func deactivate(_ m: Managed) async {
+        m.generation += 1
+        let runtime = m.runtime
+        m.runtime = .idle
+        switch runtime {
+        case .idle, .checking:
+            break
+        case .fetching(let fetcher):
+            await self.node.remove(fetcher)
+        case .running(let engine, let storage):
+            if let snap = try? await engine.snapshot().get() { m.absorb(snap) }
+            try? await engine.saveResumeData().get()
+            m.record.downloaded = m.totalDownloaded
+            m.record.uploaded = m.totalUploaded
+            m.baseDownloaded = m.record.downloaded
+            m.baseUploaded = m.record.uploaded
+            m.snapshot = nil
+            m.downRate = 0
+            m.upRate = 0
+            await self.node.remove(engine)
+            storage.close()
+            m.record.resume = (try? self.store.resume(id: m.record.id)).flatMap { $0 }.map { Data($0) }
+            try? self.persist(m)
+        }
+    }
+
+    /// Once a second: figures from every running engine, rates, events for what changed, seeding limits.
+    private func tick() async {
+        let now = ContinuousClock.now
+        for m in Array(self.torrents.values) {
+            guard case .running(let engine, _) = m.runtime,
+                let snap = try? await engine.snapshot().get(), case .running(let still, _) = m.runtime, still === engine
+            else { continue }
+            let before = (m.snapshot?.progress.downloaded ?? 0, m.snapshot?.progress.uploaded ?? 0, m.lastSample)
+            m.absorb(snap)
+            if let at = before.2 {
+                let secs = max(0.001, Double((now - at).components.attoseconds) / 1e18 + Double((now - at).components.seconds))
+                m.downRate = Int64(Double(snap.progress.downloaded - before.0) / secs)
+                m.upRate = Int64(Double(snap.progress.uploaded - before.1) / secs)
+            }
+            m.lastSample = now
+            if m.isComplete {
+                m.record.seedingSeconds += 1
+                let size = max(1, m.metainfo?.totalLength ?? 1)
+                let ratioReached = (m.record.ratioLimit ?? self.settings.seedRatioLimit)
+                    .map { Double(m.totalUploaded) / Double(size) >= $0 } ?? false
+                let timeReached = (m.record.seedTimeLimit ?? self.settings.seedTimeLimit)
+                    .map { m.record.seedingSeconds >= $0 } ?? false
+                if ratioReached || timeReached {
+                    self.log("\(m.record.name): seeding \(ratioReached ? "ratio" : "time") limit reached; paused")
+                    _ = try? await self.pause(m.record.id)
+                }
+            }
+        }
+        for m in self.torrents.values {
+            let s = self.status(m)
+            if s != m.lastStatus {
+                m.lastStatus = s
+                self.emit(.updated(s))
+            }
+        }
+        if now - self.lastCounterSave >= .seconds(30) { self.saveCounters() }
+    }
+
+    private func saveCounters() {
+        self.lastCounterSave = ContinuousClock.now
+        var rows: [(id: String, downloaded: Int64, uploaded: Int64, seeding: Int64)] = []
+        for m in self.torrents.values where !m.runtime.isIdle {
+            rows.append((m.record.id, m.totalDownloaded, m.totalUploaded, m.record.seedingSeconds))
+        }
+        try? self.store.saveCounters(rows)
+    }
+
+    /// Deletes the files a torrent names under `directory`, then the folders they leave empty.
+    static func deleteFiles(of t: TorrentMetainfo, in directory: String) {
+        guard let resolver = try? PathResolver(root: FilePath(directory)) else { return }
+        var folders: Set<String> = []
+        for f in t.files {
+            guard let path = try? resolver.resolve(f.path) else { continue }
+            try? FileManager.default.removeItem(atPath: path.string)
+            var folder = path.removingLastComponent()
+            while folder.string.count > directory.count && folder.string.hasPrefix(directory) {
+                folders.insert(folder.string)
+                folder = folder.removingLastComponent()
+            }
+        }
+        for folder in folders.sorted(by: { $0.count > $1.count }) { _ = rmdir(folder) }
+        try? FileManager.default.removeItem(atPath: directory + "/.\(t.infoHashes.id).parts")
+    }
+}
+
+/// One torrent of a session, confined to the session actor.
+final class Managed {
+    var record: TorrentRecord
+    var metainfo: TorrentMetainfo? {
+        didSet { self.pieceMap = self.metainfo.map(PieceMap.init) }
+    }
+    private(set) var pieceMap: PieceMap?
+    enum Runtime {
+        case idle
+        case fetching(MetadataFetcher)
+        case checking
+        case running(TorrentEngine, FileStorage)
+        var isIdle: Bool { if case .idle = self { true } else { false } }
+    }
+    var runtime: Runtime = .idle
+    /// Bumped by every start and stop: results of older ones are dropped.
+    var generation = 0
+    var error: String?
+    /// Verified pieces when not running (from resume data or the last run).
+    var have: Bitfield?
+    var snapshot: TorrentEngine.Snapshot?
+    var downRate: Int64 = 0
+    var upRate: Int64 = 0
+    var lastSample: ContinuousClock.Instant?
+    var baseDownloaded: Int64
+    var baseUploaded: Int64
+    var lastStatus: TorrentStatus?
+
+    init(record: TorrentRecord) {
+        self.record = record
+        self.baseDownloaded = record.downloaded
+        self.baseUploaded = record.uploaded
+    }
+
+    var totalDownloaded: Int64 { self.baseDownloaded + (self.snapshot?.progress.downloaded ?? 0) }
+    var totalUploaded: Int64 { self.baseUploaded + (self.snapshot?.progress.uploaded ?? 0) }
+
+    var currentHave: Bitfield? { self.snapshot?.have ?? self.have }
+
+    /// Every piece of every wanted file is verified.
+    var isComplete: Bool {
+        if let p = self.snapshot?.progress { return p.complete }
+        guard let have = self.have, let map = self.pieceMap else { return false }
+        if have.allSet { return true }
+        let skipped = Set(self.priorities.filter { $0.value == .skip }.keys)
+        for f in map.files where !f.isPadding && !skipped.contains(f.index) {
+            for i in map.pieces(ofFile: f.index) where !have[i] { return false }
+        }
+        return true
+    }
+
+    func absorb(_ snapshot: TorrentEngine.Snapshot) {
+        self.snapshot = snapshot
+        self.have = snapshot.have
+    }
+
+    var priorities: [Int: FilePriority] {
+        guard let text = self.record.priorities,
+            let dict = try? JSONDecoder().decode([String: FilePriority].self, from: Data(text.utf8))
+        else { return [:] }
+        return Dictionary(uniqueKeysWithValues: dict.compactMap { k, v in Int(k).map { ($0, v) } })
+    }
+}

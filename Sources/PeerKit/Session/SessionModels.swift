@@ -1,0 +1,292 @@
+import Foundation
+
+/// What a torrent is doing (docs/api.md).
+public enum TorrentState: String, Codable, Sendable {
+    case metadata, checking, downloading, seeding, paused, queued, error
+}
+
+/// A file's priority: `skip` never fetches it, `high` fetches its pieces before normal ones.
+public enum FilePriority: String, Codable, Sendable, CaseIterable {
+    case skip, normal, high
+}
+
+/// A torrent as lists and events show it (the API's summary).
+public struct TorrentStatus: Codable, Sendable, Equatable {
+    public var id: String
+    public var infoHashV1: String?
+    public var infoHashV2: String?
+    public var name: String
+    public var state: TorrentState
+    /// 0…1 over the wanted files.
+    public var progress: Double
+    /// Wanted bytes: padding and skipped files left out.
+    public var size: Int64
+    public var haveBytes: Int64
+    public var downloadRate: Int64
+    public var uploadRate: Int64
+    public var downloaded: Int64
+    public var uploaded: Int64
+    public var peers: Int
+    /// Seconds to completion at the current rate; nil when unknown or complete.
+    public var eta: Int64?
+    public var savePath: String
+    public var sequential: Bool
+    public var paused: Bool
+    public var addedAt: Date
+    public var completedAt: Date?
+    public var error: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, state, progress, size, downloaded, uploaded, peers, eta, sequential, paused, error
+        case infoHashV1 = "info_hash_v1"
+        case infoHashV2 = "info_hash_v2"
+        case haveBytes = "have_bytes"
+        case downloadRate = "download_rate"
+        case uploadRate = "upload_rate"
+        case savePath = "save_path"
+        case addedAt = "added_at"
+        case completedAt = "completed_at"
+    }
+
+    /// Every key is written, `null` included, so clients see the whole shape.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.id, forKey: .id)
+        try c.encode(self.infoHashV1, forKey: .infoHashV1)
+        try c.encode(self.infoHashV2, forKey: .infoHashV2)
+        try c.encode(self.name, forKey: .name)
+        try c.encode(self.state, forKey: .state)
+        try c.encode(self.progress, forKey: .progress)
+        try c.encode(self.size, forKey: .size)
+        try c.encode(self.haveBytes, forKey: .haveBytes)
+        try c.encode(self.downloadRate, forKey: .downloadRate)
+        try c.encode(self.uploadRate, forKey: .uploadRate)
+        try c.encode(self.downloaded, forKey: .downloaded)
+        try c.encode(self.uploaded, forKey: .uploaded)
+        try c.encode(self.peers, forKey: .peers)
+        try c.encode(self.eta, forKey: .eta)
+        try c.encode(self.savePath, forKey: .savePath)
+        try c.encode(self.sequential, forKey: .sequential)
+        try c.encode(self.paused, forKey: .paused)
+        try c.encode(self.addedAt, forKey: .addedAt)
+        try c.encode(self.completedAt, forKey: .completedAt)
+        try c.encode(self.error, forKey: .error)
+    }
+}
+
+/// One file of a torrent's detail.
+public struct FileStatus: Codable, Sendable, Equatable {
+    public var index: Int
+    public var path: String
+    public var length: Int64
+    public var priority: FilePriority
+    public var progress: Double
+    public var padding: Bool
+    public var mime: String
+}
+
+/// One connected peer of a torrent's detail.
+public struct PeerStatus: Codable, Sendable, Equatable {
+    public var address: String
+    public var client: String?
+    public var progress: Double
+    public var downloadRate: Int64
+    public var outgoing: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case address, client, progress, outgoing
+        case downloadRate = "download_rate"
+    }
+}
+
+/// One tracker of a torrent's detail.
+public struct TrackerStatus: Codable, Sendable, Equatable {
+    public var url: String
+    public var tier: Int
+}
+
+/// The pieces of a torrent's detail.
+public struct PiecesStatus: Codable, Sendable, Equatable {
+    public var count: Int
+    public var length: Int
+    public var have: Int
+    /// BEP 3 bitfield bytes, base64.
+    public var bitfield: String
+}
+
+/// A torrent with its files, peers, trackers and pieces (the API's detail).
+public struct TorrentDetail: Encodable, Sendable {
+    public var summary: TorrentStatus
+    public var files: [FileStatus]
+    public var peers: [PeerStatus]
+    public var trackers: [TrackerStatus]
+    public var pieces: PiecesStatus?
+    public var maxDownloadRate: Int64?
+    public var maxUploadRate: Int64?
+    public var ratioLimit: Double?
+    public var seedTimeLimit: Int64?
+    public var queuePosition: Int
+    public var magnet: String?
+
+    enum CodingKeys: String, CodingKey {
+        case files, peers, trackers, pieces, magnet
+        case maxDownloadRate = "max_download_rate"
+        case maxUploadRate = "max_upload_rate"
+        case ratioLimit = "ratio_limit"
+        case seedTimeLimit = "seed_time_limit"
+        case queuePosition = "queue_position"
+    }
+
+    /// The summary's keys and the detail's, in one object.
+    public func encode(to encoder: any Encoder) throws {
+        try self.summary.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.files, forKey: .files)
+        try c.encode(self.peers, forKey: .peers)
+        try c.encode(self.trackers, forKey: .trackers)
+        try c.encode(self.pieces, forKey: .pieces)
+        try c.encode(self.maxDownloadRate, forKey: .maxDownloadRate)
+        try c.encode(self.maxUploadRate, forKey: .maxUploadRate)
+        try c.encode(self.ratioLimit, forKey: .ratioLimit)
+        try c.encode(self.seedTimeLimit, forKey: .seedTimeLimit)
+        try c.encode(self.queuePosition, forKey: .queuePosition)
+        try c.encode(self.magnet, forKey: .magnet)
+    }
+}
+
+/// Figures over the whole session.
+public struct SessionStats: Codable, Sendable {
+    public var torrents: Int
+    public var active: Int
+    public var downloadRate: Int64
+    public var uploadRate: Int64
+    public var downloaded: Int64
+    public var uploaded: Int64
+    public var peers: Int
+    public var listenPort: Int
+    public var dhtNodes: Int
+    public var uptime: Int64
+    public var version: String
+
+    enum CodingKeys: String, CodingKey {
+        case torrents, active, downloaded, uploaded, peers, uptime, version
+        case downloadRate = "download_rate"
+        case uploadRate = "upload_rate"
+        case listenPort = "listen_port"
+        case dhtNodes = "dht_nodes"
+    }
+}
+
+/// Settings that apply to the whole session; kept in the database.
+public struct SessionSettings: Codable, Sendable, Equatable {
+    public var downloadDir: String
+    /// Per torrent, for torrents without a limit of their own; nil: none.
+    public var maxDownloadRate: Int64?
+    public var maxUploadRate: Int64?
+    /// Torrents downloading at once; the others wait as `queued`.
+    public var maxActiveDownloads: Int
+    /// A complete torrent pauses once it uploaded this many times its size; nil: never.
+    public var seedRatioLimit: Double?
+    /// A complete torrent pauses after seeding this many seconds; nil: never.
+    public var seedTimeLimit: Int64?
+
+    public init(downloadDir: String) {
+        self.downloadDir = downloadDir
+        self.maxActiveDownloads = 5
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case downloadDir = "download_dir"
+        case maxDownloadRate = "max_download_rate"
+        case maxUploadRate = "max_upload_rate"
+        case maxActiveDownloads = "max_active_downloads"
+        case seedRatioLimit = "seed_ratio_limit"
+        case seedTimeLimit = "seed_time_limit"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.downloadDir, forKey: .downloadDir)
+        try c.encode(self.maxDownloadRate, forKey: .maxDownloadRate)
+        try c.encode(self.maxUploadRate, forKey: .maxUploadRate)
+        try c.encode(self.maxActiveDownloads, forKey: .maxActiveDownloads)
+        try c.encode(self.seedRatioLimit, forKey: .seedRatioLimit)
+        try c.encode(self.seedTimeLimit, forKey: .seedTimeLimit)
+    }
+}
+
+/// What changes in a session, for live updates.
+public enum SessionEvent: Sendable {
+    case added(TorrentStatus)
+    case updated(TorrentStatus)
+    case completed(TorrentStatus)
+    case removed(id: String)
+    case error(id: String, message: String)
+}
+
+/// Where a torrent comes from.
+public enum TorrentSource: Sendable {
+    case magnet(String)
+    /// The bytes of a .torrent file.
+    case torrentFile([UInt8])
+    /// An http(s) URL of a .torrent file.
+    case url(String)
+}
+
+/// How a torrent is added.
+public struct AddOptions: Sendable {
+    public var savePath: String?
+    public var paused = false
+    public var sequential = false
+    public init(savePath: String? = nil, paused: Bool = false, sequential: Bool = false) {
+        self.savePath = savePath
+        self.paused = paused
+        self.sequential = sequential
+    }
+}
+
+/// Changes to a torrent's options; nil leaves one as it is.
+public struct TorrentUpdate: Sendable {
+    public var sequential: Bool?
+    /// `.some(nil)` removes the limit.
+    public var maxDownloadRate: Int64??
+    public var maxUploadRate: Int64??
+    public var ratioLimit: Double??
+    public var seedTimeLimit: Int64??
+    public var queuePosition: Int?
+    public init() {}
+}
+
+/// Why a session call failed; the API maps each to an HTTP status.
+public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
+    case notFound(String)
+    case badRequest(String)
+    case conflict(String)
+    case unavailable(String)
+    case internalError(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let m), .badRequest(let m), .conflict(let m), .unavailable(let m), .internalError(let m): m
+        }
+    }
+}
+
+/// Content types by file extension, for streams and file lists.
+public enum MediaType {
+    static let byExtension: [String: String] = [
+        "webm": "video/webm", "mkv": "video/x-matroska", "mp4": "video/mp4", "m4v": "video/mp4",
+        "mov": "video/quicktime", "ogv": "video/ogg", "avi": "video/x-msvideo", "ts": "video/mp2t",
+        "mp3": "audio/mpeg", "ogg": "audio/ogg", "oga": "audio/ogg", "opus": "audio/opus", "flac": "audio/flac",
+        "wav": "audio/wav", "m4a": "audio/mp4", "aac": "audio/aac",
+        "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp",
+        "txt": "text/plain; charset=utf-8", "html": "text/html; charset=utf-8", "pdf": "application/pdf",
+        "json": "application/json", "zip": "application/zip",
+    ]
+
+    /// The content type of a file name; `application/octet-stream` when the extension is unknown.
+    public static func of(_ name: String) -> String {
+        guard let dot = name.lastIndex(of: ".") else { return "application/octet-stream" }
+        return Self.byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import PeerKit
+import PeerServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: torrents that survive restarts, an HTTP JSON API, live events, streaming and a web UI.",
+        discussion: """
+            Torrents, their options and resume data live in STATE/peer.sqlite: after a restart, or a crash, every \
+            torrent comes back where it was. The API (docs/api.md; /api/openapi.json) needs the token in \
+            STATE/api-token, created on first start and readable only by you; STATE/api-address names the API. \
+            `peer add`, `ls`, `show`, `pause`, `resume`, `rm` and `stats` read both.
+
+            The web UI is at the API's address. At start a one-time login link is printed; the login page also \
+            takes the token. Reaching the daemon under a name other than localhost (from a phone on the LAN) \
+            needs --api 0.0.0.0:9091 and --allow-host THAT-NAME: pages under other names are refused, so that a \
+            web site cannot drive the daemon through DNS rebinding.
+
+            Examples:
+              peer serve                                  API and UI on http://127.0.0.1:9091
+              peer serve --download-dir ~/Downloads --port 51413
+              peer serve --api 0.0.0.0:9091 --allow-host mybox.local
+            """)
+
+    @Option(help: ArgumentHelp("Where the API and web UI listen.", valueName: "HOST:PORT"))
+    var api = "127.0.0.1:9091"
+
+    @Option(help: "Local address to listen on for peers and to connect from.")
+    var bind: String?
+
+    @Option(help: "Port to listen on for peers (0 picks a free one).")
+    var port: Int = 6881
+
+    @Option(help: "State folder (database, token); default $PEER_HOME, else ~/.local/share/peer.")
+    var state: String?
+
+    @Option(name: .customLong("download-dir"), help: "Where torrents are saved unless added with a save path (default ~/Downloads; kept in the settings).")
+    var downloadDir: String?
+
+    @Option(name: .customLong("allow-host"), help: ArgumentHelp("Accept API requests that name this host (besides localhost and IP addresses); repeatable.", valueName: "NAME"))
+    var allowHosts: [String] = []
+
+    @OptionGroup var discovery: DiscoveryOptions
+
+    func validate() throws {
+        guard PeerNode.splitHostPort(self.api) != nil || self.api.hasSuffix(":0") else {
+            throw ValidationError("--api \(self.api): expected HOST:PORT")
+        }
+        guard (0...65535).contains(self.port) else { throw ValidationError("--port must be 0 to 65535") }
+    }
+
+    func run() async throws {
+        let stateDir = absolute(stateDirectory(self.state))
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "/tmp"
+        var config = Session.Configuration(stateDirectory: stateDir,
+            downloadDirectory: absolute(self.downloadDir ?? home + "/Downloads"))
+        config.bindHost = self.bind
+        config.port = self.port
+        config.dht = self.discovery.dhtEnabled
+        (config.dhtRouters, config.dhtNodes) = self.discovery.dhtJoin
+        config.localDiscovery = self.discovery.localDiscovery
+        config.log = { line in Terminal.stderr("\(line)\n") }
+        let session: Session
+        let token: String
+        do {
+            session = try Session(configuration: config)
+            token = try APIAuth.loadOrCreateToken(stateDirectory: stateDir)
+        } catch {
+            Terminal.error("serve", "cannot open the state folder \(stateDir): \(error)")
+            throw ExitCode(1)
+        }
+        if let dir = self.downloadDir {
+            var s = await session.currentSettings()
+            s.downloadDir = absolute(dir)
+            _ = try? await session.updateSettings(s)
+        }
+        do { try await session.start() } catch {
+            Terminal.error("serve", "cannot listen for peers on \(self.bind ?? "0.0.0.0"):\(self.port): \(error)")
+            await session.shutdown()
+            throw ExitCode(1)
+        }
+        let (host, apiPort) = PeerNode.splitHostPort(self.api) ?? (String(self.api.dropLast(2)), 0)
+        let auth = APIAuth(token: token, allowedHosts: self.allowHosts, port: apiPort)
+        let addressFile = stateDir + "/api-address"
+        do {
+            try await PeerServer.run(session: session, auth: auth, host: host, port: apiPort) { bound in
+                let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : (host.contains(":") ? "[\(host)]" : host)
+                let url = "http://\(shown):\(bound)"
+                try? (url + "\n").write(toFile: addressFile, atomically: true, encoding: .utf8)
+                let code = auth.makeLoginCode()
+                let listen = await session.listenPort
+                Terminal.stderr("serve: API and web UI on \(url) (token in \(stateDir)/api-token); peers on port \(listen)\n"
+                    + "serve: log in from a browser with this one-time link: \(url)/login?code=\(code)\n")
+            }
+        } catch {
+            Terminal.error("serve", "cannot serve the API on \(self.api): \(error)")
+            await session.shutdown()
+            throw ExitCode(1)
+        }
+        Terminal.stderr("serve: stopping: saving resume data\n")
+        try? FileManager.default.removeItem(atPath: addressFile)
+        await session.shutdown()
+    }
+}
+
+/// A path made absolute against the working folder.
+func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
