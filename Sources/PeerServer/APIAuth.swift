@@ -11,17 +11,15 @@ import Glibc
 /// Every `/api/...` path (but login) and `/metrics` need the token, as `Authorization: Bearer TOKEN` or
 /// as the `peer_token` cookie the login sets. `Host` must be an IP address, `localhost`, or a name given
 /// with `--allow-host` (a web page under another name that resolves here — DNS rebinding — is refused), and
-/// an `Origin`, when there is one, must be this server itself.
+/// an `Origin`, when there is one, must be the page's own: the scheme, host and port the request names.
 public final class APIAuth: Sendable {
     public let token: String
     let allowedNames: Set<String>
-    let port: Int
     private let codes = Mutex<Set<String>>([])
 
-    public init(token: String, allowedHosts: [String], port: Int) {
+    public init(token: String, allowedHosts: [String]) {
         self.token = token
         self.allowedNames = Set(["localhost"] + allowedHosts.map { $0.lowercased() })
-        self.port = port
     }
 
     /// A code that logs a browser in once (`/login?code=CODE`).
@@ -84,10 +82,8 @@ public final class APIAuth: Sendable {
             }
         }
         if let origin, origin != "null" {
-            guard let scheme = origin.range(of: "://") else { return "Origin \(origin) is not a URL" }
-            let (name, port) = Self.split(String(origin[scheme.upperBound...]))
-            let defaultPort = origin.hasPrefix("https") ? 443 : 80
-            guard self.allowsHost(name), (port ?? defaultPort) == self.port else {
+            // Same origin: the page was served by this server under the name the request uses.
+            guard let host, origin.lowercased() == "http://" + host.lowercased() else {
                 return "requests from pages at \(origin) are refused"
             }
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import PeerKit
+import ServiceLifecycle
 
 extension PeerServer {
     /// How often a quiet event stream sends a comment, so proxies and browsers keep it open.
@@ -28,7 +29,12 @@ extension PeerServer {
                 pump.cancel()
                 ticker.cancel()
             }
-            for await chunk in chunks { try await writer.write(ByteBuffer(string: chunk)) }
+            // A stream never ends on its own: it ends when the server shuts down (or the reader leaves).
+            try await withGracefulShutdownHandler {
+                for await chunk in chunks { try await writer.write(ByteBuffer(string: chunk)) }
+            } onGracefulShutdown: {
+                out.finish()
+            }
             try await writer.finish(nil)
         })
     }

@@ -114,20 +114,28 @@ public struct PiecePicker: Sendable {
         for peer: PeerKey, has: Bitfield, count: Int, using rng: inout some RandomNumberGenerator
     ) -> [BlockRef] {
         var out: [BlockRef] = []
-        // 1. Finish what this peer started, then pieces in progress that nobody owns.
+        // 1. Finish what this peer started, then pieces in progress that nobody owns — unless a new piece of
+        //    higher priority waits (a stream's deadline): those pieces come first, the others after.
         let started = self.partials.keys.sorted().filter { has[$0] && self.priorities[$0] > 0 }
-        for piece in started where self.partials[piece]!.owner == peer {
-            self.take(piece, for: peer, into: &out, limit: count)
+        let floor = self.choose(has: has, using: &rng).map { self.priorities[$0] } ?? 0
+        func finishStarted(atLeast minimum: UInt8) {
+            for piece in started where self.priorities[piece] >= minimum && self.partials[piece]!.owner == peer {
+                self.take(piece, for: peer, into: &out, limit: count)
+            }
+            for piece in started where out.count < count && self.priorities[piece] >= minimum
+                && self.partials[piece]!.owner == nil
+            {
+                self.partials[piece]!.owner = peer
+                self.take(piece, for: peer, into: &out, limit: count)
+            }
         }
-        for piece in started where out.count < count && self.partials[piece]!.owner == nil {
-            self.partials[piece]!.owner = peer
-            self.take(piece, for: peer, into: &out, limit: count)
-        }
+        finishStarted(atLeast: floor)
         // 2. Start new pieces.
         while out.count < count, let piece = self.choose(has: has, using: &rng) {
             self.partials[piece] = Partial(blocks: Array(repeating: .open, count: self.blockCount(piece)), owner: peer)
             self.take(piece, for: peer, into: &out, limit: count)
         }
+        if floor > 1 { finishStarted(atLeast: 1) }
         // 3. End-game: nothing left to start, so ask for blocks already asked of others.
         if out.count < count && self.choose(has: has, using: &rng) == nil {
             for piece in self.partials.keys.sorted() where has[piece] && self.priorities[piece] > 0 {

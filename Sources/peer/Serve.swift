@@ -81,7 +81,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let (host, apiPort) = PeerNode.splitHostPort(self.api) ?? (String(self.api.dropLast(2)), 0)
-        let auth = APIAuth(token: token, allowedHosts: self.allowHosts, port: apiPort)
+        let auth = APIAuth(token: token, allowedHosts: self.allowHosts)
         let addressFile = stateDir + "/api-address"
         do {
             try await PeerServer.run(session: session, auth: auth, host: host, port: apiPort) { bound in

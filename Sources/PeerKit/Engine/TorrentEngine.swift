@@ -970,6 +970,16 @@ public final class TorrentEngine: @unchecked Sendable {
                 }
             }
             guard !waits.isEmpty else { return self.eventLoop.makeSucceededVoidFuture() }
+            // Requests already queued at a peer that has a waited-for piece would be served first: cancel those
+            // of other pieces, so that the reader's come next (a peer that already sent them wastes a little).
+            let waited = pieces.clamped(to: 0..<self.picker.pieceCount).filter { !self.picker.have[$0] }
+            for p in self.peers.values where waited.contains(where: { p.has[$0] }) {
+                for b in p.outstanding where self.picker.priority(of: Int(b.piece)) < Self.deadlinePriority {
+                    p.outstanding.remove(b)
+                    self.picker.requestFailed(b, peer: p.key)
+                    self.send(.cancel(b), to: p)
+                }
+            }
             for p in self.peers.values {
                 self.updateInterest(p)
                 self.requestMore(p)

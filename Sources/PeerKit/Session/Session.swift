@@ -57,7 +57,7 @@ public actor Session {
     private var lastCounterSave = ContinuousClock.now
     /// Data checks run one at a time (a recheck reads every byte), off the actor.
     private let checkQueue = DispatchQueue(label: "peer.session.check")
-    public static let version = "0.1"
+    public static let version = "0.1.0"
 
     /// Opens (or creates) the state folder and its database; `start()` brings the torrents back.
     public init(configuration: Configuration) throws {
@@ -724,6 +724,7 @@ public actor Session {
                 Task { try? await node.startLocalDiscovery(engine, listenPort: port) }
             }
         }
+        self.dialNamedPeers(m, engine)
         let wasComplete = p.have.allSet
         done.whenComplete { result in
             Task { await self.engineFinished(id: id, generation: generation, result, wasComplete: wasComplete) }
@@ -731,10 +732,26 @@ public actor Session {
         _ = self.changed(m)
     }
 
+    /// Dials a magnet link's x.pe peers: on every start (not only for the metadata), and again while the
+    /// torrent has no peer at all (a peer may drop a reconnection while it still holds the old one).
+    private func dialNamedPeers(_ m: Managed, _ engine: TorrentEngine) {
+        m.lastDial = ContinuousClock.now
+        let log = self.configuration.log
+        let name = m.record.name
+        for peer in m.record.magnet.flatMap({ try? MagnetLink(parsing: $0) })?.peers ?? [] {
+            guard let (host, port) = PeerNode.splitHostPort(peer) else { continue }
+            self.node.connect(engine, host: host, port: port).whenFailure { error in
+                log?("\(name): cannot connect to \(peer): \(error)")
+            }
+        }
+    }
+
     private func engineFinished(id: String, generation: Int, _ result: Result<Void, any Error>, wasComplete: Bool) async {
         guard let m = self.torrents[id], m.generation == generation, case .running(let engine, _) = m.runtime else { return }
         switch result {
         case .success:
+            // The summary the event carries shows 100%, not the figures of the last tick.
+            if let snap = try? await engine.snapshot().get(), m.generation == generation { m.absorb(snap) }
             if !wasComplete { self.node.announceCompleted(engine) }
             if m.record.completedAt == nil {
                 m.record.completedAt = Date()
@@ -794,6 +811,9 @@ public actor Session {
                 m.upRate = Int64(Double(snap.progress.uploaded - before.1) / secs)
             }
             m.lastSample = now
+            if snap.progress.peers == 0 && !snap.progress.complete && now - (m.lastDial ?? now) >= .seconds(15) {
+                self.dialNamedPeers(m, engine)
+            }
             if m.isComplete {
                 m.record.seedingSeconds += 1
                 let size = max(1, m.metainfo?.totalLength ?? 1)
@@ -868,6 +888,7 @@ final class Managed {
     var downRate: Int64 = 0
     var upRate: Int64 = 0
     var lastSample: ContinuousClock.Instant?
+    var lastDial: ContinuousClock.Instant?
     var baseDownloaded: Int64
     var baseUploaded: Int64
     var lastStatus: TorrentStatus?
