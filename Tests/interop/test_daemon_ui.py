@@ -50,7 +50,8 @@ class Daemon:
         self.proc = procs([PEER, "serve", "--api", f"{addr}:{free_port(addr)}", "--bind", addr, "--port", "0",
                            "--state", self.state, "--download-dir", self.downloads], tmp_path / "serve.log")
         address = self.state / "api-address"
-        wait_until("api-address", lambda: address.exists() or self.proc.p.poll() is not None, 30)
+        written = lambda: address.exists() and address.read_text().strip()  # noqa: E731
+        wait_until("api-address", lambda: written() or self.proc.p.poll() is not None, 30)
         assert self.proc.p.poll() is None, f"peer serve exited {self.proc.p.returncode}: {self.log()}"
         self.url = address.read_text().strip()
         self.token = (self.state / "api-token").read_text().strip()
