@@ -33,10 +33,10 @@ def wait_until(what, check, timeout, interval=0.25):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-def lt_seed(procs, tmp_path, torrent, data, addr):
+def lt_seed(procs, tmp_path, torrent, data, addr, upload_limit=0):
     port = free_port(addr)
-    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(data), "--bind", addr, "--port", str(port)],
-              tmp_path / "lt-seed.log")
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(data), "--bind", addr, "--port", str(port),
+               "--upload-limit", str(upload_limit)], tmp_path / "lt-seed.log")
     s.wait_for("READY", timeout=60)
     return f"{addr}:{port}"
 
@@ -204,10 +204,12 @@ def chromium():
 
 def test_web_ui_downloads_and_plays(tmp_path, procs):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     t0 = time.monotonic()
     film, torrent = make_clip(tmp_path)
-    seed = lt_seed(procs, tmp_path, torrent, film.parent, "127.0.0.213")
+    # 256 KiB/s: the download takes a few seconds, so the page shows it moving.
+    seed = lt_seed(procs, tmp_path, torrent, film.parent, "127.0.0.213", upload_limit=256 * 1024)
     link, info = magnet_of(torrent, x_pe=[seed])
     tid = info["id"]
     daemon = Daemon(procs, tmp_path, "127.0.0.214")
@@ -250,12 +252,16 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
         t_added = time.monotonic()
         bar = f"{row} .progress-bar"
 
+        seen = set()
+
         def progress():
             errors = find(By.ID, "error")
             assert not errors.is_displayed(), errors.text
-            return float(find(By.CSS_SELECTOR, bar).get_attribute("data-progress") or 0)
-        wait_until("the progress bar to reach 1", lambda: progress() >= 1, 150, interval=0.5)
+            seen.add(float(find(By.CSS_SELECTOR, bar).get_attribute("data-progress") or 0))
+            return max(seen)
+        wait_until("the progress bar to reach 1", lambda: progress() >= 1, 150, interval=0.2)
         t_done = time.monotonic()
+        assert any(0 < p < 1 for p in seen), f"the bar never showed the download under way: {sorted(seen)}"
         assert find(By.CSS_SELECTOR, f"{row} .state").text.lower() in ("seeding", "paused")
         assert tree_digest(daemon.downloads / "film") == tree_digest(film)
 
@@ -287,6 +293,37 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
         time.sleep(0.5)
         assert js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
         driver.save_screenshot(str(ARTIFACTS / "web-ui-phone.png"))
+        driver.set_window_size(1280, 900)
+        find(By.ID, "player-close").click()
+
+        # A file's priority, pause and resume, then remove with its data, all through the page.
+        readme = '#files tr.file[data-index="2"] select.file-priority'
+        assert "readme.txt" in find(By.CSS_SELECTOR, '#files tr.file[data-index="2"]').text
+        Select(find(By.CSS_SELECTOR, readme)).select_by_value("skip")
+        wait_until("the priority to be saved", lambda: [f["priority"] for f in daemon.json("show", tid)["files"]
+                                                         if f["index"] == 2] == ["skip"], 10)
+        assert Select(find(By.CSS_SELECTOR, readme)).first_selected_option.get_attribute("value") == "skip"
+        find(By.ID, "pause-button").click()
+        wait_until("the paused state", lambda: find(By.CSS_SELECTOR, f"{row} .state").text.lower() == "paused", 10)
+        assert daemon.json("show", tid)["paused"] is True
+        wait_until("the resume button", lambda: driver.find_elements(By.ID, "resume-button"), 10)[0].click()
+        wait_until("the torrent to run again", lambda: not daemon.json("show", tid)["paused"], 10)
+        wait_until("the pause button", lambda: driver.find_elements(By.ID, "pause-button"), 10)
+        find(By.ID, "delete-data").click()
+        find(By.ID, "remove-button").click()
+        alert = wait_until("the confirmation", lambda: driver.switch_to.alert, 5)
+        assert "delete its data" in alert.text
+        alert.accept()
+        wait_until("the row to go", lambda: not driver.find_elements(By.CSS_SELECTOR, row), 10)
+        assert find(By.ID, "empty").is_displayed() and not find(By.ID, "detail").is_displayed()
+        wait_until("the data to be deleted", lambda: not (daemon.downloads / "film" / "clip.webm").exists(), 15)
+        assert daemon.json("ls") == {"torrents": []}
+
+        # A .torrent file chosen in the page is uploaded (no peers are known for it: it just waits).
+        find(By.ID, "file-input").send_keys(str(torrent))
+        wait_until("the uploaded torrent in the list", lambda: driver.find_elements(By.CSS_SELECTOR, row), 10)
+        wait_until("its name", lambda: find(By.CSS_SELECTOR, f"{row} .name").text == "film", 10)
+        assert [t["id"] for t in daemon.json("ls")["torrents"]] == [tid]
     except Exception:
         driver.save_screenshot(str(ARTIFACTS / "web-ui-failure.png"))
         (ARTIFACTS / "web-ui-failure.html").write_text(driver.page_source)
