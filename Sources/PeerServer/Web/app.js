@@ -113,7 +113,7 @@ function renderRow(t) {
   $('.size', row).textContent = percent(t.progress) + ' of ' + bytes(t.size);
   $('.rates', row).textContent = '↓ ' + rate(t.download_rate) + ' ↑ ' + rate(t.upload_rate);
   $('.peers', row).textContent = t.peers + (t.peers === 1 ? ' peer' : ' peers');
-  $('.eta', row).textContent = t.progress >= 1 ? 'done' : 'ETA ' + eta(t.eta);
+  $('.eta', row).textContent = t.progress >= 1 ? 'done' : t.paused ? '' : 'ETA ' + eta(t.eta);
   return row;
 }
 
@@ -123,6 +123,10 @@ function renderList() {
   list.replaceChildren(...sorted.map(renderRow));
   for (const id of rows.keys()) if (!torrents.has(id)) rows.delete(id);
   $('#empty').hidden = torrents.size > 0;
+  renderTotals();
+}
+
+function renderTotals() {
   let down = 0, up = 0;
   for (const t of torrents.values()) { down += t.download_rate; up += t.upload_rate; }
   $('#totals').textContent = torrents.size + ' torrent' + (torrents.size === 1 ? '' : 's') +
@@ -132,7 +136,7 @@ function renderList() {
 function update(t) {
   const isNew = !torrents.has(t.id);
   torrents.set(t.id, t);
-  if (isNew) renderList(); else renderRow(t);
+  if (isNew) renderList(); else { renderRow(t); renderTotals(); }
   if (t.id === openId) refreshDetail(false);
 }
 
