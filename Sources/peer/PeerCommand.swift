@@ -15,6 +15,13 @@ struct PeerCommand: AsyncParsableCommand {
               peer get holiday.torrent -o ~/Downloads --peer 192.0.2.10:6881
               peer scrape holiday.torrent             seeders, completed and leechers from each tracker
 
+            With a daemon running (peer serve), these talk to it through its HTTP API:
+              peer add 'magnet:?xt=urn:btih:…'        add a magnet link, a URL or a .torrent file
+              peer ls                                 its torrents: id, name, state, progress, rates, ETA
+              peer show c9e1                          one torrent's files, peers and trackers (any id prefix)
+              peer pause c9e1 / peer resume c9e1 / peer rm c9e1 --delete-data
+              peer stats --json                       totals; every one of these takes --json and --state
+
             Environment:
               SSL_CERT_FILE   a PEM file of CA certificates that HTTPS trackers and web seeds are checked against,
                               instead of the system's CA bundle (as OpenSSL and curl read it); use it for a
@@ -22,7 +29,8 @@ struct PeerCommand: AsyncParsableCommand {
               PEER_HOME       the state folder when --state is not given
             """,
         version: PeerVersion.current,
-        subcommands: [Create.self, Info.self, Get.self, Share.self, Serve.self, Scrape.self, DHTCommand.self]
+        subcommands: [Create.self, Info.self, Get.self, Share.self, Serve.self, Scrape.self, DHTCommand.self],
+        groupedSubcommands: [CommandGroup(name: "Daemon client", subcommands: Client.commands)]
     )
 }
 

@@ -1,0 +1,381 @@
+// Peer's web UI: the torrent list (live from /api/events), adding, details, and a player for streams.
+// Plain JavaScript, no build step; docs/api.md is the contract. Text from the API is only ever set with
+// textContent, never as HTML.
+'use strict';
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+/** Makes an element: el('span', {class: 'x', 'data-id': id}, 'text', child, …). */
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === false || value == null) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key in node && typeof value !== 'string') node[key] = value;
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  node.append(...children.filter((c) => c != null));
+  return node;
+}
+
+// ---- Formatting (binary units, as `peer` prints them) ----
+
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = n || 0, unit = 0;
+  while (value >= 1023.95 && unit < units.length - 1) { value /= 1024; unit++; }
+  if (unit === 0) return value + ' B';
+  return (Number.isInteger(value) ? value : value.toFixed(value < 10 ? 2 : 1)) + ' ' + units[unit];
+}
+const rate = (n) => bytes(n) + '/s';
+function eta(seconds) {
+  if (seconds == null) return '∞';
+  const s = Math.round(seconds);
+  if (s < 60) return s + 's';
+  if (s < 3600) return Math.floor(s / 60) + 'm ' + (s % 60) + 's';
+  if (s < 86400) return Math.floor(s / 3600) + 'h ' + Math.floor((s % 3600) / 60) + 'm';
+  return Math.floor(s / 86400) + 'd ' + Math.floor((s % 86400) / 3600) + 'h';
+}
+const percent = (p) => (Math.floor((p || 0) * 1000) / 10) + '%';
+
+// ---- The API ----
+
+class ApiError extends Error {
+  constructor(code, message, status) { super(message); this.code = code; this.status = status; }
+}
+
+/** Calls the API; JSON in and out, a Blob is sent as a .torrent. A 401 goes to the login page. */
+async function api(method, path, body) {
+  const options = {method, credentials: 'same-origin', headers: {}};
+  if (body instanceof Blob) {
+    options.body = body;
+    options.headers['Content-Type'] = 'application/x-bittorrent';
+  } else if (body !== undefined) {
+    options.body = JSON.stringify(body);
+    options.headers['Content-Type'] = 'application/json';
+  }
+  let res;
+  try { res = await fetch(path, options); } catch (e) {
+    throw new ApiError('network', 'Cannot reach the daemon (' + e.message + ').', 0);
+  }
+  if (res.status === 401) { location.href = '/login'; throw new ApiError('unauthorized', 'Not logged in.', 401); }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { /* not JSON: reported below */ }
+  if (!res.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(error.code || 'http', error.message || text || res.statusText, res.status);
+  }
+  return data;
+}
+
+function showError(error) {
+  const detail = error instanceof ApiError && error.status ? ' (' + error.code + ', HTTP ' + error.status + ')' : '';
+  $('#error-text').textContent = error.message + detail;
+  $('#error').hidden = false;
+}
+/** Runs an action, showing its failure in the page. */
+const attempt = (action) => (...args) => action(...args).catch(showError);
+
+// ---- The torrent list ----
+
+const torrents = new Map(); // id -> summary
+const rows = new Map();     // id -> <li>
+
+function rowFor(t) {
+  let row = rows.get(t.id);
+  if (!row) {
+    row = el('li', {class: 'torrent', 'data-id': t.id, tabindex: 0},
+      el('div', {class: 'line'}, el('span', {class: 'name'}), el('span', {class: 'state'})),
+      el('div', {class: 'progress', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100},
+        el('div', {class: 'progress-bar'})),
+      el('div', {class: 'line stats muted'},
+        el('span', {class: 'size'}), el('span', {class: 'rates'}), el('span', {class: 'peers'}),
+        el('span', {class: 'eta'})));
+    row.addEventListener('click', () => { location.hash = t.id; });
+    row.addEventListener('keydown', (e) => { if (e.key === 'Enter') location.hash = t.id; });
+    rows.set(t.id, row);
+  }
+  return row;
+}
+
+function renderRow(t) {
+  const row = rowFor(t);
+  row.dataset.state = t.state;
+  row.classList.toggle('open', t.id === openId);
+  $('.name', row).textContent = t.name;
+  $('.state', row).textContent = t.error ? 'error' : t.state;
+  $('.state', row).title = t.error || '';
+  $('.progress', row).setAttribute('aria-valuenow', Math.round(t.progress * 100));
+  const bar = $('.progress-bar', row);
+  bar.dataset.progress = String(t.progress);
+  bar.style.width = (t.progress * 100) + '%';
+  $('.size', row).textContent = percent(t.progress) + ' of ' + bytes(t.size);
+  $('.rates', row).textContent = '↓ ' + rate(t.download_rate) + ' ↑ ' + rate(t.upload_rate);
+  $('.peers', row).textContent = t.peers + (t.peers === 1 ? ' peer' : ' peers');
+  $('.eta', row).textContent = t.progress >= 1 ? 'done' : t.paused ? '' : 'ETA ' + eta(t.eta);
+  return row;
+}
+
+function renderList() {
+  const list = $('#torrents');
+  const sorted = [...torrents.values()].sort((a, b) => (a.added_at || '').localeCompare(b.added_at || ''));
+  list.replaceChildren(...sorted.map(renderRow));
+  for (const id of rows.keys()) if (!torrents.has(id)) rows.delete(id);
+  $('#empty').hidden = torrents.size > 0;
+  renderTotals();
+}
+
+function renderTotals() {
+  let down = 0, up = 0;
+  for (const t of torrents.values()) { down += t.download_rate; up += t.upload_rate; }
+  $('#totals').textContent = torrents.size + ' torrent' + (torrents.size === 1 ? '' : 's') +
+    ' · ↓ ' + rate(down) + ' · ↑ ' + rate(up);
+}
+
+function update(t) {
+  const isNew = !torrents.has(t.id);
+  torrents.set(t.id, t);
+  if (isNew) renderList(); else { renderRow(t); renderTotals(); }
+  if (t.id === openId) refreshDetail(false);
+}
+
+// ---- Live events ----
+
+let events = null;
+function connect() {
+  events = new EventSource('/api/events');
+  const live = $('#live');
+  // The API's own `error` event shares its name with EventSource's connection error: only the first has data.
+  const on = (name, handler) => events.addEventListener(name, (e) => {
+    if (typeof e.data === 'string') handler(JSON.parse(e.data));
+  });
+  events.onopen = () => { live.textContent = 'live'; live.className = 'live on'; };
+  events.onerror = (e) => {
+    if (typeof e.data === 'string') return;
+    live.textContent = 'reconnecting…';
+    live.className = 'live';
+    if (events.readyState === EventSource.CLOSED) {
+      // The browser gave up (a 401, or the daemon went away): find out which, then try again.
+      api('GET', '/api/session').then(() => setTimeout(connect, 2000), () => setTimeout(connect, 5000));
+    }
+  };
+  on('snapshot', (d) => {
+    torrents.clear();
+    for (const t of d.torrents) torrents.set(t.id, t);
+    renderList();
+    if (openId) refreshDetail(true);
+  });
+  on('torrent', update);
+  on('added', update);
+  on('completed', update);
+  on('removed', (d) => {
+    torrents.delete(d.id);
+    renderList();
+    if (d.id === openId) location.hash = '';
+  });
+  on('error', (d) => showError(new Error((torrents.get(d.id)?.name || d.id) + ': ' + d.message)));
+}
+
+// ---- Adding ----
+
+function addOptions() {
+  const options = {};
+  if ($('#add-paused').checked) options.paused = true;
+  if ($('#add-sequential').checked) options.sequential = true;
+  return options;
+}
+
+async function addLink(event) {
+  event.preventDefault();
+  const input = $('#magnet-input');
+  const link = input.value.trim();
+  if (!link) return;
+  const body = /^https?:\/\//i.test(link) ? {url: link} : {magnet: link};
+  const t = await api('POST', '/api/torrents', Object.assign(body, addOptions()));
+  input.value = '';
+  update(t);
+}
+
+async function addFile(file) {
+  if (!file) return;
+  const query = new URLSearchParams(addOptions()).toString();
+  const t = await api('POST', '/api/torrents' + (query ? '?' + query : ''), file);
+  $('#file-input').value = '';
+  update(t);
+}
+
+// ---- Details ----
+
+let openId = null;
+let refreshing = null;
+let lastRefresh = 0;
+let refreshTimer = null;
+
+const PLAYABLE = /\.(webm|mp4|m4v|mkv|ogv|mp3|ogg|oga|opus|flac|wav|m4a)$/i;
+const AUDIO = /\.(mp3|ogg|oga|opus|flac|wav|m4a)$/i;
+
+/** Reloads the open torrent's detail; at most every 2 s unless forced (a skipped one is done later). */
+function refreshDetail(force) {
+  if (!openId) return;
+  const wait = lastRefresh + 2000 - Date.now();
+  if (refreshing || (!force && wait > 0)) {
+    if (!refreshTimer) refreshTimer = setTimeout(() => { refreshTimer = null; refreshDetail(true); }, Math.max(wait, 200));
+    return;
+  }
+  const id = openId;
+  refreshing = api('GET', '/api/torrents/' + encodeURIComponent(id))
+    .then((d) => { if (id === openId) renderDetail(d); })
+    .catch((e) => { if (e.status === 404) location.hash = ''; else showError(e); })
+    .finally(() => { refreshing = null; lastRefresh = Date.now(); });
+}
+
+function openDetail() {
+  openId = decodeURIComponent(location.hash.slice(1)) || null;
+  for (const [id, row] of rows) row.classList.toggle('open', id === openId);
+  const detail = $('#detail');
+  if (!openId) { detail.hidden = true; detail.replaceChildren(); return; }
+  detail.replaceChildren(el('p', {class: 'muted'}, 'Loading…'));
+  detail.dataset.id = openId;
+  detail.hidden = false;
+  refreshDetail(true);
+}
+
+async function control(id, action) {
+  update(await api('POST', '/api/torrents/' + encodeURIComponent(id) + '/' + action));
+  refreshDetail(true);
+}
+
+async function remove(id, deleteData) {
+  const name = torrents.get(id)?.name || id;
+  if (!confirm('Remove ' + name + (deleteData ? ' and delete its data' : '') + '?')) return;
+  await api('DELETE', '/api/torrents/' + encodeURIComponent(id) + (deleteData ? '?delete_data=true' : ''));
+  torrents.delete(id);
+  renderList();
+  location.hash = '';
+}
+
+async function setPriority(id, index, priority) {
+  document.activeElement.blur();
+  renderDetail(await api('PUT', '/api/torrents/' + encodeURIComponent(id) + '/files',
+    {priorities: [{index, priority}]}));
+}
+
+function fileRow(d, f) {
+  const select = el('select', {class: 'file-priority', 'aria-label': 'Priority of ' + f.path,
+    onchange: (e) => attempt(setPriority)(d.id, f.index, e.target.value)},
+    ...['skip', 'normal', 'high'].map((p) => el('option', {value: p, selected: p === f.priority}, p)));
+  const playButton = PLAYABLE.test(f.path)
+    ? el('button', {type: 'button', class: 'play-button', onclick: () => play(d.id, f)}, 'Play') : null;
+  return el('tr', {class: 'file', 'data-index': f.index},
+    el('td', {class: 'path'}, f.path),
+    el('td', {class: 'num'}, bytes(f.length)),
+    el('td', {class: 'num'}, percent(f.progress)),
+    el('td', {}, select), el('td', {}, playButton));
+}
+
+function renderDetail(d) {
+  const detail = $('#detail');
+  // Keep a priority menu that is open from being rebuilt under the user's finger.
+  if (detail.contains(document.activeElement) && document.activeElement.tagName === 'SELECT') return;
+  const paused = d.paused || d.state === 'paused';
+  const keep = detail.dataset.id === d.id && $('#delete-data');
+  const deleteData = el('input', {type: 'checkbox', id: 'delete-data', checked: Boolean(keep && keep.checked)});
+  const files = (d.files || []).filter((f) => !f.padding);
+  detail.replaceChildren(
+    el('div', {class: 'bar'},
+      el('h2', {}, d.name),
+      el('button', {type: 'button', class: 'link', onclick: () => { location.hash = ''; }}, 'Close')),
+    el('p', {class: 'muted'}, d.state + ' · ' + percent(d.progress) + ' of ' + bytes(d.size) +
+      ' · saved in ' + (d.save_path || '?') + (d.error ? ' · ' + d.error : '')),
+    el('p', {class: 'muted id'}, d.id),
+    el('div', {class: 'actions'},
+      paused
+        ? el('button', {type: 'button', id: 'resume-button', onclick: () => attempt(control)(d.id, 'resume')}, 'Resume')
+        : el('button', {type: 'button', id: 'pause-button', onclick: () => attempt(control)(d.id, 'pause')}, 'Pause'),
+      el('button', {type: 'button', id: 'remove-button', class: 'danger',
+        onclick: () => attempt(remove)(d.id, deleteData.checked)}, 'Remove'),
+      el('label', {}, deleteData, ' delete data')),
+    el('h3', {}, 'Files'),
+    files.length === 0 ? el('p', {class: 'muted'}, 'Waiting for the metadata…')
+      : el('div', {class: 'scroll'}, el('table', {id: 'files'},
+        el('thead', {}, el('tr', {}, ...['File', 'Size', 'Done', 'Priority', ''].map((h) => el('th', {}, h)))),
+        el('tbody', {}, ...files.map((f) => fileRow(d, f))))),
+    el('h3', {}, 'Peers (' + (d.peers || []).length + ')'),
+    el('ul', {id: 'peers', class: 'plain'}, ...(d.peers || []).map((p) => el('li', {},
+      p.address + ' · ' + (p.client || '?') + ' · ' + percent(p.progress) + ' · ↓ ' + rate(p.download_rate) +
+      ' ↑ ' + rate(p.upload_rate)))),
+    el('h3', {}, 'Trackers'),
+    (d.trackers || []).length === 0 ? el('p', {class: 'muted'}, 'none')
+      : el('ul', {id: 'trackers', class: 'plain'}, ...d.trackers.map((t) => el('li', {},
+        t.url + ' · tier ' + t.tier + ' · ' + t.status + (t.message ? ': ' + t.message : '')))));
+}
+
+// ---- Player ----
+
+function play(id, file) {
+  const src = '/api/torrents/' + encodeURIComponent(id) + '/files/' + file.index + '/stream';
+  const media = el(AUDIO.test(file.path) ? 'audio' : 'video', {controls: true, autoplay: true, preload: 'auto', src});
+  media.addEventListener('error', () => {
+    const e = media.error;
+    showError(new Error('Cannot play ' + file.path + ': ' + ((e && e.message) ||
+      ['', 'aborted', 'network error', 'cannot decode', 'format not supported'][e ? e.code : 0] || 'unknown error')));
+  });
+  $('#player-title').textContent = file.path;
+  $('#player-media').replaceChildren(media);
+  $('#player').hidden = false;
+  $('#player').scrollIntoView({behavior: 'smooth', block: 'nearest'});
+  media.play().catch(() => { /* autoplay refused: the controls are there */ });
+}
+
+function closePlayer() {
+  const media = $('#player-media video, #player-media audio');
+  if (media) { media.pause(); media.removeAttribute('src'); media.load(); }
+  $('#player-media').replaceChildren();
+  $('#player').hidden = true;
+}
+
+// ---- Login page ----
+
+async function login(event) {
+  event.preventDefault();
+  const error = $('#error');
+  error.hidden = true;
+  const res = await fetch('/api/login', {method: 'POST', credentials: 'same-origin',
+    headers: {'Content-Type': 'application/json'}, body: JSON.stringify({token: $('#token-input').value.trim()})})
+    .catch((e) => ({ok: false, status: 0, statusText: e.message, json: async () => ({})}));
+  if (res.ok) { location.href = '/'; return; }
+  const body = await res.json().catch(() => ({}));
+  error.textContent = res.status === 401 ? 'That token is not right.'
+    : res.status === 0 ? 'Cannot reach the daemon (' + res.statusText + ').'
+    : (body.error && body.error.message) || 'Login failed (HTTP ' + res.status + ').';
+  error.hidden = false;
+}
+
+// ---- Start ----
+
+function start() {
+  if ($('#login-form')) { $('#login-form').addEventListener('submit', login); return; }
+  $('#add-form').addEventListener('submit', attempt(addLink));
+  $('#file-input').addEventListener('change', (e) => attempt(addFile)(e.target.files[0]));
+  $('#error-close').addEventListener('click', () => { $('#error').hidden = true; });
+  $('#player-close').addEventListener('click', closePlayer);
+  $('#logout').addEventListener('click', () => {
+    fetch('/api/logout', {method: 'POST', credentials: 'same-origin'}).finally(() => { location.href = '/login'; });
+  });
+  const overlay = $('#drop-overlay');
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+  document.addEventListener('dragover', (e) => { if (hasFiles(e)) { e.preventDefault(); overlay.hidden = false; } });
+  document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) overlay.hidden = true; });
+  document.addEventListener('drop', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    overlay.hidden = true;
+    attempt(addFile)(e.dataTransfer.files[0]);
+  });
+  window.addEventListener('hashchange', openDetail);
+  openDetail();
+  connect();
+}
+
+start();

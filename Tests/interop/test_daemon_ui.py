@@ -1,0 +1,334 @@
+"""The daemon's two front ends against a real `peer serve` fed by a libtorrent seed over loopback: the command-line
+client (peer add, ls, show, pause, resume, stats, rm) and the web UI in headless Chromium (log in, add a magnet
+through the form, watch the progress bar fill from the live events, play the WebM through the stream endpoint).
+
+Each node has its own 127.0.0.x (seed .211/.213, daemon .212/.214); nothing leaves loopback. The browser test
+needs Debian's chromium, chromium-driver, python3-selenium and ffmpeg (.ci/run installs them): when one is
+missing it fails, it does not skip. Screenshots go to $PEER_ARTIFACTS (default Tests/interop/artifacts/).
+"""
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+
+from conftest import PEER, det_bytes, run_peer
+from test_swarm import LTPEER, free_port, magnet_of, procs, tree_digest  # noqa: F401 (procs is a fixture)
+
+HERE = pathlib.Path(__file__).resolve().parent
+ARTIFACTS = pathlib.Path(os.environ.get("PEER_ARTIFACTS", HERE / "artifacts"))
+
+
+def wait_until(what, check, timeout, interval=0.25):
+    """Calls check() until it returns something truthy, at most `timeout` seconds; returns that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def lt_seed(procs, tmp_path, torrent, data, addr, upload_limit=0):
+    port = free_port(addr)
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(data), "--bind", addr, "--port", str(port),
+               "--upload-limit", str(upload_limit)], tmp_path / "lt-seed.log")
+    s.wait_for("READY", timeout=60)
+    return f"{addr}:{port}"
+
+
+class Daemon:
+    """`peer serve` on its own address, with its state and download folders in the test's folder."""
+
+    def __init__(self, procs, tmp_path, addr):
+        self.state = tmp_path / "state"
+        self.downloads = tmp_path / "dl"
+        self.proc = procs([PEER, "serve", "--api", f"{addr}:{free_port(addr)}", "--bind", addr, "--port", "0",
+                           "--state", self.state, "--download-dir", self.downloads], tmp_path / "serve.log")
+        address = self.state / "api-address"
+        written = lambda: address.exists() and address.read_text().strip()  # noqa: E731
+        wait_until("api-address", lambda: written() or self.proc.p.poll() is not None, 30)
+        assert self.proc.p.poll() is None, f"peer serve exited {self.proc.p.returncode}: {self.log()}"
+        self.url = address.read_text().strip()
+        self.token = (self.state / "api-token").read_text().strip()
+        # The file is written at start; the API answers from the moment it is there, or very soon after.
+        wait_until("the API", lambda: self.cli("stats", check=False).returncode == 0, 15)
+
+    def log(self):
+        self.proc.log.seek(0)
+        return self.proc.log.read()
+
+    def cli(self, *args, check=True, timeout=60):
+        return run_peer(*args, "--state", self.state, check=check, timeout=timeout)
+
+    def json(self, *args):
+        return json.loads(self.cli(*args, "--json").stdout)
+
+
+def make_payload(tmp_path):
+    src = tmp_path / "src" / "album"
+    src.mkdir(parents=True)
+    (src / "01.bin").write_bytes(det_bytes(700_001, "daemon-01"))
+    (src / "notes.txt").write_bytes(det_bytes(40_000, "daemon-notes"))
+    torrent = tmp_path / "album.torrent"
+    run_peer("create", src, "-o", torrent, "--piece-length", "32K", "--no-date", "--quiet")
+    return src, torrent
+
+
+def failing(daemon, *args):
+    p = daemon.cli(*args, check=False)
+    assert p.returncode != 0, f"peer {' '.join(args)} should have failed:\n{p.stdout}"
+    assert p.stdout == "", p.stdout
+    return p.stderr
+
+
+def test_cli_against_the_daemon(tmp_path, procs):
+    t0 = time.monotonic()
+    src, torrent = make_payload(tmp_path)
+    seed = lt_seed(procs, tmp_path, torrent, src.parent, "127.0.0.211")
+    link, info = magnet_of(torrent, x_pe=[seed])
+    daemon = Daemon(procs, tmp_path, "127.0.0.212")
+    tid = info["id"]
+
+    assert daemon.cli("ls").stdout.startswith("no torrents")
+    assert daemon.json("ls") == {"torrents": []}
+
+    added = daemon.json("add", link)
+    assert added["id"] == tid and added["info_hash_v1"] == info["info_hash_v1"]
+    err = failing(daemon, "add", link)
+    assert err.startswith("peer add: error: ") and "HTTP 409 conflict" in err, err
+
+    def complete():
+        t = daemon.json("ls")["torrents"]
+        return t and t[0]["progress"] >= 1 and t[0]["state"] in ("seeding", "paused") and t[0]
+    summary = wait_until("the download to complete", complete, 150, interval=0.5)
+    assert summary["name"] == "album" and summary["size"] == 740_001
+    assert tree_digest(daemon.downloads / "album") == tree_digest(src)
+
+    table = daemon.cli("ls").stdout.splitlines()
+    assert table[0].split()[:4] == ["ID", "NAME", "STATE", "DONE"]
+    assert table[1].split()[:4] == [tid[:8], "album", summary["state"], "100.0%"], table
+
+    prefix = tid[:5]
+    shown = daemon.cli("show", prefix).stdout
+    assert f"id:           {tid}" in shown and "album/01.bin" in shown and "album/notes.txt" in shown, shown
+    assert "100.0%" in shown and "trackers:" in shown and "peers:" in shown
+    detail = daemon.json("show", tid)
+    real = sorted(f["path"] for f in detail["files"] if not f["padding"])
+    assert detail["id"] == tid and real == ["album/01.bin", "album/notes.txt"], detail["files"]
+    assert detail["pieces"]["count"] == detail["pieces"]["have"] == info["piece_count"]
+
+    assert daemon.cli("pause", prefix).stdout.startswith("paused album  [" + tid[:8] + "]")
+    assert daemon.json("show", tid)["paused"] is True
+    resumed = daemon.json("resume", prefix)
+    assert resumed["paused"] is False and resumed["state"] != "paused"
+    assert daemon.json("pause", tid)["paused"] is True
+    assert daemon.cli("resume", tid).stdout.startswith("resumed album")
+
+    stats = daemon.json("stats")
+    assert stats["torrents"] == 1 and stats["downloaded"] >= 740_001
+    text = daemon.cli("stats").stdout
+    assert "torrents:     1" in text and f"api:          {daemon.url}" in text
+
+    # Clear errors, a non-zero exit and nothing on stdout.
+    unknown = "0123456789abcdef0123456789abcdef01234567"
+    err = failing(daemon, "show", unknown)
+    assert err.startswith("peer show: error: ") and "HTTP 404" in err and "not_found" in err, err
+    assert "no torrent has an id starting with ffff" in failing(daemon, "pause", "ffff")
+    assert "at least 4 characters" in failing(daemon, "resume", tid[:3])
+    assert "not a torrent id" in failing(daemon, "rm", "album")
+    nowhere = tmp_path / "no-daemon"
+    p = run_peer("ls", "--state", nowhere, check=False)
+    assert p.returncode == 1
+    assert p.stderr.strip() == (f"peer ls: error: no daemon: {nowhere}/api-address is missing; "
+                                f"start one with `peer serve --state {nowhere}`"), p.stderr
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / "api-address").write_text(f"http://127.0.0.212:{free_port('127.0.0.212')}\n")
+    (stale / "api-token").write_text(daemon.token)
+    p = run_peer("stats", "--state", stale, check=False)
+    assert p.returncode == 1 and "connection refused" in p.stderr, p.stderr
+    (stale / "api-address").write_text(daemon.url)
+    (stale / "api-token").write_text("0" * 64)
+    p = run_peer("ls", "--state", stale, check=False)
+    assert p.returncode == 1 and "HTTP 401" in p.stderr, p.stderr
+
+    # rm keeps the data; adding the .torrent file (uploaded) finds it complete; rm --delete-data deletes it.
+    assert daemon.json("rm", prefix) == {"id": tid, "removed": True, "delete_data": False}
+    assert daemon.json("ls") == {"torrents": []}
+    assert tree_digest(daemon.downloads / "album") == tree_digest(src)
+    out = daemon.cli("add", torrent, "--save-path", daemon.downloads).stdout
+    assert out.startswith(f"added album  [{tid[:8]}]"), out
+    wait_until("the re-added torrent to be checked",
+               lambda: daemon.json("show", tid)["progress"] >= 1, 30, interval=0.5)
+    assert daemon.cli("rm", tid, "--delete-data").stdout.startswith("removed album")
+    wait_until("the data to be deleted", lambda: not (daemon.downloads / "album" / "01.bin").exists(), 15)
+    print(f"CLI test: {time.monotonic() - t0:.1f}s")
+
+
+def make_clip(tmp_path):
+    """A 30 s VP8/Vorbis WebM (about 750 KB: some 23 pieces of 32 KiB) and a text file, in one folder."""
+    assert shutil.which("ffmpeg"), "ffmpeg is missing (apt-get install ffmpeg; .ci/run installs it)"
+    film = tmp_path / "src" / "film"
+    film.mkdir(parents=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", "testsrc=duration=30:size=320x240:rate=25",
+                    "-f", "lavfi", "-i", "sine=frequency=440:duration=30",
+                    "-c:v", "libvpx", "-b:v", "800k", "-minrate", "600k", "-maxrate", "1M", "-deadline", "realtime",
+                    "-cpu-used", "8", "-c:a", "libvorbis", str(film / "clip.webm")], check=True, timeout=120)
+    (film / "readme.txt").write_text("a test clip\n")
+    assert (film / "clip.webm").stat().st_size > 400_000  # testsrc compresses well: ~750 KB, ~23 pieces
+    torrent = tmp_path / "film.torrent"
+    run_peer("create", film, "-o", torrent, "--piece-length", "32K", "--no-date", "--quiet")
+    return film, torrent
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    for path in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
+        assert os.path.exists(path), f"{path} is missing (apt-get install chromium chromium-driver)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--autoplay-policy=no-user-gesture-required",
+                "--window-size=1280,900", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--disable-default-apps"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def test_web_ui_downloads_and_plays(tmp_path, procs):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    t0 = time.monotonic()
+    film, torrent = make_clip(tmp_path)
+    # 256 KiB/s: the download takes a few seconds, so the page shows it moving.
+    seed = lt_seed(procs, tmp_path, torrent, film.parent, "127.0.0.213", upload_limit=256 * 1024)
+    link, info = magnet_of(torrent, x_pe=[seed])
+    tid = info["id"]
+    daemon = Daemon(procs, tmp_path, "127.0.0.214")
+    code_link = wait_until("the login link on stderr",
+                           lambda: re.search(r"http://\S+/login\?code=[^\s\"']+", daemon.log()), 10).group(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    t_ready = time.monotonic()
+
+    driver = chromium()
+    try:
+        driver.set_page_load_timeout(20)
+        driver.set_script_timeout(10)
+        find = driver.find_element
+        js = driver.execute_script
+
+        # Without the cookie the page sends us to /login; a wrong token is refused in the page.
+        driver.get(daemon.url + "/")
+        wait_until("the redirect to /login", lambda: driver.current_url.split("?")[0].endswith("/login"), 10)
+        wait_until("the login form", lambda: driver.find_elements(By.ID, "token-input"), 10)
+        find(By.ID, "token-input").send_keys("f" * 64)
+        find(By.ID, "login-button").click()
+        wait_until("the wrong-token message", lambda: find(By.ID, "error").is_displayed(), 10)
+        assert "not right" in find(By.ID, "error").text
+
+        # The one-time link logs in; logging out and in again with the token works too.
+        driver.get(code_link)
+        wait_until("the torrent page", lambda: driver.find_elements(By.ID, "add-form"), 10)
+        find(By.ID, "logout").click()
+        wait_until("the login page", lambda: driver.find_elements(By.ID, "token-input"), 10)
+        find(By.ID, "token-input").send_keys(daemon.token)
+        find(By.ID, "login-button").click()
+        wait_until("the torrent page", lambda: driver.find_elements(By.ID, "add-form"), 10)
+        wait_until("the live events", lambda: find(By.ID, "live").text == "live", 10)
+
+        # Add the magnet through the form and watch the bar fill from the live events.
+        find(By.ID, "magnet-input").send_keys(link)
+        find(By.ID, "add-button").click()
+        row = f'.torrent[data-id="{tid}"]'
+        wait_until("the torrent in the list", lambda: driver.find_elements(By.CSS_SELECTOR, row), 10)
+        t_added = time.monotonic()
+        bar = f"{row} .progress-bar"
+
+        seen = set()
+
+        def progress():
+            errors = find(By.ID, "error")
+            assert not errors.is_displayed(), errors.text
+            seen.add(float(find(By.CSS_SELECTOR, bar).get_attribute("data-progress") or 0))
+            return max(seen)
+        wait_until("the progress bar to reach 1", lambda: progress() >= 1, 150, interval=0.2)
+        t_done = time.monotonic()
+        assert any(0 < p < 1 for p in seen), f"the bar never showed the download under way: {sorted(seen)}"
+        assert find(By.CSS_SELECTOR, f"{row} .state").text.lower() in ("seeding", "paused")
+        assert tree_digest(daemon.downloads / "film") == tree_digest(film)
+
+        # The detail view: both files, a Play button for the WebM only.
+        find(By.CSS_SELECTOR, row).click()
+        wait_until("the file list", lambda: len(driver.find_elements(By.CSS_SELECTOR, "#files tr.file")) == 2, 10)
+        buttons = driver.find_elements(By.CSS_SELECTOR, "#files .play-button")
+        assert len(buttons) == 1
+        assert buttons[0].find_element(By.XPATH, "ancestor::tr").get_attribute("data-index") is not None
+        assert "clip.webm" in buttons[0].find_element(By.XPATH, "ancestor::tr").text
+        buttons[0].click()
+
+        video = wait_until("the video element", lambda: driver.find_elements(By.CSS_SELECTOR, "#player video"), 10)[0]
+        index = buttons[0].find_element(By.XPATH, "ancestor::tr").get_attribute("data-index")
+        assert video.get_attribute("src").endswith(f"/api/torrents/{tid}/files/{index}/stream")
+        js("const v = arguments[0]; v.muted = true; v.play();", video)
+        wait_until("playback to start", lambda: js("return arguments[0].currentTime", video) > 0.2, 20)
+        first = js("return arguments[0].currentTime", video)
+        time.sleep(3)
+        second = js("return arguments[0].currentTime", video)
+        assert js("return arguments[0].error", video) is None
+        assert second - first >= 1.5, (first, second)
+        assert js("return arguments[0].duration", video) > 25
+        driver.set_window_size(1280, 1500)  # the player, the detail and the list in one picture
+        driver.save_screenshot(str(ARTIFACTS / "web-ui-playing.png"))
+
+        # A phone-sized window: nothing wider than the screen.
+        driver.set_window_size(390, 844)
+        time.sleep(0.5)
+        assert js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        driver.save_screenshot(str(ARTIFACTS / "web-ui-phone.png"))
+        driver.set_window_size(1280, 900)
+        find(By.ID, "player-close").click()
+
+        # A file's priority, pause and resume, then remove with its data, all through the page.
+        readme = '#files tr.file[data-index="2"] select.file-priority'
+        assert "readme.txt" in find(By.CSS_SELECTOR, '#files tr.file[data-index="2"]').text
+        Select(find(By.CSS_SELECTOR, readme)).select_by_value("skip")
+        wait_until("the priority to be saved", lambda: [f["priority"] for f in daemon.json("show", tid)["files"]
+                                                         if f["index"] == 2] == ["skip"], 10)
+        assert Select(find(By.CSS_SELECTOR, readme)).first_selected_option.get_attribute("value") == "skip"
+        find(By.ID, "pause-button").click()
+        wait_until("the paused state", lambda: find(By.CSS_SELECTOR, f"{row} .state").text.lower() == "paused", 10)
+        assert daemon.json("show", tid)["paused"] is True
+        wait_until("the resume button", lambda: driver.find_elements(By.ID, "resume-button"), 10)[0].click()
+        wait_until("the torrent to run again", lambda: not daemon.json("show", tid)["paused"], 10)
+        wait_until("the pause button", lambda: driver.find_elements(By.ID, "pause-button"), 10)
+        find(By.ID, "delete-data").click()
+        find(By.ID, "remove-button").click()
+        alert = wait_until("the confirmation", lambda: driver.switch_to.alert, 5)
+        assert "delete its data" in alert.text
+        alert.accept()
+        wait_until("the row to go", lambda: not driver.find_elements(By.CSS_SELECTOR, row), 10)
+        assert find(By.ID, "empty").is_displayed() and not find(By.ID, "detail").is_displayed()
+        wait_until("the data to be deleted", lambda: not (daemon.downloads / "film" / "clip.webm").exists(), 15)
+        assert daemon.json("ls") == {"torrents": []}
+
+        # A .torrent file chosen in the page is uploaded (no peers are known for it: it just waits).
+        find(By.ID, "file-input").send_keys(str(torrent))
+        wait_until("the uploaded torrent in the list", lambda: driver.find_elements(By.CSS_SELECTOR, row), 10)
+        wait_until("its name", lambda: find(By.CSS_SELECTOR, f"{row} .name").text == "film", 10)
+        assert [t["id"] for t in daemon.json("ls")["torrents"]] == [tid]
+    except Exception:
+        driver.save_screenshot(str(ARTIFACTS / "web-ui-failure.png"))
+        (ARTIFACTS / "web-ui-failure.html").write_text(driver.page_source)
+        raise
+    finally:
+        driver.quit()
+    print(f"browser test: {time.monotonic() - t0:.1f}s in all; setup {t_ready - t0:.1f}s, "
+          f"download {t_done - t_added:.1f}s, total with browser {time.monotonic() - t_ready:.1f}s")
