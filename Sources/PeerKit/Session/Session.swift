@@ -717,11 +717,6 @@ public actor Session {
         let done = engine.start()
         self.node.startTrackers(engine, tiers: self.trackerTiers(m), listenPort: self.listenPort)
         self.node.startWebSeeds(engine)
-        // A magnet's x.pe peers served the metadata and likely have the data too (as `peer get` does).
-        for p in m.record.magnet.flatMap({ try? MagnetLink(parsing: $0) })?.peers ?? [] {
-            guard let (host, peerPort) = PeerNode.splitHostPort(p) else { continue }
-            _ = self.node.connect(engine, host: host, port: peerPort)
-        }
         if !t.isPrivate {  // private torrents: their trackers only (BEP 27)
             if self.dht != nil { self.node.trackOnDHT(engine, listenPort: self.listenPort) }
             if self.configuration.localDiscovery {
