@@ -238,3 +238,29 @@ def test_the_api_is_guarded(tmp_path, procs):
     status, _, body = d.request("POST", "/api/torrents", b"not bencode", headers={"Content-Type": "application/x-bittorrent"})
     assert status == 400 and "not a torrent file" in body["error"]["message"]
     assert d.ok("GET", "/api/torrents") == {"torrents": []}
+
+
+def test_add_by_url_paused_then_resumed(media, tmp_path, procs):
+    """A .torrent fetched by the daemon from an http URL, added paused with its own save path."""
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "show.torrent").write_bytes(media["torrent"].read_bytes())
+    port = free_port("127.0.0.88")
+    procs(["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.88", "--directory", web, str(port)],
+          tmp_path / "http.log")
+    d = Daemon(procs, tmp_path, "127.0.0.89")
+    deadline = time.monotonic() + 10
+    while True:  # the web server takes a moment to listen
+        status, _, body = d.request("POST", "/api/torrents", {"url": f"http://127.0.0.88:{port}/show.torrent",
+                                                              "paused": True, "save_path": str(tmp_path / "elsewhere")})
+        if status != 400 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert status == 201, body
+    assert body["name"] == "show" and body["state"] == "paused" and body["save_path"] == str(tmp_path / "elsewhere")
+    id = body["id"]
+    assert not (tmp_path / "elsewhere").exists()  # paused: nothing created yet
+    status, _, body = d.request("POST", "/api/torrents", {"url": f"http://127.0.0.88:{port}/missing.torrent"})
+    assert status == 400 and "missing.torrent" in body["error"]["message"]
+    resumed = d.ok("POST", f"/api/torrents/{id}/resume")
+    assert resumed["state"] in ("checking", "downloading", "queued")
