@@ -51,6 +51,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        raiseOpenFileLimit()
         let stateDir = absolute(stateDirectory(self.state))
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "/tmp"
         var config = Session.Configuration(stateDirectory: stateDir,
@@ -107,4 +108,13 @@ struct Serve: AsyncParsableCommand {
 /// A path made absolute against the working folder.
 func absolute(_ path: String) -> String {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
+
+/// A daemon holds a file or two per torrent and a socket per peer: the soft limit on open files (often
+/// 1024) goes up to the hard one, as servers do.
+func raiseOpenFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = min(limit.rlim_max, 1 << 20)
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
