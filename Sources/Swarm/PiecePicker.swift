@@ -102,8 +102,14 @@ public struct PiecePicker: Sendable {
 
     /// 0 skips the piece; higher values are picked first (deadline streaming uses the highest).
     public mutating func setPriority(_ priority: UInt8, pieces: Range<Int>) {
-        for i in pieces { self.priorities[i] = priority }
+        for i in pieces {
+            self.elevated += (priority > 1 ? 1 : 0) - (self.priorities[i] > 1 ? 1 : 0)
+            self.priorities[i] = priority
+        }
     }
+
+    /// Pieces whose priority is above normal (1): while there are none, picking skips the search for them.
+    private var elevated = 0
 
     public func priority(of piece: Int) -> UInt8 { self.priorities[piece] }
 
@@ -117,7 +123,7 @@ public struct PiecePicker: Sendable {
         // 1. Finish what this peer started, then pieces in progress that nobody owns — unless a new piece of
         //    higher priority waits (a stream's deadline): those pieces come first, the others after.
         let started = self.partials.keys.sorted().filter { has[$0] && self.priorities[$0] > 0 }
-        let floor = self.choose(has: has, using: &rng).map { self.priorities[$0] } ?? 0
+        let floor = self.elevated == 0 ? 0 : self.choose(has: has, using: &rng).map { self.priorities[$0] } ?? 0
         func finishStarted(atLeast minimum: UInt8) {
             for piece in started where self.priorities[piece] >= minimum && self.partials[piece]!.owner == peer {
                 self.take(piece, for: peer, into: &out, limit: count)
@@ -129,13 +135,19 @@ public struct PiecePicker: Sendable {
                 self.take(piece, for: peer, into: &out, limit: count)
             }
         }
-        finishStarted(atLeast: floor)
-        // 2. Start new pieces.
-        while out.count < count, let piece = self.choose(has: has, using: &rng) {
-            self.partials[piece] = Partial(blocks: Array(repeating: .open, count: self.blockCount(piece)), owner: peer)
-            self.take(piece, for: peer, into: &out, limit: count)
+        // 2. Start new pieces (highest priority first).
+        func startNew(atLeast minimum: UInt8) {
+            while out.count < count, let piece = self.choose(has: has, using: &rng), self.priorities[piece] >= minimum {
+                self.partials[piece] = Partial(blocks: Array(repeating: .open, count: self.blockCount(piece)), owner: peer)
+                self.take(piece, for: peer, into: &out, limit: count)
+            }
         }
-        if floor > 1 { finishStarted(atLeast: 1) }
+        finishStarted(atLeast: floor)
+        startNew(atLeast: floor)
+        if floor > 1 {
+            finishStarted(atLeast: 1)
+            startNew(atLeast: 1)
+        }
         // 3. End-game: nothing left to start, so ask for blocks already asked of others.
         if out.count < count && self.choose(has: has, using: &rng) == nil {
             for piece in self.partials.keys.sorted() where has[piece] && self.priorities[piece] > 0 {

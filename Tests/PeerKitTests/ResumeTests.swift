@@ -89,7 +89,7 @@ struct ResumeTests {
             let otherStore = ResumeStore(stateDirectory: dir.path + "/state", metainfo: other.metainfo)
             try otherStore.save(pieces: Bitfield(count: storage.pieceMap.pieceCount), storage: storage)
             try FileManager.default.removeItem(atPath: store.location)
-            try FileManager.default.copyItem(atPath: otherStore.path.string, toPath: store.location)
+            try FileManager.default.copyItem(atPath: otherStore.location, toPath: store.location)
             #expect(store.load(map: storage.pieceMap) == .failure(.invalid("it is another torrent's")))
             _ = t
         }

@@ -54,6 +54,19 @@ struct PiecePickerTests {
         #expect(c[0].piece != a[0].piece)
     }
 
+    @Test("a piece of higher priority (a stream's deadline) goes before the piece a peer started")
+    func deadlineBeforeAffinity() {
+        var p = PiecePicker(pieceCount: 4, pieceLength: 4 * self.block)
+        var rng = SeededGenerator(seed: 5)
+        let started = p.pick(for: 1, has: Bitfield.full(4), count: 2, using: &rng)[0].piece
+        let deadline = (0..<4).first { UInt32($0) != started }!
+        p.setPriority(255, pieces: deadline..<deadline + 1)
+        let next = p.pick(for: 1, has: Bitfield.full(4), count: 6, using: &rng)
+        // All four blocks of the deadline piece first, then the rest of the started one.
+        #expect(next.prefix(4).allSatisfy { Int($0.piece) == deadline })
+        #expect(next.dropFirst(4).allSatisfy { $0.piece == started })
+    }
+
     @Test("priority 0 is never picked; higher priority first; sequential goes in order")
     func priorities() {
         var p = PiecePicker(pieceCount: 6, pieceLength: self.block)
