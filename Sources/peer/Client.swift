@@ -58,7 +58,7 @@ struct AddCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await DaemonClient.run("add", self.daemon) { client in
-            let savePath = self.savePath.map { Self.absolute($0) }
+            let savePath = self.savePath.map { absolute($0) }
             let lower = self.source.lowercased()
             let answer: [UInt8]
             if lower.hasPrefix("magnet:") || lower.hasPrefix("http://") || lower.hasPrefix("https://") {
@@ -83,13 +83,14 @@ struct AddCommand: AsyncParsableCommand {
             print("added \(t.name)  [\(t.shortID)]  \(t.state)")
         }
     }
+}
 
-    static func absolute(_ path: String) -> String {
-        let expanded = (path as NSString).expandingTildeInPath
-        if expanded.hasPrefix("/") { return expanded }
-        return ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(expanded) as NSString)
-            .standardizingPath
-    }
+/// A path made absolute against the working folder, with `~` expanded.
+func absolute(_ path: String) -> String {
+    let expanded = (path as NSString).expandingTildeInPath
+    if expanded.hasPrefix("/") { return expanded }
+    return ((FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(expanded) as NSString)
+        .standardizingPath
 }
 
 struct ListCommand: AsyncParsableCommand {

@@ -105,11 +105,6 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// A path made absolute against the working folder.
-func absolute(_ path: String) -> String {
-    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-}
-
 /// A daemon holds a file or two per torrent and a socket per peer: the soft limit on open files (often
 /// 1024) goes up to the hard one, as servers do.
 func raiseOpenFileLimit() {
