@@ -115,7 +115,8 @@ extension PeerServer {
     static func addAPI<Context: RequestContext>(to router: Router<Context>, session: Session, auth: APIAuth) {
         let api = router.group("api")
 
-        api.get("torrents") { _, _ in try JSON.response(TorrentsList(torrents: await session.list())) }
+        let summaries = SummaryCache()
+        api.get("torrents") { _, _ in try summaries.listResponse(await session.list()) }
 
         api.post("torrents") { request, _ -> Response in
             let source: TorrentSource
