@@ -50,21 +50,21 @@ TOKEN=$(cat "$WORK/state/api-token")
 mem() { awk '/^RssAnon:/ {a=$2} /^VmRSS:/ {r=$2} END {print a, r}' "/proc/$1/status"; }
 read -r ANON0 RSS0 < <(mem $PID)
 
-# add_all PORT: POSTs every .torrent; waits until all N are seeding; prints the seconds it took
+# wait_seeding [SINCE]: waits until all N are seeding; prints the seconds since SINCE (epoch seconds; default now)
 wait_seeding() {
-    /usr/bin/env python3 - "$ADDR" "$TOKEN" "$N" <<'EOF'
+    /usr/bin/env python3 - "$ADDR" "$TOKEN" "$N" "${1:-}" <<'EOF'
 import http.client, json, sys, time, urllib.parse
 addr, token, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 u = urllib.parse.urlparse(addr)
-start = time.monotonic()
-while time.monotonic() - start < 600:
+start = float(sys.argv[4]) if sys.argv[4] else time.time()
+while time.time() - start < 600:
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     c.request("GET", "/api/torrents", headers={"Authorization": f"Bearer {token}"})
     ts = json.loads(c.getresponse().read())["torrents"]
     if len(ts) == n and all(t["state"] == "seeding" for t in ts):
         break
     time.sleep(0.5)
-print(f"{time.monotonic() - start:.1f}")
+print(f"{time.time() - start:.2f}")
 EOF
 }
 START=$(date +%s.%N)
@@ -85,17 +85,20 @@ sleep 3
 read -r ANON1 RSS1 < <(mem $PID)
 echo "added $N torrents in ${ADDED} s; all seeding after ${SEEDING} s more"
 
-WRK=$(wrk -t1 -c4 -d10s --latency -H "Authorization: Bearer $TOKEN" "$ADDR/api/torrents")
 BYTES=$(curl -s -H "Authorization: Bearer $TOKEN" "$ADDR/api/torrents" | wc -c)
-echo "GET /api/torrents with $N torrents ($BYTES bytes of JSON), wrk -t1 -c4 -d10s:"
-echo "$WRK" | awk '/50%|90%|99%/ {print "  latency " $1 " " $2} /Requests\/sec/ {print "  " $0}'
+for CONNS in 1 4; do
+    WRK=$(wrk -t1 -c$CONNS -d10s --latency -H "Authorization: Bearer $TOKEN" "$ADDR/api/torrents")
+    echo "GET /api/torrents with $N torrents ($BYTES bytes of JSON), wrk -t1 -c$CONNS -d10s:"
+    echo "$WRK" | awk '/50%|90%|99%/ {print "  latency " $1 " " $2} /Requests\/sec/ {print "  " $0}'
+done
 echo "memory: RssAnon $((ANON0 / 1024)) -> $((ANON1 / 1024)) MiB, VmRSS $((RSS0 / 1024)) -> $((RSS1 / 1024)) MiB;" \
     "per idle torrent: $(((ANON1 - ANON0) / N)) KiB anonymous, $(((RSS1 - RSS0) / N)) KiB resident"
 
 kill -TERM $PID
 wait $PID || true
+RESTART=$(date +%s.%N)
 "$PEER" serve --api 127.0.0.1:0 --bind 127.0.0.1 --port 0 --state "$WORK/state" >"$WORK/serve-2.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do [ -s "$WORK/state/api-address" ] && break; sleep 0.1; done
 ADDR=$(cat "$WORK/state/api-address")
-echo "restart: all $N seeding again after $(wait_seeding) s (resume data in SQLite, files unchanged)"
+echo "restart: all $N seeding again $(wait_seeding "$RESTART") s after the process started (resume data in SQLite, files unchanged)"
