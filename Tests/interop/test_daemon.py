@@ -21,12 +21,12 @@ MEDIA = 64 * 1024 * 1024  # the issue's 64 MiB media file
 class Daemon:
     """A running `peer serve` and a small client of its API."""
 
-    def __init__(self, procs, tmp_path, addr, state=None, log="serve.log"):
+    def __init__(self, procs, tmp_path, addr, state=None, log="serve.log", extra=()):
         self.addr = addr
         self.state = state or tmp_path / f"state-{addr}"
         self.downloads = tmp_path / f"dl-{addr}"
         self.proc = procs([PEER, "serve", "--api", f"{addr}:0", "--bind", addr, "--port", "0",
-                           "--state", self.state, "--download-dir", self.downloads], tmp_path / log)
+                           "--state", self.state, "--download-dir", self.downloads, *extra], tmp_path / log)
         m = self.proc.wait_for(r"API and web UI on http://([\d.]+):(\d+)")
         self.port = int(m.group(2))
         self.code = self.proc.wait_for(r"/login\?code=([0-9a-f]+)").group(1)

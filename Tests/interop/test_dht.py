@@ -44,6 +44,28 @@ def test_peer_gets_a_bare_magnet_from_a_libtorrent_seed(tmp_path, procs, swarm):
     assert (tmp_path / "leech" / "dht-nodes").stat().st_size > 0
 
 
+def test_the_daemon_gets_a_bare_magnet_through_the_dht(tmp_path, procs, swarm):
+    """`peer serve` uses the DHT by default: a bare magnet added through its API finds a libtorrent seed, and
+    the routing table is kept in its database for the next start."""
+    import sqlite3
+    from test_daemon import Daemon
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(swarm["torrent"]), str(swarm["src"].parent), "--bind",
+               "127.0.0.125", "--port", str(free_port("127.0.0.125")), "--dht-bootstrap", swarm["hub"]],
+              tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    d = Daemon(procs, tmp_path, "127.0.0.126", extra=["--dht-bootstrap", swarm["hub"]])
+    id = swarm["info"]["info_hash_v1"]
+    d.ok("POST", "/api/torrents", {"magnet": f"magnet:?xt=urn:btih:{id}"}, expect=201)
+    d.wait(id, lambda t: t["state"] == "seeding", timeout=120, what="the bare magnet")
+    assert tree_digest(d.downloads / "trackerless") == tree_digest(swarm["src"])
+    assert d.ok("GET", "/api/session")["dht_nodes"] >= 1
+    d.proc.stop()
+    db = sqlite3.connect(d.state / "peer.sqlite")
+    (nodes,) = db.execute("SELECT length(value) FROM setting WHERE key = 'dht-nodes'").fetchone()
+    db.close()
+    assert nodes > 0
+
+
 def test_libtorrent_gets_a_bare_magnet_from_a_peer_seed(tmp_path, procs, swarm):
     seed = procs([PEER, "share", swarm["torrent"], "--data", swarm["src"].parent, "--bind", "127.0.0.123",
                   "--port", "0", "--state", tmp_path / "seed", "--dht-bootstrap", swarm["hub"]], tmp_path / "seed.log")

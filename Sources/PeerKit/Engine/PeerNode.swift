@@ -129,6 +129,11 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Connects to a peer for `engine`.
     func connect(_ engine: any PeerHost, host: String, port: Int) -> EventLoopFuture<Void> {
+        self.open(engine, host: host, port: port).map { _ in }
+    }
+
+    /// Connects to a peer for `engine` and hands it the channel (closed at once when the node is full).
+    private func open(_ engine: any PeerHost, host: String, port: Int) -> EventLoopFuture<any Channel> {
         var bootstrap = ClientBootstrap(group: engine.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
@@ -138,13 +143,20 @@ public final class PeerNode: @unchecked Sendable {
         }
         return bootstrap.connect(host: host, port: port).map { channel in
             if self.admit(channel) { engine.attach(channel, role: .outgoing, key: nil) } else { channel.close(promise: nil) }
+            return channel
         }
     }
 
     private let announcers = Mutex<[TrackerAnnouncer]>([])
     private let webSeedSources = Mutex<[WebSeedSource]>([])
-    /// Addresses dialled (not again until a dial fails) and this node's own listening addresses.
-    private let addresses = Mutex<(dialed: Set<String>, own: Set<String>)>(([], []))
+    /// Addresses dialled for each torrent (not again while that connection is being made or is open) and this
+    /// node's own listening addresses.
+    private let addresses = Mutex<(dialed: Set<DialKey>, own: Set<String>)>(([], []))
+
+    private struct DialKey: Hashable {
+        var host: ObjectIdentifier
+        var address: String
+    }
 
     /// Announces `engine` to its trackers (UDP, HTTP and HTTPS) in tier order and connects to the peers they
     /// return. URLs of other schemes are logged and left out.
@@ -191,23 +203,34 @@ public final class PeerNode: @unchecked Sendable {
         self.engines.withLock { all in
             for h in host.handshakeHashes where all[h] === host { all[h] = nil }
         }
+        self.addresses.withLock { $0.dialed = $0.dialed.filter { $0.host != ObjectIdentifier(host) } }
         await self.stopAnnouncers { $0.announces(host) }
         let seeds = self.webSeedSources.withLock { all in
             defer { all.removeAll { $0.feeds(host) } }
             return all.filter { $0.feeds(host) }
         }
         for s in seeds { await s.stop() }
-        if let dht = self.dht.withLock({ $0 }) { for h in host.handshakeHashes { dht.untrack(infoHash: h) } }
+        // A hash another host took over meanwhile (a magnet's engine after its metadata fetch) stays tracked.
+        if let dht = self.dht.withLock({ $0 }) {
+            for h in host.handshakeHashes where self.engines.withLock({ $0[h] }) == nil { dht.untrack(infoHash: h) }
+        }
         self.discovery.withLock { $0 }?.remove(host)
         try? await host.stop().get()
     }
 
-    /// Connects `engine` to `address` ("host:port") unless it is this node or was dialled already; any thread.
+    /// Connects `engine` to `address` ("host:port") unless it is this node or is being dialled or connected for
+    /// that torrent already; any thread. Once the dial fails or the connection closes, the next announce, DHT
+    /// lookup or PEX message that names the address dials it again.
     func dial(_ engine: any PeerHost, _ address: String) {
-        let fresh = self.addresses.withLock { !$0.own.contains(address) && $0.dialed.insert(address).inserted }
+        let key = DialKey(host: ObjectIdentifier(engine), address: address)
+        let fresh = self.addresses.withLock { !$0.own.contains(address) && $0.dialed.insert(key).inserted }
         guard fresh, let (host, port) = Self.splitHostPort(address) else { return }
-        self.connect(engine, host: host, port: port).whenFailure { _ in
-            _ = self.addresses.withLock { $0.dialed.remove(address) }  // may be tried again after the next announce
+        let forget: @Sendable () -> Void = { _ = self.addresses.withLock { $0.dialed.remove(key) } }
+        self.open(engine, host: host, port: port).whenComplete { result in
+            switch result {
+            case .success(let channel): channel.closeFuture.whenComplete { _ in forget() }
+            case .failure: forget()
+            }
         }
     }
 
