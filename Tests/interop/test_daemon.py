@@ -138,7 +138,11 @@ def test_magnet_through_the_api_to_completion(media, tmp_path, procs):
 
 def test_kill_9_half_way_resumes_where_it_was(media, tmp_path, procs):
     """kill -9 the daemon half way through; on the same state the torrent comes back with its progress."""
-    port = lt_seed(procs, tmp_path, media["torrent"], media["data"], "127.0.0.83", limit=8 * 1024 * 1024)
+    # A Peer seed capped at 8 MiB/s (libtorrent's cap sends in bursts with long pauses, and it may keep the
+    # killed connection open for a while).
+    seed = procs([PEER, "share", media["torrent"], "--data", media["data"], "--bind", "127.0.0.83", "--port", "0",
+                  "--state", tmp_path / "seed-state", "--max-up", "8M"], tmp_path / "seed.log")
+    port = int(seed.wait_for(r"listening on [\d.]+:(\d+)").group(1))
     state = tmp_path / "state"
     d = Daemon(procs, tmp_path, "127.0.0.84", state=state, log="serve-1.log")
     link, info = magnet_of(media["torrent"], x_pe=[f"127.0.0.83:{port}"])
