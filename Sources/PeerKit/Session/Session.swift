@@ -161,14 +161,13 @@ public actor Session {
     /// - Throws: `SessionError.badRequest` for a source that is not a torrent, `.conflict` when it is there.
     public func add(_ source: TorrentSource, options: AddOptions = AddOptions()) async throws(SessionError) -> TorrentStatus {
         var magnetText: String?
+        var magnet: MagnetLink?
         var metainfo: TorrentMetainfo?
         var fileBytes: [UInt8]?
         switch source {
         case .magnet(let text):
-            let magnet: MagnetLink
             do { magnet = try MagnetLink(parsing: text) } catch { throw .badRequest("not a magnet link: \(error)") }
             magnetText = text
-            _ = magnet
         case .torrentFile(let bytes):
             do { metainfo = try TorrentMetainfo(bytes: bytes) } catch {
                 throw .badRequest("not a torrent file: \(error)")
@@ -190,7 +189,7 @@ public actor Session {
             }
             fileBytes = response.body
         }
-        let hashes = metainfo?.infoHashes ?? (try? MagnetLink(parsing: magnetText!))!.infoHashes
+        guard let hashes = metainfo?.infoHashes ?? magnet?.infoHashes else { throw .badRequest("no info-hash") }
         let id = hashes.id
         let alias = hashes.v1 != nil ? hashes.v2?.hex : nil
         if self.find(id) != nil || alias.map({ self.find($0) != nil }) == true {
@@ -198,7 +197,7 @@ public actor Session {
         }
         let savePath = options.savePath ?? self.settings.downloadDir
         guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path, got \"\(savePath)\"") }
-        let name = metainfo?.name ?? (try? MagnetLink(parsing: magnetText!))?.displayName ?? id
+        let name = metainfo?.name ?? magnet?.displayName ?? id
         let record = TorrentRecord(id: id, alias: alias, name: name, magnet: magnetText,
             metainfo: fileBytes.map { Data($0) }, savePath: savePath, paused: options.paused,
             sequential: options.sequential, priorities: nil, maxDownloadRate: nil, maxUploadRate: nil, ratioLimit: nil,
