@@ -710,9 +710,7 @@ public actor Session {
         engine.onLog = { line in log?("\(name): \(line)") }
         m.have = p.have
         m.runtime = .running(engine, p.storage)
-        m.baseDownloaded = m.record.downloaded
-        m.baseUploaded = m.record.uploaded
-        m.snapshot = nil
+        m.snapshot = nil  // a new engine counts from zero: its bytes add to the base
         let done = engine.start()
         self.node.startTrackers(engine, tiers: self.trackerTiers(m), listenPort: self.listenPort)
         self.node.startWebSeeds(engine)
@@ -779,15 +777,16 @@ public actor Session {
         case .fetching(let fetcher):
             await self.node.remove(fetcher)
         case .running(let engine, let storage):
-            if let snap = try? await engine.snapshot().get() { m.absorb(snap) }
-            try? await engine.saveResumeData().get()
-            m.record.downloaded = m.totalDownloaded
-            m.record.uploaded = m.totalUploaded
-            m.baseDownloaded = m.record.downloaded
-            m.baseUploaded = m.record.uploaded
+            // The engine's figures leave the torrent now, before any wait: a new engine may start meanwhile.
+            let last = m.snapshot
             m.snapshot = nil
             m.downRate = 0
             m.upRate = 0
+            let final = (try? await engine.snapshot().get()) ?? last
+            m.baseDownloaded += final?.progress.downloaded ?? 0
+            m.baseUploaded += final?.progress.uploaded ?? 0
+            if m.runtime.isIdle, let have = final?.have { m.have = have }
+            try? await engine.saveResumeData().get()
             await self.node.remove(engine)
             storage.close()
             m.record.resume = (try? self.store.resume(id: m.record.id)).flatMap { $0 }.map { Data($0) }
