@@ -101,7 +101,7 @@ let package = Package(
         .target(
             name: "PeerServer",
             dependencies: [
-                "PeerKit", "PeerBase", "Metainfo", "Bencode",
+                "PeerKit", "PeerBase", "Metainfo", "Bencode", "DHT",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

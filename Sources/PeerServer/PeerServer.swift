@@ -11,6 +11,7 @@ public enum PeerServer {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: GuardMiddleware(auth: auth))
         Self.addAPI(to: router, session: session, auth: auth)
+        Self.addDHT(to: router, session: session)
         router.get("/") { _, _ in Assets.page("index.html") }
         router.get(":file") { _, context -> Response in
             let name = try context.parameters.require("file")

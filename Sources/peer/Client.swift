@@ -477,9 +477,11 @@ struct DaemonClient: Sendable {
         return "the daemon answered HTTP \(status) \(reason)" + (raw.isEmpty ? "" : ": \(raw)")
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) throws -> T {
+    /// - Parameter snakeCase: the type's keys are camelCase names for the API's snake_case ones (false for
+    ///   PeerKit's types, whose coding keys spell the API's names).
+    static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], snakeCase: Bool = true) throws -> T {
         let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        if snakeCase { decoder.keyDecodingStrategy = .convertFromSnakeCase }
         do { return try decoder.decode(type, from: Data(bytes)) } catch {
             throw ClientError("the daemon's answer is not what docs/api.md describes: \(error)")
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Bencode
 import Crypto
 import DHT
@@ -12,8 +13,11 @@ struct DHTCommand: AsyncParsableCommand {
         commandName: "dht",
         abstract: "Ask the Mainline DHT directly: ping a node, find peers, store and fetch BEP 44 items.",
         discussion: """
-            Each command starts a temporary DHT node (on --bind, UDP --port), joins the DHT from the nodes saved \
-            in the state folder and the bootstrap nodes, does its work and saves the routing table again.
+            When a daemon (`peer serve`) runs on the state folder, ping, peers, sample and stats use its node, \
+            which has joined the DHT already (--no-daemon, --bind, --port or --dht-bootstrap say otherwise). \
+            Else, and for put and get, each command starts a temporary DHT node (on --bind, UDP --port), joins \
+            the DHT from the nodes saved in the state folder and the bootstrap nodes, does its work and saves the \
+            routing table again.
 
             Examples:
               peer dht ping 127.0.0.2:6881
@@ -40,6 +44,9 @@ struct DHTCommand: AsyncParsableCommand {
 
         @Option(help: "Give up after this many seconds.")
         var timeout: Int = 30
+
+        @Flag(name: .customLong("no-daemon"), help: "Start a temporary node even when a daemon runs.")
+        var noDaemon = false
 
         @Flag(help: "Print JSON.")
         var json = false
@@ -89,6 +96,37 @@ struct DHTCommand: AsyncParsableCommand {
         }
     }
 
+    /// Runs `body` against the running daemon's node when the command should use it (a daemon answers on the
+    /// state folder, and no option asks for a node of its own); nil when it should not, or none answers.
+    static func viaDaemon<T>(_ options: Options, _ command: String, _ body: (DaemonClient) async throws -> T)
+        async throws -> T?
+    {
+        let state = stateDirectory(options.state)
+        guard !options.noDaemon, options.bind == nil, options.port == 0, options.bootstrap.isEmpty,
+            FileManager.default.fileExists(atPath: state + "/api-address")
+        else { return nil }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let client: DaemonClient
+        do {
+            client = try DaemonClient(state: state, http: http)
+            _ = try await client.send(.GET, "/api/dht", timeout: .seconds(3))
+        } catch {
+            Terminal.stderr("dht \(command): not using the daemon (\(error)); starting a temporary node\n")
+            try? await http.shutdown()
+            return nil
+        }
+        let result: Result<T, any Error>
+        do { result = .success(try await body(client)) } catch { result = .failure(error) }
+        try? await http.shutdown()
+        switch result {
+        case .success(let value): return value
+        case .failure(let error):
+            if error is ExitCode { throw error }
+            Terminal.error("dht \(command)", "\(error)")
+            throw ExitCode(1)
+        }
+    }
+
     static func endpoint(_ text: String) throws -> DHTEndpoint {
         guard let ep = DHTEndpoint(text: text) else { throw ValidationError("\(text): expected IP:PORT") }
         return ep
@@ -115,13 +153,22 @@ struct DHTCommand: AsyncParsableCommand {
         func run() async throws {
             let target = try DHTCommand.endpoint(self.node)
             let started = ContinuousClock.now
+            if let pong = try await DHTCommand.viaDaemon(self.options, "ping", { client in
+                try DaemonClient.decode(DHTReport.Pong.self,
+                    try await client.send(.POST, "/api/dht/ping", json: NodeBody(node: self.node), timeout: .seconds(60)))
+            }) {
+                let ms = (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000
+                print(self.options.json ? try Terminal.json(pong) : "pong from \(pong.id) at \(pong.node) (\(ms) ms, the daemon's node)")
+                return
+            }
             let outcome = try await DHTCommand.withNode(self.options, "ping") { try await $0.run(.ping(target), joinFirst: false) }
             guard case .pong(let info) = outcome else {
                 Terminal.error("dht ping", "\(self.node) did not answer")
                 throw ExitCode(1)
             }
             let ms = (ContinuousClock.now - started).components.attoseconds / 1_000_000_000_000_000
-            print(self.options.json ? #"{"id": "\#(info.id)", "node": "\#(self.node)"}"# : "pong from \(info.id) at \(self.node) (\(ms) ms)")
+            print(self.options.json ? try Terminal.json(DHTReport.Pong(id: "\(info.id)", node: self.node))
+                : "pong from \(info.id) at \(self.node) (\(ms) ms)")
         }
     }
 
@@ -132,20 +179,27 @@ struct DHTCommand: AsyncParsableCommand {
 
         func run() async throws {
             let id = try DHTCommand.nodeID(self.infoHash, "the info-hash")
-            let outcome = try await DHTCommand.withNode(self.options, "peers") { try await $0.run(.getPeers(infoHash: id), joinFirst: true) }
-            switch outcome {
-            case .peers(_, let peers, let closest):
-                if self.options.json {
-                    print(try Terminal.json(PeersJSON(peers: peers.map(\.description),
-                        closest_nodes: closest.map(\.node.endpoint.description))))
-                } else {
-                    for p in peers { print(p) }
-                    Terminal.stderr("dht peers: \(peers.count) peers, asked \(closest.count) closest nodes\n")
-                }
-                if peers.isEmpty { throw ExitCode(1) }
-            case .failed(let f): throw DHTCommand.fail(f)
-            default: throw DHTCommandError.failed("unexpected answer")
+            var report = try await DHTCommand.viaDaemon(self.options, "peers") { client in
+                try DaemonClient.decode(DHTReport.Peers.self, try await client.send(.POST, "/api/dht/peers",
+                    json: ["info_hash": self.infoHash.lowercased()], timeout: .seconds(120)), snakeCase: false)
             }
+            if report == nil {
+                let outcome = try await DHTCommand.withNode(self.options, "peers") { try await $0.run(.getPeers(infoHash: id), joinFirst: true) }
+                switch outcome {
+                case .peers(_, let peers, let closest):
+                    report = DHTReport.Peers(peers: peers.map(\.description), closestNodes: closest.map(\.node.endpoint.description))
+                case .failed(let f): throw DHTCommand.fail(f)
+                default: throw DHTCommandError.failed("unexpected answer")
+                }
+            }
+            let found = report!
+            if self.options.json {
+                print(try Terminal.json(found))
+            } else {
+                for p in found.peers { print(p) }
+                Terminal.stderr("dht peers: \(found.peers.count) peers, asked \(found.closestNodes.count) closest nodes\n")
+            }
+            if found.peers.isEmpty { throw ExitCode(1) }
         }
     }
 
@@ -260,16 +314,24 @@ struct DHTCommand: AsyncParsableCommand {
 
         func run() async throws {
             let target = try DHTCommand.endpoint(self.node)
-            let random = NodeID(bytes: (0..<20).map { _ in UInt8.random(in: .min ... .max) })!
-            let outcome = try await DHTCommand.withNode(self.options, "sample") {
-                try await $0.run(.sampleInfohashes(from: target, target: random), joinFirst: false)
+            var report = try await DHTCommand.viaDaemon(self.options, "sample") { client in
+                try DaemonClient.decode(DHTReport.Samples.self, try await client.send(.POST, "/api/dht/sample",
+                    json: NodeBody(node: self.node), timeout: .seconds(60)), snakeCase: false)
             }
-            guard case .samples(let s) = outcome else {
-                if case .failed(let f) = outcome { throw DHTCommand.fail(f) }
-                throw DHTCommandError.failed("unexpected answer")
+            if report == nil {
+                let random = NodeID(bytes: (0..<20).map { _ in UInt8.random(in: .min ... .max) })!
+                let outcome = try await DHTCommand.withNode(self.options, "sample") {
+                    try await $0.run(.sampleInfohashes(from: target, target: random), joinFirst: false)
+                }
+                guard case .samples(let s) = outcome else {
+                    if case .failed(let f) = outcome { throw DHTCommand.fail(f) }
+                    throw DHTCommandError.failed("unexpected answer")
+                }
+                report = DHTReport.Samples(samples: s.samples.map(\.description), available: s.available)
             }
+            let s = report!
             if self.options.json {
-                print(try Terminal.json(SamplesJSON(samples: s.samples.map(\.description), available: s.available)))
+                print(try Terminal.json(s))
             } else {
                 for h in s.samples { print(h) }
                 Terminal.stderr("dht sample: \(s.samples.count) of \(s.available.map(String.init) ?? "?") info-hashes\n")
@@ -282,23 +344,21 @@ struct DHTCommand: AsyncParsableCommand {
         @OptionGroup var options: Options
 
         func run() async throws {
-            let stats = try await DHTCommand.withNode(self.options, "stats") { service -> DHTNode.Stats in
-                _ = try await service.run(.findNode(NodeID(bytes: (0..<20).map { _ in UInt8.random(in: .min ... .max) })!),
-                    joinFirst: true)
-                guard let stats = await service.stats() else { throw DHTCommandError.failed("no figures") }
-                return stats
+            var report = try await DHTCommand.viaDaemon(self.options, "stats") { client in
+                try DaemonClient.decode(DHTReport.Stats.self, try await client.send(.GET, "/api/dht"), snakeCase: false)
             }
-            let rows: [(String, String)] = [
-                ("node id", "\(stats.id)"), ("IPv4 nodes", "\(stats.ipv4Nodes)"), ("IPv6 nodes", "\(stats.ipv6Nodes)"),
-                ("good nodes", "\(stats.goodNodes)"), ("buckets", "\(stats.buckets)"),
-                ("queries sent", "\(stats.queriesSent)"), ("queries received", "\(stats.queriesReceived)"),
-                ("responses received", "\(stats.responsesReceived)"), ("bytes in", "\(stats.bytesReceived)"),
-                ("bytes out", "\(stats.bytesSent)"),
-            ]
+            if report == nil {
+                report = try await DHTCommand.withNode(self.options, "stats") { service -> DHTReport.Stats in
+                    _ = try await service.run(.findNode(NodeID(bytes: (0..<20).map { _ in UInt8.random(in: .min ... .max) })!),
+                        joinFirst: true)
+                    guard let stats = await service.stats() else { throw DHTCommandError.failed("no figures") }
+                    return DHTReport.Stats(stats)
+                }
+            }
             if self.options.json {
-                print(try Terminal.json(Dictionary(uniqueKeysWithValues: rows.map { ($0.0.replacingOccurrences(of: " ", with: "_"), $0.1) })))
+                print(try Terminal.json(report!))
             } else {
-                for (k, v) in rows { print("\(k):".padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
+                for (k, v) in report!.rows { print("\(k):".padding(toLength: 20, withPad: " ", startingAt: 0) + v) }
             }
         }
     }
@@ -349,12 +409,4 @@ enum DHTCommandError: Error, CustomStringConvertible {
     }
 }
 
-private struct SamplesJSON: Encodable {
-    var samples: [String]
-    var available: Int64?
-}
-
-private struct PeersJSON: Encodable {
-    var peers: [String]
-    var closest_nodes: [String]
-}
+private struct NodeBody: Encodable { var node: String }

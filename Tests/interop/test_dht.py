@@ -59,6 +59,14 @@ def test_the_daemon_gets_a_bare_magnet_through_the_dht(tmp_path, procs, swarm):
     d.wait(id, lambda t: t["state"] == "seeding", timeout=120, what="the bare magnet")
     assert tree_digest(d.downloads / "trackerless") == tree_digest(swarm["src"])
     assert d.ok("GET", "/api/session")["dht_nodes"] >= 1
+    # `peer dht` uses the daemon's node (it has joined; a temporary node here would have no bootstrap at all).
+    stats = json.loads(run_peer("dht", "stats", "--state", d.state, "--json").stdout)
+    assert stats["node_id"] == d.ok("GET", "/api/dht")["node_id"] and stats["ipv4_nodes"] >= 1
+    found = json.loads(run_peer("dht", "peers", id, "--state", d.state, "--json", timeout=60).stdout)
+    assert any(p.startswith("127.0.0.125:") for p in found["peers"]), found
+    assert "the daemon's node" in run_peer("dht", "ping", swarm["hub"], "--state", d.state).stdout
+    status, _, err = d.request("POST", "/api/dht/peers", {"info_hash": "xyz"})
+    assert status == 400 and "40 hex digits" in err["error"]["message"]
     d.proc.stop()
     db = sqlite3.connect(d.state / "peer.sqlite")
     (nodes,) = db.execute("SELECT length(value) FROM setting WHERE key = 'dht-nodes'").fetchone()

@@ -224,12 +224,15 @@ public final class PeerNode: @unchecked Sendable {
     func dial(_ engine: any PeerHost, _ address: String) {
         let key = DialKey(host: ObjectIdentifier(engine), address: address)
         let fresh = self.addresses.withLock { !$0.own.contains(address) && $0.dialed.insert(key).inserted }
+        if TorrentEngine.debug { engine.eventLoop.execute { engine.log("dial \(address): \(fresh ? "dialling" : "skipped")") } }
         guard fresh, let (host, port) = Self.splitHostPort(address) else { return }
         let forget: @Sendable () -> Void = { _ = self.addresses.withLock { $0.dialed.remove(key) } }
         self.open(engine, host: host, port: port).whenComplete { result in
             switch result {
             case .success(let channel): channel.closeFuture.whenComplete { _ in forget() }
-            case .failure: forget()
+            case .failure(let error):
+                if TorrentEngine.debug { engine.eventLoop.execute { engine.log("dial \(address): \(error)") } }
+                forget()
             }
         }
     }

@@ -46,7 +46,7 @@ public actor Session {
     public nonisolated let node: PeerNode
     let store: SessionStore
     public private(set) var listenPort = 0
-    private var dht: DHTService?
+    var dht: DHTService?
     private var torrents: [String: Managed] = [:]
     private var aliases: [String: String] = [:]
     private var subscribers: [Int: AsyncStream<SessionEvent>.Continuation] = [:]
@@ -810,7 +810,12 @@ public actor Session {
             }
             m.lastSample = now
             if snap.progress.peers == 0 && !snap.progress.complete && now - (m.lastDial ?? now) >= .seconds(15) {
+                // Starving: dial the named peers again and look the torrent up on the DHT now, not at the next
+                // round (a lookup may have raced the end of the metadata fetch, or found nobody yet).
                 self.dialNamedPeers(m, engine)
+                if self.dht != nil && m.metainfo?.isPrivate == false {
+                    self.node.trackOnDHT(engine, listenPort: self.listenPort)
+                }
             }
             if m.isComplete {
                 m.record.seedingSeconds += 1
