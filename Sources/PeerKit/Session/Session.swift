@@ -160,6 +160,9 @@ public actor Session {
     /// Adds a torrent; it starts at once unless `options.paused`.
     /// - Throws: `SessionError.badRequest` for a source that is not a torrent, `.conflict` when it is there.
     public func add(_ source: TorrentSource, options: AddOptions = AddOptions()) async throws(SessionError) -> TorrentStatus {
+        // Checked before a URL is fetched: a request that cannot succeed makes no connection.
+        let savePath = options.savePath ?? self.settings.downloadDir
+        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path, got \"\(savePath)\"") }
         var magnetText: String?
         var magnet: MagnetLink?
         var metainfo: TorrentMetainfo?
@@ -195,8 +198,6 @@ public actor Session {
         if self.find(id) != nil || alias.map({ self.find($0) != nil }) == true {
             throw .conflict("the torrent \(id) is already there")
         }
-        let savePath = options.savePath ?? self.settings.downloadDir
-        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path, got \"\(savePath)\"") }
         let name = metainfo?.name ?? magnet?.displayName ?? id
         let record = TorrentRecord(id: id, alias: alias, name: name, magnet: magnetText,
             metainfo: fileBytes.map { Data($0) }, savePath: savePath, paused: options.paused,
