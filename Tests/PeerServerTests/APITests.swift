@@ -439,6 +439,8 @@ struct AddTests {
                 (#"{"magnet": "http://example.com/"}"#, "magnet"),
                 (#"{"magnet": "\#(good)", "save_path": "relative/dir"}"#, "save_path"),
                 (#"{"url": "ftp://127.0.0.1/a.torrent"}"#, "http"),
+                // Refused before anything is fetched (port 1: nothing listens there anyway).
+                (#"{"url": "http://127.0.0.1:1/a.torrent", "save_path": "relative"}"#, "save_path"),
                 (#"{"url": "file:///etc/passwd"}"#, "http"),
             ]
             for c in cases {
@@ -624,6 +626,10 @@ struct ReadTests {
             #expect(paused.status == .ok)
             #expect(try paused.json()["id"]?.string == media.id)
             #expect(try await api.ids() == [media.id])
+            // Its v2 hash as a magnet link (BEP 52 btmh) is the same torrent: 409.
+            let btmh = try await api.call(.post, "/api/torrents", json: #"{"magnet": "magnet:?xt=urn:btmh:1220\#(v2)"}"#)
+            expectError(btmh, .conflict, "conflict")
+            #expect(try await api.ids() == [media.id])
         }
     }
 
@@ -724,6 +730,15 @@ struct ChangeTests {
             try await api.waitFor(media.id, .seeding)
             #expect(try await api.detail(media.id)["save_path"]?.string == target)
             #expect(try await api.detail(media.id)["progress"]?.double == 1)
+
+            // A folder of that name at the target already: refused, and the files stay where they are.
+            let occupied = api.root + "/occupied"
+            try write(occupied + "/media/other.txt", [1])
+            let clash = try await api.call(.post, "/api/torrents/\(media.id)/move", json: #"{"save_path": "\#(occupied)"}"#)
+            expectError(clash, .badRequest, "bad_request")
+            #expect(try await api.detail(media.id)["save_path"]?.string == target)
+            #expect(read(media.path("clip.webm", in: target)) == media.data["clip.webm"])
+            #expect(filesUnder(occupied) == ["media/other.txt"])
         }
     }
 
@@ -793,6 +808,22 @@ struct ChangeTests {
             for (i, id) in [b, a, c].enumerated() {
                 #expect(try await api.detail(id)["queue_position"]?.int == i)
             }
+        }
+    }
+
+    @Test("max_active_downloads queues the others; queue_position decides which one runs")
+    func queueing() async throws {
+        try await withAPI { api in
+            #expect(try await api.call(.patch, "/api/settings", json: #"{"max_active_downloads": 1}"#).status == .ok)
+            let a = try await api.addMagnet(name: "a")
+            let b = try await api.addMagnet(name: "b")
+            #expect(try await api.detail(a)["state"]?.string == "metadata")
+            #expect(try await api.detail(b)["state"]?.string == "queued")
+            #expect(try await api.call(.patch, "/api/torrents/\(b)", json: #"{"queue_position": 0}"#).status == .ok)
+            try await api.waitFor(a, .queued, timeout: .seconds(5))
+            #expect(try await api.detail(b)["state"]?.string == "metadata")
+            #expect(try await api.call(.patch, "/api/settings", json: #"{"max_active_downloads": 2}"#).status == .ok)
+            try await api.waitFor(a, .metadata, timeout: .seconds(5))
         }
     }
 
@@ -1317,6 +1348,14 @@ struct EventTests {
             #expect(events[added].contains("\"name\":\"second\""))
             let removed = try #require(events.firstIndex(of: "event: removed\ndata: {\"id\":\"\(second)\"}"))
             #expect(added < removed)
+
+            // A torrent that checks complete is announced as completed.
+            let media = try Media(in: api.downloads)
+            _ = try await api.addTorrent(media.bytes)
+            try await poll("the completed event", timeout: .seconds(10)) { out.text.contains("event: completed\n") }
+            let completed = try #require(out.text.components(separatedBy: "\n\n").first { $0.hasPrefix("event: completed\n") })
+            #expect(completed.contains("\"id\":\"\(media.id)\""))
+            #expect(completed.contains("\"progress\":1"))
 
             reader.cancel()
             try await poll("the stream to end", timeout: .seconds(5)) { out.finished }
