@@ -296,8 +296,17 @@ public actor Session {
 
     /// Replaces the settings (a caller changing a few reads `currentSettings()` first).
     public func updateSettings(_ s: SessionSettings) throws(SessionError) -> SessionSettings {
+        var s = s
         guard s.downloadDir.hasPrefix("/") else { throw .badRequest("download_dir must be an absolute path") }
         guard s.maxActiveDownloads >= 1 else { throw .badRequest("max_active_downloads must be at least 1") }
+        // Every engine started later takes these limits: a negative rate would stop it on RateLimiter's
+        // precondition (the whole process, on every start once saved), a negative seeding limit pause it at once.
+        if let r = s.maxDownloadRate, r < 0 { throw .badRequest("max_download_rate must not be negative") }
+        if let r = s.maxUploadRate, r < 0 { throw .badRequest("max_upload_rate must not be negative") }
+        if let r = s.seedRatioLimit, r < 0 { throw .badRequest("seed_ratio_limit must not be negative") }
+        if let r = s.seedTimeLimit, r < 0 { throw .badRequest("seed_time_limit must not be negative") }
+        if s.maxDownloadRate == 0 { s.maxDownloadRate = nil }
+        if s.maxUploadRate == 0 { s.maxUploadRate = nil }
         do { try self.store.setSetting("settings", JSONEncoder().encode(s)) } catch {
             throw .internalError("cannot save the settings: \(error)")
         }
