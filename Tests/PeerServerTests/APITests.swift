@@ -1060,6 +1060,11 @@ struct SessionTests {
                 (#"{"download_dir": 5}"#, "download_dir"),
                 (#"{"max_download_rate": "fast"}"#, "max_download_rate"),
                 (#"{"seed_ratio_limit": "x"}"#, "seed_ratio_limit"),
+                // A negative rate used to be saved, and stopped the process at the next torrent's start.
+                (#"{"max_download_rate": -5}"#, "max_download_rate"),
+                (#"{"max_upload_rate": -1}"#, "max_upload_rate"),
+                (#"{"seed_ratio_limit": -1}"#, "seed_ratio_limit"),
+                (#"{"seed_time_limit": -1}"#, "seed_time_limit"),
                 (#"{"max_active_downloads": 3, "download_dir": "relative"}"#, "download_dir"),
                 ("{", "JSON"),
             ]
@@ -1076,6 +1081,10 @@ struct SessionTests {
             #expect(try cleared.json()["seed_ratio_limit"]?.isNull == true)
             #expect(try cleared.json()["seed_time_limit"]?.int == 3600)
             #expect(await api.session.currentSettings().maxActiveDownloads == 2)
+            // Session callers get the same meaning of 0: no limit (an engine cannot run at 0 bytes/s).
+            var direct = await api.session.currentSettings()
+            direct.maxUploadRate = 0
+            #expect(try await api.session.updateSettings(direct).maxUploadRate == nil)
         }
     }
 
