@@ -362,7 +362,9 @@ public actor Session {
         if let t = m.metainfo, let top = t.files.first?.path.first {
             let from = m.record.savePath + "/" + top
             let to = savePath + "/" + top
-            if FileManager.default.fileExists(atPath: from) {
+            // Moving to where the files are is nothing to do (rename would say the target exists).
+            let same = FilePath(from).lexicallyNormalized() == FilePath(to).lexicallyNormalized()
+            if !same && FileManager.default.fileExists(atPath: from) {
                 do {
                     try FileManager.default.createDirectory(atPath: savePath, withIntermediateDirectories: true)
                     try FileManager.default.moveItem(atPath: from, toPath: to)
