@@ -731,12 +731,21 @@ struct ChangeTests {
             #expect(try await api.detail(media.id)["save_path"]?.string == target)
             #expect(try await api.detail(media.id)["progress"]?.double == 1)
 
+            // Moving to where it is already (however written) changes nothing.
+            for path in [target, target + "/", api.root + "/./moved"] {
+                let here = try await api.call(.post, "/api/torrents/\(media.id)/move", json: #"{"save_path": "\#(path)"}"#)
+                #expect(here.status == .ok, "\(path): \(here.text)")
+                #expect(read(media.path("clip.webm", in: target)) == media.data["clip.webm"])
+            }
+            try await api.waitFor(media.id, .seeding)
+            #expect(try await api.detail(media.id)["progress"]?.double == 1)
+
             // A folder of that name at the target already: refused, and the files stay where they are.
             let occupied = api.root + "/occupied"
             try write(occupied + "/media/other.txt", [1])
             let clash = try await api.call(.post, "/api/torrents/\(media.id)/move", json: #"{"save_path": "\#(occupied)"}"#)
             expectError(clash, .badRequest, "bad_request")
-            #expect(try await api.detail(media.id)["save_path"]?.string == target)
+            #expect(try await api.detail(media.id)["save_path"]?.string == api.root + "/./moved")
             #expect(read(media.path("clip.webm", in: target)) == media.data["clip.webm"])
             #expect(filesUnder(occupied) == ["media/other.txt"])
         }
