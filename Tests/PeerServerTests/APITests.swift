@@ -553,6 +553,21 @@ struct PathTests {
             }
             #expect(filesUnder(seed + "/evil") == Set(files.map(\.safe)))
 
+            // A single-file torrent named "../../escape-TAG" is one file, under the save path.
+            let lone = pattern(5000, seed: 7)
+            let single = Bencoded.dict([("info", .dict([
+                ("name", .text("../../escape-\(tag)")), ("length", .int(lone.count)), ("piece length", .int(16384)),
+                ("pieces", .bytes(v1Pieces(lone, pieceLength: 16384))),
+            ]))]).encoded
+            let singleID = try TorrentMetainfo(bytes: single).infoHashes.id
+            try write(seed + "/.._.._escape-\(tag)", lone)
+            _ = try await api.addTorrent(single, savePath: seed, seeding: true)
+            #expect(try await api.detail(singleID)["files"]?[0]?["path"]?.string == ".._.._escape-\(tag)")
+            #expect(try await api.detail(singleID)["name"]?.string == ".._.._escape-\(tag)")
+            for folder in outside { #expect(!FileManager.default.fileExists(atPath: folder + "/escape-\(tag)")) }
+            #expect(try await api.call(.delete, "/api/torrents/\(singleID)?delete_data=true").status == .noContent)
+            #expect(!FileManager.default.fileExists(atPath: seed + "/.._.._escape-\(tag)"))
+
             // Deleting with its data removes those files, and only those.
             let kept = filesUnder(api.root).filter { !$0.hasPrefix("seed/evil/") && !$0.hasPrefix("state/") }
             #expect(try await api.call(.delete, "/api/torrents/\(id)?delete_data=true").status == .noContent)
@@ -1012,6 +1027,16 @@ struct StreamTests {
                 expectError(try await api.call(.get, "/api/torrents/\(media.id)/files/\(index)/stream"), .notFound,
                     "not_found")
             }
+
+            // A skipped file, and any file of a paused torrent, cannot be streamed: 409.
+            let skip = try await api.call(.put, "/api/torrents/\(media.id)/files",
+                json: #"{"priorities": [{"index": \#(clip), "priority": "skip"}]}"#)
+            #expect(skip.status == .ok)
+            try await api.waitFor(media.id, .seeding)
+            expectError(try await api.call(.get, uri), .conflict, "conflict", mentioning: "skipped")
+            #expect(try await api.call(.post, "/api/torrents/\(media.id)/pause").status == .ok)
+            expectError(try await api.call(.get, "/api/torrents/\(media.id)/files/\(media.index("song.mp3"))/stream"),
+                .conflict, "conflict", mentioning: "paused")
         }
     }
 }
