@@ -1165,6 +1165,22 @@ struct SessionTests {
         }
     }
 
+    @Test("the web UI's pages need no token, and carry a content security policy")
+    func webUI() async throws {
+        try await withAPI { api in
+            for (uri, type) in [("/", "text/html"), ("/login", "text/html"), ("/app.js", "text/javascript"),
+                ("/style.css", "text/css")]
+            {
+                let r = try await api.call(.get, uri, token: false)
+                #expect(r.status == .ok, "\(uri)")
+                #expect(r.headers[.contentType]?.hasPrefix(type) == true, "\(uri)")
+                #expect(r.headers[.contentSecurityPolicy]?.contains("frame-ancestors 'none'") == true, "\(uri)")
+                #expect(r.headers[.xContentTypeOptions] == "nosniff", "\(uri)")
+                #expect(r.body.readableBytes > 0, "\(uri)")
+            }
+        }
+    }
+
     @Test("an unknown path is 404 and a wrong method 405, both as JSON")
     func unknownPathsAndMethods() async throws {
         try await withAPI { api in
