@@ -5,6 +5,10 @@ import Metainfo
 import PeerKit
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 @testable import PeerServer
 
 // The HTTP API of docs/api.md, endpoint by endpoint: each answer on good input, and on bad input the JSON
@@ -1431,5 +1435,113 @@ struct EventTests {
         #expect(PeerServer.format(.error(id: "abc", message: "disk \"full\"\nnow"))
             == "event: error\ndata: {\"id\":\"abc\",\"message\":\"disk \\\"full\\\"\\nnow\"}\n\n")
         #expect(PeerServer.event("snapshot", TorrentsList(torrents: [])) == "event: snapshot\ndata: {\"torrents\":[]}\n\n")
+    }
+}
+
+// MARK: - Over a real socket
+
+/// Sends `request` to 127.0.0.1:`port` and reads until `done` holds for what came, the server closes, or 5 s pass.
+/// The blocking calls run on a thread of their own: on Swift's few cooperative threads they would starve the
+/// server they wait for.
+func rawHTTP(port: Int, _ request: String, until done: @escaping @Sendable (String) -> Bool = { _ in false }) async throws
+    -> String
+{
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try blockingHTTP(port: port, request, until: done) }) }
+    }
+}
+
+private func blockingHTTP(port: Int, _ request: String, until done: (String) -> Bool) throws -> String {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let bytes = Array(request.utf8)
+    guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw POSIXError(.EIO) }
+    var received: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while !done(String(decoding: received, as: UTF8.self)) {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        received += buffer[0..<n]
+    }
+    return String(decoding: received, as: UTF8.self)
+}
+
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { self.lock.withLock { self.value } }
+    func set() { self.lock.withLock { self.value = true } }
+}
+
+@Suite("The API over a real socket")
+struct LiveTests {
+    /// The server on 127.0.0.1 (a free port), and its port.
+    func withLiveAPI(_ body: @escaping @Sendable (Int, Session) async throws -> Void) async throws {
+        try await withSession { session, _ in
+            let auth = APIAuth(token: testToken, allowedHosts: ["nas.lan"])
+            let app = Application(router: PeerServer.router(session: session, auth: auth),
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await app.test(.live) { client in try await body(try #require(client.port), session) }
+        }
+    }
+
+    func get(_ port: Int, _ path: String, host: String? = nil, _ headers: [String] = []) async throws -> String {
+        let lines = ["GET \(path) HTTP/1.1", "Host: \(host ?? "127.0.0.1:\(port)")", "Connection: close"] + headers
+        return try await rawHTTP(port: port, lines.joined(separator: "\r\n") + "\r\n\r\n")
+    }
+
+    @Test("Host and Origin as a browser sends them")
+    func hostAndOrigin() async throws {
+        try await withLiveAPI { port, _ in
+            let bearer = "Authorization: Bearer \(testToken)"
+            #expect(try await self.get(port, "/api/session", [bearer]).hasPrefix("HTTP/1.1 200"))
+            #expect(try await self.get(port, "/api/session", host: "localhost:\(port)", [bearer]).hasPrefix("HTTP/1.1 200"))
+            #expect(try await self.get(port, "/api/session", host: "nas.lan:\(port)", [bearer]).hasPrefix("HTTP/1.1 200"))
+            let rebound = try await self.get(port, "/api/session", host: "evil.example:\(port)", [bearer])
+            #expect(rebound.hasPrefix("HTTP/1.1 403"))
+            #expect(rebound.contains(#""code":"forbidden""#))
+            let own = try await self.get(port, "/api/session", [bearer, "Origin: http://127.0.0.1:\(port)"])
+            #expect(own.hasPrefix("HTTP/1.1 200"))
+            for origin in ["http://localhost:\(port)", "http://127.0.0.1:\(port + 1)", "http://evil.example"] {
+                let r = try await self.get(port, "/api/session", [bearer, "Origin: \(origin)"])
+                #expect(r.hasPrefix("HTTP/1.1 403"), "\(origin)")
+            }
+            #expect(try await self.get(port, "//api/session").hasPrefix("HTTP/1.1 401"))
+            #expect(try await self.get(port, "/metrics/").hasPrefix("HTTP/1.1 401"))
+        }
+    }
+
+    @Test("GET /api/events: headers and the snapshot arrive while the stream stays open")
+    func events() async throws {
+        try await withLiveAPI { port, session in
+            _ = try await session.add(.magnet(magnet(randomHex(20), name: "x")), options: AddOptions(paused: true))
+            let request = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nCookie: peer_token=\(testToken)\r\n\r\n"
+            let snapshotSeen = Flag()
+            async let reading = rawHTTP(port: port, request) { text in
+                if text.contains("event: snapshot\ndata: ") { snapshotSeen.set() }
+                return text.contains("event: added\n")
+            }
+            // Added once the stream has its snapshot, so that it must come as an event.
+            try await poll("the snapshot", timeout: .seconds(5)) { snapshotSeen.isSet }
+            let added = randomHex(20)
+            _ = try await session.add(.magnet(magnet(added, name: "later")), options: AddOptions(paused: true))
+            let text = try await reading
+            #expect(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(200))")
+            #expect(text.lowercased().contains("content-type: text/event-stream"))
+            #expect(text.contains("event: snapshot\ndata: {\"torrents\":[{"))
+            #expect(text.contains("event: added\ndata: {"))
+            #expect(text.contains("\"id\":\"\(added)\""))
+        }
     }
 }
