@@ -99,7 +99,7 @@ struct API: Sendable {
         return hash
     }
 
-    /// Adds a .torrent file (raw body), and waits for it to be seeding when `complete`.
+    /// Adds a .torrent file (raw body); with `seeding`, waits for its check to find it complete.
     func addTorrent(_ bytes: [UInt8], savePath: String? = nil, paused: Bool = false, seeding: Bool = false)
         async throws -> JSONValue
     {
@@ -112,10 +112,14 @@ struct API: Sendable {
         return summary
     }
 
-    /// Waits (at most 20 s) for a torrent to reach `state`.
+    /// Waits (at most 20 s) for a torrent to reach `state`; an error state ends the wait at once.
     func waitFor(_ id: String, _ state: TorrentState, timeout: Duration = .seconds(20)) async throws {
         try await poll("\(id) to be \(state)", timeout: timeout) {
-            try await self.session.status(id).state == state
+            let status = try await self.session.status(id)
+            if status.state == .error && state != .error {
+                throw TimedOut(description: "\(id) failed while waiting to be \(state): \(status.error ?? "")")
+            }
+            return status.state == state
         }
     }
 }
