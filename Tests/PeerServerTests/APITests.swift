@@ -700,11 +700,17 @@ struct ChangeTests {
             #expect(try paused.json()["state"]?.string == "paused")
             #expect(try paused.json()["paused"]?.bool == true)
             #expect(try await api.detail(id)["state"]?.string == "paused")
+            // The list too (it keeps the JSON of summaries that did not change).
+            func listed() async throws -> String? {
+                try await api.call(.get, "/api/torrents").json()["torrents"]?[0]?["state"]?.string
+            }
+            #expect(try await listed() == "paused")
             let resumed = try await api.call(.post, "/api/torrents/\(id)/resume")
             #expect(resumed.status == .ok)
             #expect(try resumed.json()["state"]?.string == "metadata")
             #expect(try resumed.json()["paused"]?.bool == false)
             #expect(try await api.detail(id)["paused"]?.bool == false)
+            #expect(try await listed() == "metadata")
         }
     }
 
