@@ -480,7 +480,7 @@ public actor Session {
         let pieceSize = map.pieceSize(map.index(piece)!)
         let length = min(maxLength, pieceSize - inPiece, Int(file.length - offset))
         do {
-            try await engine.waitForPieces(piece..<piece + 1, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)).get()
+            try await engine.waitForPieces(piece..<piece + 1, timeout: TimeAmount(timeout)).get()
             return try await engine.read(piece: piece, offset: inPiece, length: length).get()
         } catch let e as PieceWaitTimeout {
             throw .unavailable("\(e.description) (waited \(timeout))")
