@@ -1075,6 +1075,29 @@ struct StreamTests {
     }
 }
 
+extension StreamTests {
+    @Test("a piece that does not come in time is unavailable (503), after the whole wait")
+    func pieceTimeout() async throws {
+        try await withAPI { api in
+            // The data is elsewhere and no peer has it: the torrent downloads, and nothing arrives.
+            let media = try Media(in: api.root + "/source", version: .v1)
+            _ = try await api.addTorrent(media.bytes)
+            try await api.waitFor(media.id, .downloading)
+            let start = ContinuousClock.now
+            do {
+                _ = try await api.session.read(media.id, index: 0, offset: 0, maxLength: 100, timeout: .milliseconds(400))
+                Issue.record("a missing piece was read")
+            } catch let error as SessionError {
+                guard case .unavailable = error else { throw error }
+            }
+            #expect(ContinuousClock.now - start >= .milliseconds(350), "the wait is the one asked for")
+            let e = APIError(any: SessionError.unavailable("no piece"))
+            #expect(e.status == .serviceUnavailable)
+            #expect(e.code == "unavailable")
+        }
+    }
+}
+
 // MARK: - The session
 
 @Suite("Session, settings, metrics, OpenAPI, unknown paths")
