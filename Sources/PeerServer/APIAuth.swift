@@ -128,9 +128,11 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         if let why = self.auth.refusal(host: request.head.authority, origin: request.headers[.origin]) {
             return APIError.forbidden(why).response
         }
-        let path = request.uri.path
-        let open = path == "/api/login" || path == "/api/openapi.json"
-        if (path.hasPrefix("/api/") || path == "/api" || path == "/metrics") && !open && !self.auth.authorized(request) {
+        // By components, as the router matches: it skips empty ones, so "//api/torrents" and "/metrics/" reach
+        // the same handlers as "/api/torrents" and "/metrics", and must need the token as much.
+        let parts = request.uri.path.split(separator: "/")
+        let open = parts == ["api", "login"] || parts == ["api", "openapi.json"]
+        if (parts.first == "api" || parts.first == "metrics") && !open && !self.auth.authorized(request) {
             var e = APIError.unauthorized
             e.headers[.wwwAuthenticate] = "Bearer"
             return e.response

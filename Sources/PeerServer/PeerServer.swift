@@ -18,7 +18,26 @@ public enum PeerServer {
             guard Assets.web[name] != nil else { throw APIError.notFound("no \(name)") }
             return Assets.page(name)
         }
+        Self.refuseOtherMethods(router)
         return router
+    }
+
+    /// Hummingbird answers a method a path does not take as an unknown path (404); HTTP says 405 with
+    /// `Allow`, which tells a client its path is right and its method wrong. Added after the guard, so an
+    /// unauthorized request still gets 401 first.
+    static func refuseOtherMethods<Context: RequestContext>(_ router: Router<Context>) {
+        var taken: [String: (path: RouterPath, methods: Set<HTTPRequest.Method>)] = [:]
+        for route in router.routes { taken[route.path.description, default: (route.path, [])].methods.insert(route.method) }
+        for (path, methods) in taken.values {
+            let allow = methods.map(\.rawValue).sorted().joined(separator: ", ")
+            for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !methods.contains(method) {
+                router.on(path, method: method) { _, _ -> Response in
+                    var e = APIError(.methodNotAllowed, "method_not_allowed", "this path takes \(allow)")
+                    e.headers[.allow] = allow
+                    throw e
+                }
+            }
+        }
     }
 
     /// Serves `session` on `host:port` until SIGINT or SIGTERM; `onRunning` gets the bound port.

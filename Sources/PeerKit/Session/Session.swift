@@ -160,6 +160,9 @@ public actor Session {
     /// Adds a torrent; it starts at once unless `options.paused`.
     /// - Throws: `SessionError.badRequest` for a source that is not a torrent, `.conflict` when it is there.
     public func add(_ source: TorrentSource, options: AddOptions = AddOptions()) async throws(SessionError) -> TorrentStatus {
+        // Checked before a URL is fetched: a request that cannot succeed makes no connection.
+        let savePath = options.savePath ?? self.settings.downloadDir
+        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path, got \"\(savePath)\"") }
         var magnetText: String?
         var magnet: MagnetLink?
         var metainfo: TorrentMetainfo?
@@ -195,8 +198,6 @@ public actor Session {
         if self.find(id) != nil || alias.map({ self.find($0) != nil }) == true {
             throw .conflict("the torrent \(id) is already there")
         }
-        let savePath = options.savePath ?? self.settings.downloadDir
-        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path, got \"\(savePath)\"") }
         let name = metainfo?.name ?? magnet?.displayName ?? id
         let record = TorrentRecord(id: id, alias: alias, name: name, magnet: magnetText,
             metainfo: fileBytes.map { Data($0) }, savePath: savePath, paused: options.paused,
@@ -295,8 +296,17 @@ public actor Session {
 
     /// Replaces the settings (a caller changing a few reads `currentSettings()` first).
     public func updateSettings(_ s: SessionSettings) throws(SessionError) -> SessionSettings {
+        var s = s
         guard s.downloadDir.hasPrefix("/") else { throw .badRequest("download_dir must be an absolute path") }
         guard s.maxActiveDownloads >= 1 else { throw .badRequest("max_active_downloads must be at least 1") }
+        // Every engine started later takes these limits: a negative rate would stop it on RateLimiter's
+        // precondition (the whole process, on every start once saved), a negative seeding limit pause it at once.
+        if let r = s.maxDownloadRate, r < 0 { throw .badRequest("max_download_rate must not be negative") }
+        if let r = s.maxUploadRate, r < 0 { throw .badRequest("max_upload_rate must not be negative") }
+        if let r = s.seedRatioLimit, r < 0 { throw .badRequest("seed_ratio_limit must not be negative") }
+        if let r = s.seedTimeLimit, r < 0 { throw .badRequest("seed_time_limit must not be negative") }
+        if s.maxDownloadRate == 0 { s.maxDownloadRate = nil }
+        if s.maxUploadRate == 0 { s.maxUploadRate = nil }
         do { try self.store.setSetting("settings", JSONEncoder().encode(s)) } catch {
             throw .internalError("cannot save the settings: \(error)")
         }
@@ -352,7 +362,9 @@ public actor Session {
         if let t = m.metainfo, let top = t.files.first?.path.first {
             let from = m.record.savePath + "/" + top
             let to = savePath + "/" + top
-            if FileManager.default.fileExists(atPath: from) {
+            // Moving to where the files are is nothing to do (rename would say the target exists).
+            let same = FilePath(from).lexicallyNormalized() == FilePath(to).lexicallyNormalized()
+            if !same && FileManager.default.fileExists(atPath: from) {
                 do {
                     try FileManager.default.createDirectory(atPath: savePath, withIntermediateDirectories: true)
                     try FileManager.default.moveItem(atPath: from, toPath: to)
@@ -468,7 +480,7 @@ public actor Session {
         let pieceSize = map.pieceSize(map.index(piece)!)
         let length = min(maxLength, pieceSize - inPiece, Int(file.length - offset))
         do {
-            try await engine.waitForPieces(piece..<piece + 1, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)).get()
+            try await engine.waitForPieces(piece..<piece + 1, timeout: TimeAmount(timeout)).get()
             return try await engine.read(piece: piece, offset: inPiece, length: length).get()
         } catch let e as PieceWaitTimeout {
             throw .unavailable("\(e.description) (waited \(timeout))")
