@@ -81,7 +81,7 @@ public final class APIAuth: Sendable {
                 return "Host \(host) is not this daemon's; start it with --allow-host \(name) to use that name"
             }
         }
-        if let origin, origin != "null" {
+        if let origin {  // "null" too: a sandboxed frame or a file:// page is not the daemon's own
             // Same origin: the page was served by this server under the name the request uses.
             guard let host, origin.lowercased() == "http://" + host.lowercased() else {
                 return "requests from pages at \(origin) are refused"

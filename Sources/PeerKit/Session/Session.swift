@@ -66,8 +66,14 @@ public actor Session {
         self.store = try SessionStore(path: configuration.stateDirectory + "/peer.sqlite")
         var settings = SessionSettings(downloadDir: configuration.downloadDirectory)
         if let data = try? self.store.setting("settings"),
-            let saved = try? JSONDecoder().decode(SessionSettings.self, from: data)
+            var saved = try? JSONDecoder().decode(SessionSettings.self, from: data)
         {
+            // Values no longer accepted (a negative rate saved by an older version) fall back to none.
+            if (saved.maxDownloadRate ?? 0) < 0 { saved.maxDownloadRate = nil }
+            if (saved.maxUploadRate ?? 0) < 0 { saved.maxUploadRate = nil }
+            if (saved.seedRatioLimit ?? 0) < 0 { saved.seedRatioLimit = nil }
+            if (saved.seedTimeLimit ?? 0) < 0 { saved.seedTimeLimit = nil }
+            saved.maxActiveDownloads = max(1, saved.maxActiveDownloads)
             settings = saved
         }
         self.settings = settings
@@ -368,6 +374,9 @@ public actor Session {
                 do {
                     try FileManager.default.createDirectory(atPath: savePath, withIntermediateDirectories: true)
                     try FileManager.default.moveItem(atPath: from, toPath: to)
+                    // The bytes of skipped files that share pieces with wanted ones go along.
+                    let parts = "/.\(m.record.id).parts"
+                    try? FileManager.default.moveItem(atPath: m.record.savePath + parts, toPath: savePath + parts)
                 } catch {
                     if wasActive { self.activate(m) }
                     throw .badRequest("cannot move \(from) to \(savePath): \(error.localizedDescription)")
