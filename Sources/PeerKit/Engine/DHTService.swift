@@ -48,8 +48,17 @@ public final class DHTService: @unchecked Sendable {
     public static func start(
         group: any EventLoopGroup, bindHost: String?, port: Int, routers: [DHTEndpoint], knownNodes: [DHTEndpoint]
     ) async throws -> DHTService {
+        var configuration = DHTNode.Configuration()
+        configuration.version = Array("PE01".utf8)
+        if let host = bindHost, let ip = DHTEndpoint.IP(text: host) { configuration.families = [ip.family] }
         let box = Mutex<DHTService?>(nil)
         let channel = try await DatagramBootstrap(group: group)
+            // NIO reads a datagram into a buffer of fixed size and silently drops what does not fit (by default
+            // 2 048 bytes, exactly the decoder's limit): a 65 507-byte datagram whose first 2 048 bytes were a
+            // valid query was answered. One byte more than the limit lets the node see that it is too long.
+            .channelOption(
+                .recvAllocator,
+                value: FixedSizeRecvByteBufferAllocator(capacity: configuration.krpcLimits.maxDatagramLength + 1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(Receiver { bytes, source in
@@ -58,9 +67,6 @@ public final class DHTService: @unchecked Sendable {
                 }
             }
             .bind(host: bindHost ?? "0.0.0.0", port: port).get()
-        var configuration = DHTNode.Configuration()
-        configuration.version = Array("PE01".utf8)
-        if let host = bindHost, let ip = DHTEndpoint.IP(text: host) { configuration.families = [ip.family] }
         let node = DHTNode(configuration: configuration, at: .zero, seed: UInt64.random(in: .min ... .max))
         let service = DHTService(channel: channel, node: node, routers: routers, known: knownNodes)
         box.withLock { $0 = service }

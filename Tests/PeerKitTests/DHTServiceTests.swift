@@ -1,0 +1,66 @@
+import NIOCore
+import NIOPosix
+import PeerKit
+import Synchronization
+import Testing
+
+@Suite("DHTService: the UDP driver")
+struct DHTServiceTests {
+    /// A KRPC ping with transaction id `t`, padded with an unknown key (which nodes ignore) to exactly `length` bytes.
+    static func ping(t: String, length: Int) -> [UInt8] {
+        let head = Array("d1:ad2:id20:".utf8) + [UInt8](repeating: 7, count: 20)
+            + Array("e1:q4:ping1:t2:\(t)1:y1:q1:z".utf8)
+        for n in stride(from: length, through: 0, by: -1) {
+            let bytes = head + Array("\(n):".utf8) + [UInt8](repeating: UInt8(ascii: "p"), count: n)
+                + [UInt8(ascii: "e")]
+            if bytes.count == length { return bytes }
+        }
+        fatalError("no padding gives \(length) bytes")
+    }
+
+    /// Collects the transaction ids of the answers a socket receives (not of the node's own queries: it pings a
+    /// new querier).
+    final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let received = Mutex<[String]>([])
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let bytes = Array(Self.unwrapInboundIn(data).data.readableBytesView)
+            guard bytes.suffix(7).elementsEqual("1:y1:re".utf8) || bytes.suffix(7).elementsEqual("1:y1:ee".utf8)
+            else { return }
+            let marker = Array("1:t2:".utf8)
+            guard let i = bytes.indices.first(where: { bytes[$0...].starts(with: marker) }), i + 7 <= bytes.count
+            else { return }
+            self.received.withLock { $0.append(String(decoding: bytes[(i + 5)..<(i + 7)], as: UTF8.self)) }
+        }
+    }
+
+    @Test("a datagram over the decoder's 2 048 bytes is dropped, not read truncated (it may start with a query)")
+    func oversizedDatagram() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let service = try await DHTService.start(
+            group: group, bindHost: "127.0.0.1", port: 0, routers: [], knownNodes: [])
+        let collector = Collector()
+        let client = try await DatagramBootstrap(group: group)
+            .channelInitializer { ch in
+                ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(collector) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let node = try SocketAddress(ipAddress: "127.0.0.1", port: service.port)
+        func send(_ bytes: [UInt8]) async throws {
+            try await client.writeAndFlush(AddressedEnvelope(remoteAddress: node, data: ByteBuffer(bytes: bytes)))
+        }
+        // A valid 2 048-byte ping followed by 2 000 more bytes, then a valid ping of exactly 2 048 bytes.
+        try await send(Self.ping(t: "aa", length: 2048) + [UInt8](repeating: 0, count: 2000))
+        try await send(Self.ping(t: "bb", length: 2048))
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !collector.received.withLock({ $0.contains("bb") }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        // Both came from one socket on loopback and are answered in order: an answer to "aa" would be here by now.
+        #expect(collector.received.withLock { $0 } == ["bb"])
+        try await client.close()
+        await service.stop()
+        try await group.shutdownGracefully()
+    }
+}
