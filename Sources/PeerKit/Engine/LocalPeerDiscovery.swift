@@ -47,6 +47,8 @@ final class LocalPeerDiscovery: @unchecked Sendable {
         let box = Mutex<LocalPeerDiscovery?>(nil)
         let channel = try await DatagramBootstrap(group: loops)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // One byte over the announce limit, so that a longer datagram is seen as too long, not cut.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: LocalDiscovery.maxDatagram + 1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(Receiver(cookie: cookie) { announce, source in

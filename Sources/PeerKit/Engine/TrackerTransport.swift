@@ -208,6 +208,9 @@ final class UDPTrackerTransport: TrackerTransport, @unchecked Sendable {
             configuration: Self.sessionConfiguration, using: &rng)
         let local = self.bindHost ?? (resolved.protocol == .inet6 ? "::" : "0.0.0.0")
         let future = DatagramBootstrap(group: self.eventLoop)
+            // NIO's default 2 048-byte read buffer would cut a long answer (IPv6 peers are 18 bytes each) silently.
+            .channelOption(.recvAllocator,
+                value: FixedSizeRecvByteBufferAllocator(capacity: TrackerLimits.maxDatagramLength + 1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UDPTrackerHandler(transport: self))
