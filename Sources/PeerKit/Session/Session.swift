@@ -424,7 +424,7 @@ public actor Session {
             guard t.files.indices.contains(index), !t.files[index].isPadding else { throw .notFound("no file \(index) in \(id)") }
             all[index] = priority == .normal ? nil : priority
         }
-        m.record.priorities = all.isEmpty ? nil : Self.encodePriorities(all)
+        m.priorities = all
         try self.persist(m)
         await self.restart(m)
         return try self.detail(id)
@@ -537,11 +537,6 @@ public actor Session {
         return (m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }?.trackers ?? []).map { [$0] }
     }
 
-    static func encodePriorities(_ p: [Int: FilePriority]) -> String {
-        let dict = Dictionary(uniqueKeysWithValues: p.map { (String($0.key), $0.value.rawValue) })
-        return String(decoding: (try? JSONEncoder().encode(dict)) ?? Data("{}".utf8), as: UTF8.self)
-    }
-
     static func metainfo(bytes: [UInt8], magnet: String?) throws -> TorrentMetainfo {
         var t = try TorrentMetainfo(bytes: bytes)
         if t.webSeeds.isEmpty, let m = magnet.flatMap({ try? MagnetLink(parsing: $0) }) { t.webSeeds = m.webSeeds }
@@ -564,7 +559,7 @@ public actor Session {
         var size: Int64 = 0
         var progress = 0.0
         if let t = m.metainfo {
-            let skipped = m.priorities.filter { $0.value == .skip }.keys
+            let skipped = m.skippedFiles
             size = t.files.filter { !$0.isPadding && !skipped.contains($0.index) }.reduce(0) { $0 + $1.length }
             if let p = m.snapshot?.progress {
                 progress = p.wantedPieces > 0 ? Double(p.havePieces) / Double(p.wantedPieces) : 1
@@ -669,7 +664,7 @@ public actor Session {
         let id = m.record.id
         let store = self.store
         let directory = m.record.savePath
-        let unselected = Set(m.priorities.filter { $0.value == .skip }.keys)
+        let unselected = m.skippedFiles
         self.checkQueue.async {
             let prepared = Self.prepare(t, id: id, directory: directory, unselected: unselected, store: store)
             Task { await self.engineReady(id: id, generation: generation, prepared) }
@@ -719,7 +714,7 @@ public actor Session {
         var config = TorrentEngine.Configuration()
         config.seedAfterDownload = true
         config.sequential = m.record.sequential
-        config.unselectedFiles = Set(m.priorities.filter { $0.value == .skip }.keys)
+        config.unselectedFiles = m.skippedFiles
         config.highPriorityFiles = Set(m.priorities.filter { $0.value == .high }.keys)
         config.resume = p.resume
         config.maxDownloadRate = m.record.maxDownloadRate ?? self.settings.maxDownloadRate
@@ -919,6 +914,7 @@ final class Managed {
 
     init(record: TorrentRecord) {
         self.record = record
+        self.priorities = Self.decodePriorities(record.priorities)
         self.baseDownloaded = record.downloaded
         self.baseUploaded = record.uploaded
     }
@@ -933,7 +929,7 @@ final class Managed {
         if let p = self.snapshot?.progress { return p.complete }
         guard let have = self.have, let map = self.pieceMap else { return false }
         if have.allSet { return true }
-        let skipped = Set(self.priorities.filter { $0.value == .skip }.keys)
+        let skipped = self.skippedFiles
         for f in map.files where !f.isPadding && !skipped.contains(f.index) {
             for i in map.pieces(ofFile: f.index) where !have[i] { return false }
         }
@@ -945,10 +941,20 @@ final class Managed {
         self.have = snapshot.have
     }
 
+    /// File priorities other than normal, decoded once from the record and written back to it when set (the
+    /// status of every torrent reads them once a second).
     var priorities: [Int: FilePriority] {
-        guard let text = self.record.priorities,
-            let dict = try? JSONDecoder().decode([String: FilePriority].self, from: Data(text.utf8))
-        else { return [:] }
+        didSet {
+            let dict = Dictionary(uniqueKeysWithValues: self.priorities.map { (String($0.key), $0.value.rawValue) })
+            self.record.priorities = dict.isEmpty ? nil : (try? JSONEncoder().encode(dict)).map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+
+    /// Files never fetched.
+    var skippedFiles: Set<Int> { Set(self.priorities.filter { $0.value == .skip }.keys) }
+
+    static func decodePriorities(_ text: String?) -> [Int: FilePriority] {
+        guard let text, let dict = try? JSONDecoder().decode([String: FilePriority].self, from: Data(text.utf8)) else { return [:] }
         return Dictionary(uniqueKeysWithValues: dict.compactMap { k, v in Int(k).map { ($0, v) } })
     }
 }
