@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import PeerKit
 
 /// The web UI's files (Sources/PeerServer/Web, copied into the bundle) and the OpenAPI document, read once.
 enum Assets {
@@ -30,15 +31,12 @@ enum Assets {
             return APIError.notFound("no \(name) in the web UI (the bundle Peer_PeerServer.resources is missing?)").response
         }
         return Response(status: .ok,
-            headers: [.contentType: PeerKitMedia.type(name), .contentSecurityPolicy: Self.policy, .cacheControl: "no-cache"],
+            headers: [.contentType: Self.contentType(name), .contentSecurityPolicy: Self.policy, .cacheControl: "no-cache"],
             body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
-}
 
-import PeerKit
-
-enum PeerKitMedia {
-    static func type(_ name: String) -> String {
+    /// The web UI's own types, else the media types PeerKit knows.
+    static func contentType(_ name: String) -> String {
         if name.hasSuffix(".js") { return "text/javascript; charset=utf-8" }
         if name.hasSuffix(".css") { return "text/css; charset=utf-8" }
         if name.hasSuffix(".svg") { return "image/svg+xml" }
