@@ -18,6 +18,7 @@ import time
 
 import pytest
 
+from clients import bencode as benc
 from conftest import PEER, run_peer
 from test_daemon import Daemon
 from test_swarm import Proc, procs  # noqa: F401 (procs is a fixture)
@@ -30,22 +31,7 @@ MAX_T = 8
 SHORT_ERROR = 100  # "a short fixed error": error 203/204 with a 2-byte t, our address and the version is ~70 bytes
 
 
-# --- a tiny bencoder ---------------------------------------------------------------------------------------------
-
-def benc(x):
-    if isinstance(x, int):
-        return b"i%de" % x
-    if isinstance(x, str):
-        x = x.encode()
-    if isinstance(x, bytes):
-        return b"%d:%s" % (len(x), x)
-    if isinstance(x, list):
-        return b"l" + b"".join(benc(i) for i in x) + b"e"
-    if isinstance(x, dict):
-        items = sorted((k.encode() if isinstance(k, str) else k, v) for k, v in x.items())
-        return b"d" + b"".join(benc(k) + benc(v) for k, v in items) + b"e"
-    raise TypeError(x)
-
+# --- bencoding: clients.py's encoder, and a strict decoder with text keys ------------------------------------------
 
 def bdec(b):
     """Decodes one bencoded value (dictionary keys as str); ValueError on anything malformed or trailing."""
