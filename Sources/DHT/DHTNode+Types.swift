@@ -143,8 +143,11 @@ extension DHTNode {
         /// Another node announced a peer to us (stored in the peer store).
         case peerAnnounced(infoHash: NodeID, peer: DHTEndpoint)
         /// The nodes we ask agree on a new external address for us (BEP 42 `ip`). A node whose ID does not
-        /// match it may want to restart with `NodeID.secure(for:using:)`.
+        /// match it changes ID (`idChanged`) unless its ID was configured.
         case externalAddressChanged(DHTEndpoint.IP)
+        /// BEP 42: the node took a new ID that matches its external address; the routing tables were rebuilt
+        /// around it and a lookup of the new ID refills its neighbourhood.
+        case idChanged(NodeID)
     }
 
     /// Tuning. The defaults follow the BEPs and libtorrent's figures.

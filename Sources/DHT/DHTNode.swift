@@ -78,8 +78,9 @@ public struct DHTNode: Sendable {
         var item: DHTItem?
     }
 
-    /// Our node ID.
-    public let id: NodeID
+    /// Our node ID: configured, else random until the nodes we ask agree on our external address, then one
+    /// that BEP 42 derives from it.
+    public private(set) var id: NodeID
     public let configuration: Configuration
     /// Our external IP: configured, or agreed on by the nodes we ask (BEP 42 `ip`).
     public private(set) var externalIP: DHTEndpoint.IP?
@@ -485,7 +486,7 @@ public struct DHTNode: Sendable {
             return
         }
         self.pending[tid] = nil
-        if let reported = message.requesterAddress { self.vote(reported.ip, by: source.ip) }
+        if let reported = message.requesterAddress { self.vote(reported.ip, by: source.ip, at: now) }
         switch message.kind {
         case .response(let response):
             self.counters.responsesReceived += 1
@@ -635,7 +636,7 @@ public struct DHTNode: Sendable {
     }
 
     /// Records one node's report of our external address; changes `externalIP` when enough agree.
-    private mutating func vote(_ reported: DHTEndpoint.IP, by voter: DHTEndpoint.IP) {
+    private mutating func vote(_ reported: DHTEndpoint.IP, by voter: DHTEndpoint.IP, at now: Instant) {
         if let i = self.votes.firstIndex(where: { $0.voter == voter }) {
             self.votes[i].reported = reported
         } else {
@@ -652,6 +653,29 @@ public struct DHTNode: Sendable {
         else { return }
         self.externalIP = best.ip
         self.events.append(.externalAddressChanged(best.ip))
+        // One ID serves both families; an IPv4 address decides it when the node has an IPv4 table.
+        if self.configuration.nodeID == nil, !self.id.isSecure(for: best.ip),
+            best.ip.family == .ipv4 || self.tables[.ipv4] == nil
+        {
+            self.changeID(to: NodeID.secure(for: best.ip, using: &self.rng), at: now)
+        }
+    }
+
+    /// Takes `id` as the node's ID: every routing table is rebuilt around it from the nodes it held (the
+    /// buckets depend on our ID), and a silent lookup of the new ID fills the buckets near it. Lookups under
+    /// way go on; queries in flight are answered to the same transaction ids.
+    private mutating func changeID(to id: NodeID, at now: Instant) {
+        self.id = id
+        self.counters.id = id
+        for (family, old) in self.tables {
+            var table = RoutingTable(ownID: id, configuration: self.configuration.routing, at: now)
+            for node in old.nodes { _ = table.heardFrom(node, at: now) }
+            self.tables[family] = table
+        }
+        self.events.append(.idChanged(id))
+        let lookup = LookupID(rawValue: self.nextLookupID)
+        self.nextLookupID += 1
+        self.startLookup(lookup, kind: .bootstrap, target: id, seeds: [], silent: true, at: now)
     }
 
     // MARK: Lookups

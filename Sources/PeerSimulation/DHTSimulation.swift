@@ -214,7 +214,7 @@ public struct DHTSimulation {
                 peers.contains(want)
             else { return }
             self.firstPeer[t.index] = self.now
-        case .peerAnnounced, .externalAddressChanged:
+        case .peerAnnounced, .externalAddressChanged, .idChanged:
             break
         }
     }

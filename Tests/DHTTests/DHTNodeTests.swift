@@ -378,6 +378,43 @@ struct DHTNodeQueryTests {
         }
         #expect(node.externalIP == me.ip)
         #expect(node.drainEvents().contains(.externalAddressChanged(me.ip)))
+        #expect(node.id == idStarting(0x11), "a configured ID is kept")
+    }
+
+    @Test("a random ID becomes a BEP 42 ID for the agreed address; the table and a lookup under way are kept")
+    func secureIDOnExternalAddress() throws {
+        var node = DHTNode(configuration: .init(), at: .zero, seed: 4)
+        let me = v4(99, 1, 2, 3, port: 6881)
+        let first = node.id
+        #expect(!first.isSecure(for: me.ip))
+        let peers = (0..<4).map { v4(20, 0, 0, UInt8($0)) }
+        for (i, peer) in peers.enumerated() {
+            node.handle(.ping(peer), at: .zero)
+            let t = try node.sent()[0].message().transactionID
+            let pong = KRPCMessage(
+                transactionID: t, kind: .response(KRPCResponse(sender: idStarting(0x30 + UInt8(i)))),
+                requesterAddress: i < 3 ? me : nil)
+            node.receive(pong.encoded, from: peer, at: .zero)
+        }
+        #expect(node.id == first, "three votes are not enough")
+        let lookup = node.handle(.getPeers(infoHash: idStarting(0x31)), at: at(1))
+        let asked = node.sent()
+        #expect(!asked.isEmpty)
+        #expect(try asked.map { try $0.message().query?.sender }.allSatisfy { $0 == first })
+
+        // The fourth vote, from the node that has not voted yet, in its answer to the lookup.
+        let query = try #require(asked.first { $0.destination == peers[3] })
+        let answer = KRPCMessage(transactionID: try query.message().transactionID,
+            kind: .response(KRPCResponse(sender: idStarting(0x33))), requesterAddress: me)
+        node.receive(answer.encoded, from: peers[3], at: at(1))
+        #expect(node.id != first && node.id.isSecure(for: me.ip))
+        let events = node.drainEvents()
+        #expect(events.contains(.externalAddressChanged(me.ip)) && events.contains(.idChanged(node.id)))
+        #expect(node.routingTable(.ipv4)?.nodes.count == 4, "every node is kept in the rebuilt table")
+        #expect(node.activeLookups >= 1 && !events.contains { if case .finished(lookup, _) = $0 { true } else { false } })
+        let later = node.sent()
+        let senders = try later.map { try $0.message().query?.sender }
+        #expect(!later.isEmpty && senders.allSatisfy { $0 == node.id }, "queries from now on carry the new ID")
     }
 
     @Test("a lookup with nobody to ask fails at once with noNodes")

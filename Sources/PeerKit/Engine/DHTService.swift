@@ -209,7 +209,7 @@ public final class DHTService: @unchecked Sendable {
             }
         case .peersFound(_, let hash, let peers):
             self.deliver(peers, for: hash)
-        case .peerAnnounced, .externalAddressChanged:
+        case .peerAnnounced, .externalAddressChanged, .idChanged:
             break
         }
     }
