@@ -178,7 +178,9 @@ let package = Package(
         .testTarget(
             name: "PeerServerTests",
             dependencies: [
-                "PeerServer", "PeerKit", "Metainfo", "PeerBase",
+                "PeerServer", "PeerKit", "Metainfo", "PeerBase", "DHT", "Bencode",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

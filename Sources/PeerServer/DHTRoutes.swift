@@ -10,7 +10,7 @@ struct InfoHashRequest: Decodable {
 }
 
 extension PeerServer {
-    /// `/api/dht`: the daemon's DHT node for `peer dht stats|peers|ping|sample`.
+    /// `/api/dht`: the daemon's DHT node for `peer dht stats|peers|ping|sample|get|put`.
     static func addDHT<Context: RequestContext>(to router: Router<Context>, session: Session) {
         let dht = router.group("api/dht")
         dht.get { _, _ in try JSON.response(try await session.dhtStats()) }
@@ -23,6 +23,14 @@ extension PeerServer {
             else { throw APIError(.internalServerError, "internal", "unexpected answer") }
             return try JSON.response(DHTReport.Peers(peers: peers.map(\.description),
                 closestNodes: closest.map(\.node.endpoint.description)))
+        }
+        dht.post("get") { request, _ in
+            try JSON.response(try await session.dhtGet(try await JSON.decode(DHTReport.GetRequest.self, from: request,
+                limit: 4096)))
+        }
+        dht.post("put") { request, _ in
+            try JSON.response(try await session.dhtPut(try await JSON.decode(DHTReport.PutRequest.self, from: request,
+                limit: 16384)))
         }
         dht.post("ping") { request, _ in
             let target = try await Self.node(request)

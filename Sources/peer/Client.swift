@@ -320,7 +320,12 @@ struct StatsCommand: AsyncParsableCommand {
 /// A failure to report in one line; the command then exits 1.
 struct ClientError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// The HTTP status of an error the daemon answered; nil when there was no answer.
+    var status: UInt?
+    init(_ description: String, status: UInt? = nil) {
+        self.description = description
+        self.status = status
+    }
 }
 
 /// The daemon's address and token, read from the state folder, and the HTTP client that calls it.
@@ -408,7 +413,7 @@ struct DaemonClient: Sendable {
             throw ClientError(self.describe(error))
         }
         guard (200..<300).contains(status.code) else {
-            throw ClientError(Self.apiError(status.code, status.reason, bytes))
+            throw ClientError(Self.apiError(status.code, status.reason, bytes), status: status.code)
         }
         return bytes
     }

@@ -13,11 +13,11 @@ struct DHTCommand: AsyncParsableCommand {
         commandName: "dht",
         abstract: "Ask the Mainline DHT directly: ping a node, find peers, store and fetch BEP 44 items.",
         discussion: """
-            When a daemon (`peer serve`) runs on the state folder, ping, peers, sample and stats use its node, \
-            which has joined the DHT already (--no-daemon, --bind, --port or --dht-bootstrap say otherwise). \
-            Else, and for put and get, each command starts a temporary DHT node (on --bind, UDP --port), joins \
-            the DHT from the nodes saved in the state folder and the bootstrap nodes, does its work and saves the \
-            routing table again.
+            When a daemon (`peer serve`) runs on the state folder, every command uses its node, which has \
+            joined the DHT already (--no-daemon, --bind, --port or --dht-bootstrap say otherwise); put signs a \
+            mutable item here and hands the daemon the signed item, never the key. Else each command starts a \
+            temporary DHT node (on --bind, UDP --port), joins the DHT from the nodes saved in the state folder \
+            and the bootstrap nodes, does its work and saves the routing table again.
 
             Examples:
               peer dht ping 127.0.0.2:6881
@@ -137,10 +137,9 @@ struct DHTCommand: AsyncParsableCommand {
         return id
     }
 
-    /// A value as people read it: the text of a string value, else its bencoding.
-    static func show(_ value: BencodeValue) -> String {
-        if let bytes = value.bytes, let text = String(validating: bytes, as: UTF8.self) { return text }
-        return String(decoding: BencodeEncoder.encode(value), as: UTF8.self)
+    /// Checks a request's fields before any node starts: a bad one is a usage error.
+    static func checked<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as SessionError { throw ValidationError(error.description) }
     }
 
     static func fail(_ failure: LookupFailure) -> DHTCommandError { .failed(failure.description) }
@@ -203,13 +202,61 @@ struct DHTCommand: AsyncParsableCommand {
         }
     }
 
+    /// BEP 44 gets and puts, on the daemon's node or a temporary one.
+    struct Items: Sendable {
+        /// The item, or nil when no node has it.
+        let get: @Sendable (DHTReport.GetRequest) async throws -> DHTReport.Item?
+        let put: @Sendable (DHTReport.PutRequest) async throws -> DHTReport.Stored
+    }
+
+    static func withItems<T: Sendable>(_ options: Options, _ command: String,
+        _ body: @escaping @Sendable (Items) async throws -> T) async throws -> T
+    {
+        if let result = try await viaDaemon(options, command, { client in
+            try await body(Items(
+                get: { request in
+                    do {
+                        return try DaemonClient.decode(DHTReport.Item.self, try await client.send(.POST, "/api/dht/get",
+                            json: request, timeout: .seconds(120)), snakeCase: false)
+                    } catch let e as ClientError where e.status == 404 {
+                        return nil
+                    }
+                },
+                put: { request in
+                    try DaemonClient.decode(DHTReport.Stored.self, try await client.send(.POST, "/api/dht/put",
+                        json: request, timeout: .seconds(120)), snakeCase: false)
+                }))
+        }) {
+            return result
+        }
+        return try await withNode(options, command) { service in
+            try await body(Items(
+                get: { request in
+                    let (target, salt) = try request.lookup()
+                    switch try await service.run(.get(target: target, salt: salt), joinFirst: true) {
+                    case .item(_, let item, _): return item.map(DHTReport.Item.init)
+                    case .failed(let f): throw DHTCommand.fail(f)
+                    default: throw DHTCommandError.failed("unexpected answer")
+                    }
+                },
+                put: { request in
+                    switch try await service.run(.put(try request.item(), cas: request.cas), joinFirst: true) {
+                    case .stored(let target, let accepted, let refusals):
+                        return DHTReport.Stored(target: target, acceptedBy: accepted, refusals: refusals)
+                    case .failed(let f): throw DHTCommand.fail(f)
+                    default: throw DHTCommandError.failed("unexpected answer")
+                    }
+                }))
+        }
+    }
+
     struct Put: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Store a BEP 44 item (a text value).")
         @Option(help: "Store this text as an immutable item (its target is the SHA-1 of its bencoding).")
         var immutable: String?
         @Option(help: "Store this text as a mutable item signed with --key.")
         var mutable: String?
-        @Option(help: "The key file (a hex ed25519 seed, as `peer dht keygen` writes).")
+        @Option(help: "The key file (a hex ed25519 seed, as `peer dht keygen` writes). It stays here: a daemon gets the signed item.")
         var key: String?
         @Option(help: "Salt for a mutable item (text), so one key can hold several items.")
         var salt: String = ""
@@ -218,47 +265,36 @@ struct DHTCommand: AsyncParsableCommand {
         func validate() throws {
             guard (self.immutable == nil) != (self.mutable == nil) else { throw ValidationError("give --immutable or --mutable") }
             if self.mutable != nil && self.key == nil { throw ValidationError("--mutable needs --key FILE") }
+            if self.salt.utf8.count > DHTItem.maxSaltLength { throw ValidationError("--salt: at most 64 bytes") }
         }
 
         func run() async throws {
+            let stored: DHTReport.Stored
             if let text = self.immutable {
-                let item = DHTItem.immutable(.text(text))
-                let outcome = try await DHTCommand.withNode(self.options, "put") { try await $0.run(.put(item, cas: nil), joinFirst: true) }
-                try Self.report(outcome, target: item.target, json: self.options.json)
-                return
-            }
-            let privateKey = try Keygen.load(self.key!)
-            let publicKey = Array(privateKey.publicKey.rawRepresentation)
-            let salt = Array(self.salt.utf8)
-            let value = BencodeValue.text(self.mutable!)
-            let target = MutableItem.target(publicKey: publicKey, salt: salt)
-            let outcome = try await DHTCommand.withNode(self.options, "put") { service in
-                // The next sequence number after the one stored now (compare-and-swap on it).
-                var sequence: Int64 = 0
-                var cas: Int64?
-                if case .item(_, .mutable(let current)?, _) = try await service.run(.get(target: target, salt: salt), joinFirst: true) {
-                    sequence = current.sequence + 1
-                    cas = current.sequence
-                }
-                let item = try MutableItem.signed(value: value, sequence: sequence, salt: salt, privateKey: privateKey)
-                return try await service.run(.put(.mutable(item), cas: cas), joinFirst: true)
-            }
-            try Self.report(outcome, target: target, json: self.options.json)
-        }
-
-        static func report(_ outcome: LookupOutcome, target: NodeID, json: Bool) throws {
-            guard case .stored(_, let accepted, let refusals) = outcome else {
-                if case .failed(let f) = outcome { throw DHTCommand.fail(f) }
-                throw DHTCommandError.failed("unexpected answer")
-            }
-            if json {
-                print(try Terminal.json(["target": "\(target)", "stored_on": "\(accepted.count)", "refused_by": "\(refusals.count)"]))
+                let request = DHTReport.PutRequest(.immutable(.text(text)))
+                _ = try DHTCommand.checked { try request.item() }
+                stored = try await DHTCommand.withItems(self.options, "put") { try await $0.put(request) }
             } else {
-                print("\(target)")
-                Terminal.stderr("dht put: stored on \(accepted.count) nodes"
-                    + (refusals.isEmpty ? "" : ", refused by \(refusals.count) (\(refusals[0].message))") + "\n")
+                let privateKey = try Keygen.load(self.key!)
+                let publicKey = Hex.encode(Array(privateKey.publicKey.rawRepresentation))
+                let salt = self.salt.isEmpty ? nil : self.salt
+                let value = BencodeValue.text(self.mutable!)
+                stored = try await DHTCommand.withItems(self.options, "put") { items in
+                    // The next sequence number after the one stored now (compare-and-swap on it).
+                    let current = try await items.get(DHTReport.GetRequest(publicKey: publicKey, salt: salt))?.seq
+                    let item = try MutableItem.signed(value: value, sequence: current.map { $0 + 1 } ?? 0,
+                        salt: Array((salt ?? "").utf8), privateKey: privateKey)
+                    return try await items.put(DHTReport.PutRequest(.mutable(item), cas: current))
+                }
             }
-            if accepted.isEmpty { throw ExitCode(1) }
+            if self.options.json {
+                print(try Terminal.json(stored))
+            } else {
+                print(stored.target)
+                Terminal.stderr("dht put: stored on \(stored.storedOn) nodes"
+                    + (stored.refusal.map { ", refused by \(stored.refusedBy) (\($0))" } ?? "") + "\n")
+            }
+            if stored.storedOn == 0 { throw ExitCode(1) }
         }
     }
 
@@ -274,35 +310,18 @@ struct DHTCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let target: NodeID
-            var salt: [UInt8] = []
-            if let hash = self.immutable {
-                target = try DHTCommand.nodeID(hash, "--immutable")
-            } else {
-                guard let key = Hex.decode(self.mutable!), key.count == 32 else {
-                    throw ValidationError("--mutable must be a public key of 64 hex digits")
-                }
-                salt = Array(self.salt.utf8)
-                target = MutableItem.target(publicKey: key, salt: salt)
-            }
-            let outcome = try await DHTCommand.withNode(self.options, "get") { [salt] in
-                try await $0.run(.get(target: target, salt: salt), joinFirst: true)
-            }
-            guard case .item(_, let item, _) = outcome else {
-                if case .failed(let f) = outcome { throw DHTCommand.fail(f) }
-                throw DHTCommandError.failed("unexpected answer")
-            }
-            guard let item else {
+            let request = DHTReport.GetRequest(target: self.immutable?.lowercased(), publicKey: self.mutable?.lowercased(),
+                salt: self.mutable != nil && !self.salt.isEmpty ? self.salt : nil)
+            let (target, _) = try DHTCommand.checked { try request.lookup() }
+            guard let item = try await DHTCommand.withItems(self.options, "get", { try await $0.get(request) }) else {
                 Terminal.error("dht get", "no node has \(target)")
                 throw ExitCode(1)
             }
-            var seq: Int64?
-            if case .mutable(let m) = item { seq = m.sequence }
             if self.options.json {
-                print(try Terminal.json(["value": DHTCommand.show(item.value), "seq": seq.map(String.init) ?? ""]))
+                print(try Terminal.json(item))
             } else {
-                print(DHTCommand.show(item.value))
-                if let seq { Terminal.stderr("dht get: sequence number \(seq)\n") }
+                print(item.value)
+                if let seq = item.seq { Terminal.stderr("dht get: sequence number \(seq)\n") }
             }
         }
     }

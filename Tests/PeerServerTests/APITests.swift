@@ -22,11 +22,15 @@ let testToken = String(repeating: "0123456789abcdef", count: 4)
 
 /// A session on a fresh temporary folder (`ROOT/state`, downloads in `ROOT/downloads`), shut down and
 /// removed afterwards, also when `body` throws.
-func withSession<R>(_ body: (Session, String) async throws -> R) async throws -> R {
+func withSession<R>(configure: (inout Session.Configuration) -> Void = { _ in },
+    _ body: (Session, String) async throws -> R) async throws -> R
+{
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("peer-api-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: root) }
-    let session = try Session(configuration: .quiet(state: root + "/state", downloads: root + "/downloads"))
+    var configuration = Session.Configuration.quiet(state: root + "/state", downloads: root + "/downloads")
+    configure(&configuration)
+    let session = try Session(configuration: configuration)
     do {
         try await session.start()
         let result = try await body(session, root)
@@ -125,10 +129,10 @@ struct API: Sendable {
 }
 
 /// A session and its API for one test.
-func withAPI<R: Sendable>(allowedHosts: [String] = [], _ body: @escaping @Sendable (API) async throws -> R)
-    async throws -> R
+func withAPI<R: Sendable>(allowedHosts: [String] = [], configure: (inout Session.Configuration) -> Void = { _ in },
+    _ body: @escaping @Sendable (API) async throws -> R) async throws -> R
 {
-    try await withSession { session, root in
+    try await withSession(configure: configure) { session, root in
         let auth = APIAuth(token: testToken, allowedHosts: allowedHosts)
         let app = Application(router: PeerServer.router(session: session, auth: auth))
         return try await app.test(.router) { client in

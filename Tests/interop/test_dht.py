@@ -67,6 +67,22 @@ def test_the_daemon_gets_a_bare_magnet_through_the_dht(tmp_path, procs, swarm):
     assert "the daemon's node" in run_peer("dht", "ping", swarm["hub"], "--state", d.state).stdout
     status, _, err = d.request("POST", "/api/dht/peers", {"info_hash": "xyz"})
     assert status == 400 and "40 hex digits" in err["error"]["message"]
+    # BEP 44 through the daemon's node (the state folder holds no routing table of its own, so a temporary node
+    # could not even join): what it stores, a node of our own reads back, and the other way round.
+    before = d.ok("GET", "/api/dht")["queries_sent"]
+    put = json.loads(run_peer("dht", "put", "--immutable", "via the daemon", "--state", d.state, "--json",
+                              timeout=60).stdout)
+    assert put["stored_on"] >= 1 and d.ok("GET", "/api/dht")["queries_sent"] > before
+    assert peer_dht(tmp_path, "127.0.0.127", swarm["hub"], "get", "--immutable", put["target"]).stdout == "via the daemon\n"
+    key = tmp_path / "daemon.key"
+    public = run_peer("dht", "keygen", "-o", key).stdout.strip()
+    for text in ["one", "two"]:
+        run_peer("dht", "put", "--mutable", text, "--key", key, "--salt", "s", "--state", d.state, timeout=60)
+    got = json.loads(run_peer("dht", "get", "--mutable", public, "--salt", "s", "--state", d.state, "--json",
+                              timeout=60).stdout)
+    assert (got["value"], got["seq"], got["public_key"]) == ("two", 1, public)
+    mine = peer_dht(tmp_path, "127.0.0.127", swarm["hub"], "put", "--immutable", "via a node of its own").stdout.strip()
+    assert run_peer("dht", "get", "--immutable", mine, "--state", d.state, timeout=60).stdout == "via a node of its own\n"
     d.proc.stop()
     db = sqlite3.connect(d.state / "peer.sqlite")
     (nodes,) = db.execute("SELECT length(value) FROM setting WHERE key = 'dht-nodes'").fetchone()

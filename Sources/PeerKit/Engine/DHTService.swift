@@ -35,6 +35,14 @@ public final class DHTService: @unchecked Sendable {
     static let interval: TimeAmount = .minutes(5)
     /// How long to wait before joining again when a bootstrap found nobody.
     static let retry: TimeAmount = .seconds(15)
+    /// How long a command that needs the routing table waits for the node to join.
+    static let joinTimeout: TimeAmount = .seconds(30)
+
+    /// A command gave up waiting for the node to join the DHT.
+    public struct NotJoined: Error, CustomStringConvertible {
+        public var seconds: Int64
+        public var description: String { "no DHT node answered within \(self.seconds) s (check --dht-bootstrap)" }
+    }
 
     private init(channel: any Channel, node: DHTNode, routers: [DHTEndpoint], known: [DHTEndpoint]) {
         self.channel = channel
@@ -121,6 +129,13 @@ public final class DHTService: @unchecked Sendable {
             guard joinFirst && !self.joined else { return start() }
             let joined = self.eventLoop.makePromise(of: Void.self)
             self.joinWaiters.append(joined)
+            // A node nobody answers retries its bootstrap for ever; its callers do not wait for ever.
+            let timeout = self.eventLoop.scheduleTask(in: Self.joinTimeout) {
+                guard let i = self.joinWaiters.firstIndex(where: { $0.futureResult === joined.futureResult }) else { return }
+                self.joinWaiters.remove(at: i)
+                joined.fail(NotJoined(seconds: Self.joinTimeout.nanoseconds / 1_000_000_000))
+            }
+            joined.futureResult.whenComplete { _ in timeout.cancel() }
             return joined.futureResult.flatMap(start)
         }.get()
     }
