@@ -19,6 +19,7 @@ import Darwin
 ///   fail with `StorageError.symbolicLink` instead of reaching outside.
 /// - Files not selected for download (`unselected`) are never created: the bytes of theirs that share a
 ///   piece with a selected file live in a part file instead, at `piece * pieceLength + offset`.
+///   `moveSharedPieces` moves such bytes between the part file and the files when the selection changes.
 /// - At most `maxOpenFiles` descriptors stay open (least recently used closed first); a descriptor in
 ///   use by another thread is closed only when that thread is done with it.
 public final class FileStorage: TorrentStorage {
@@ -82,9 +83,10 @@ public final class FileStorage: TorrentStorage {
             unselected: unselected, partFile: partFile)
     }
 
-    /// Where a span's bytes live: its file and offset, or the part file for an unselected file.
-    private func location(_ span: FileSpan, piece: PieceIndex) -> (key: Int, offset: Int64) {
-        guard self.unselected.contains(span.fileIndex) else { return (span.fileIndex, span.fileOffset) }
+    /// Where a span's bytes live when the files in `parts` keep theirs in the part file: its file and
+    /// offset, or the part file at `piece * pieceLength + offset`.
+    private func location(_ span: FileSpan, piece: PieceIndex, parts: Set<Int>) -> (key: Int, offset: Int64) {
+        guard parts.contains(span.fileIndex) else { return (span.fileIndex, span.fileOffset) }
         return (Self.partKey, Int64(piece.value) * Int64(self.pieceMap.pieceLength) + Int64(span.pieceOffset))
     }
 
@@ -107,9 +109,14 @@ public final class FileStorage: TorrentStorage {
 
     public func read(piece: PieceIndex, offset: Int, length: Int) throws(StorageError) -> [UInt8] {
         try self.checkRange(piece, offset: offset, length: length)
+        return try self.read(piece: piece, offset: offset, length: length, parts: self.unselected)
+    }
+
+    /// Reads bytes of a piece as laid out when the files in `parts` keep theirs in the part file.
+    private func read(piece: PieceIndex, offset: Int, length: Int, parts: Set<Int>) throws(StorageError) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: length)
         for span in self.pieceMap.spans(piece: piece, offset: offset, length: length) where !span.isPadding {
-            let (key, fileOffset) = self.location(span, piece: piece)
+            let (key, fileOffset) = self.location(span, piece: piece, parts: parts)
             let file = try self.acquire(key, writable: false)
             defer { self.release(file) }
             let start = span.pieceOffset - offset
@@ -137,15 +144,19 @@ public final class FileStorage: TorrentStorage {
     public func write(piece: PieceIndex, offset: Int, bytes: [UInt8]) throws(StorageError) {
         try self.checkRange(piece, offset: offset, length: bytes.count)
         for span in self.pieceMap.spans(piece: piece, offset: offset, length: bytes.count) where !span.isPadding {
-            let (key, fileOffset) = self.location(span, piece: piece)
-            let file = try self.acquire(key, writable: true)
-            defer { self.release(file) }
-            let start = span.pieceOffset - offset
-            do {
-                _ = try file.fd.writeAll(toAbsoluteOffset: fileOffset, bytes[start..<start + span.length])
-            } catch {
-                throw self.error(error, .write, span.fileIndex)
-            }
+            try self.write(span, of: piece, from: bytes[(span.pieceOffset - offset)...])
+        }
+    }
+
+    /// Writes one span of a piece where this storage keeps it, from the start of `bytes`.
+    private func write(_ span: FileSpan, of piece: PieceIndex, from bytes: ArraySlice<UInt8>) throws(StorageError) {
+        let (key, fileOffset) = self.location(span, piece: piece, parts: self.unselected)
+        let file = try self.acquire(key, writable: true)
+        defer { self.release(file) }
+        do {
+            _ = try file.fd.writeAll(toAbsoluteOffset: fileOffset, bytes.prefix(span.length))
+        } catch {
+            throw self.error(error, .write, span.fileIndex)
         }
     }
 
@@ -168,29 +179,83 @@ public final class FileStorage: TorrentStorage {
                 out.append(nil)
                 continue
             }
-            if self.unselected.contains(file.index) {
-                // What is kept of an unselected file is in the part file.
-                out.append(part)
-                continue
-            }
-            guard let folder = try self.openParent(of: file.index, create: false) else {
-                out.append(nil)
-                continue
-            }
-            defer { Posix.closeDescriptor(folder) }
-            let name = file.path[file.path.count - 1]
-            switch Posix.statAt(folder, name) {
-            case .success(nil): out.append(nil)
-            case .success(let info?):
-                switch Posix.kind(info) {
-                case .regular: out.append(Posix.status(info))
-                case .symbolicLink: throw .symbolicLink(path: self.displayPath(file.index))
-                case .folder, .other: throw .notARegularFile(path: self.displayPath(file.index))
-                }
-            case .failure(let e): throw StorageError(errno: e, operation: .stat, path: self.displayPath(file.index))
-            }
+            // What is kept of an unselected file is in the part file.
+            out.append(try self.unselected.contains(file.index) ? part : self.statusOnDisk(file.index))
         }
         return out
+    }
+
+    /// The status of a file's own copy on disk (never the part file's): nil when there is none.
+    private func statusOnDisk(_ index: Int) throws(StorageError) -> FileStatus? {
+        guard let folder = try self.openParent(of: index, create: false) else { return nil }
+        defer { Posix.closeDescriptor(folder) }
+        let path = self.pieceMap.files[index].path
+        switch Posix.statAt(folder, path[path.count - 1]) {
+        case .success(nil): return nil
+        case .success(let info?):
+            switch Posix.kind(info) {
+            case .regular: return Posix.status(info)
+            case .symbolicLink: throw .symbolicLink(path: self.displayPath(index))
+            case .folder, .other: throw .notARegularFile(path: self.displayPath(index))
+            }
+        case .failure(let e): throw StorageError(errno: e, operation: .stat, path: self.displayPath(index))
+        }
+    }
+
+    // MARK: - Part file
+
+    /// Puts the bytes of pieces that a wanted file shares with others where this storage looks for them,
+    /// after the selection changed; then, when no file is unselected, deletes the part file. Call it before
+    /// checking the data on disk, while nothing else uses the storage.
+    ///
+    /// A newly unselected file's bytes in such pieces are copied from its own file into the part file; a
+    /// newly selected file's are copied from the part file into its own file (created if needed). The
+    /// selection they were written with is not recorded: the disk tells, since an unselected file is never
+    /// created: a file's bytes are in its own file when it exists, else in the part file. A piece is moved
+    /// only when it fails its hash check where this storage looks and passes it where the bytes are, and
+    /// only the spans whose place changes are written, so verified bytes are never overwritten and the
+    /// other files keep their modification times (and with them their resume data). Nothing is deleted
+    /// but the part file: a newly unselected file stays on disk as it is, as libtorrent leaves a file set
+    /// to priority 0.
+    /// - Returns: the number of pieces moved.
+    /// - Throws: `StorageError` when a write fails; a piece that cannot be read where the bytes are is
+    ///   left alone (it fails the check that follows and is downloaded again).
+    @discardableResult
+    public func moveSharedPieces(verifier: PieceVerifier) throws(StorageError) -> Int {
+        guard let partFile = self.partFile else { return 0 }
+        // Every file selected and no part file: nothing is anywhere else (an ordinary download).
+        if self.unselected.isEmpty, case .success(nil) = Posix.statAt(AT_FDCWD, partFile.string) { return 0 }
+        var onDisk: [Int: Bool] = [:]
+        func exists(_ index: Int) -> Bool {
+            if let known = onDisk[index] { return known }
+            let found: Bool
+            do { found = try self.statusOnDisk(index) != nil } catch {
+                found = true  // a link, say: counted as there, reading it fails and the piece stays
+            }
+            onDisk[index] = found
+            return found
+        }
+        var moved = 0
+        for piece in self.pieceMap.allPieces {
+            let spans = self.pieceMap.spans(piece: piece).filter { !$0.isPadding }
+            // A piece of one file, or of unselected files only, is never kept in two places.
+            guard spans.count > 1, spans.contains(where: { !self.unselected.contains($0.fileIndex) }) else { continue }
+            let held = Set(spans.map(\.fileIndex).filter { !exists($0) })
+            let moving = spans.filter { held.contains($0.fileIndex) != self.unselected.contains($0.fileIndex) }
+            let size = self.pieceMap.pieceSize(piece)
+            guard !moving.isEmpty, (try? self.verify(piece: piece, with: verifier))?.passed != true,
+                let bytes = try? self.read(piece: piece, offset: 0, length: size, parts: held),
+                verifier.verify(piece, bytes: bytes).passed
+            else { continue }
+            for span in moving { try self.write(span, of: piece, from: bytes[span.pieceOffset...]) }
+            moved += 1
+        }
+        if self.unselected.isEmpty {
+            // Nothing reads it any more; a part file that cannot be deleted is only wasted space.
+            self.forget(Self.partKey)
+            _ = partFile.withPlatformString { unlink($0) }
+        }
+        return moved
     }
 
     public func close() {
@@ -251,6 +316,16 @@ public final class FileStorage: TorrentStorage {
         }
         for file in toClose { try? file.fd.close() }
         return try result.get()
+    }
+
+    /// Closes a file's descriptor (once no thread uses it) and drops it from the cache.
+    private func forget(_ index: Int) {
+        let idle: OpenFile? = self.cache.withLock { cache in
+            guard let file = cache.open.removeValue(forKey: index) else { return nil }
+            file.retired = true
+            return file.users == 0 ? file : nil
+        }
+        try? idle?.fd.close()
     }
 
     private func release(_ file: OpenFile) {
