@@ -268,11 +268,12 @@ func runTransfer(
         Terminal.stderr("\(command): fetching \(real - unselected.count) of \(real) files\n")
     }
     let partFile = dir.appending(".\(metainfo.infoHashes.id).parts")
-    if unselected.isEmpty { try? FileManager.default.removeItem(atPath: partFile.string) }  // from an earlier --files
     let storage: FileStorage
     do {
         storage = try FileStorage(metainfo: metainfo, directory: dir, unselected: unselected,
             partFile: partFile)
+        // An earlier run with other --files kept some bytes elsewhere: the check below must find them.
+        try storage.moveSharedPieces(verifier: PieceVerifier(metainfo: metainfo))
     } catch {
         Terminal.error(command, "\(directory): \(error)")
         throw ExitCode(1)

@@ -955,11 +955,24 @@ struct FilesAndTrackersTests {
             try await poll("the check after the change") { try await api.session.status(media.id).state != .checking }
             let d = try await api.detail(media.id)
             #expect(d["files"]?[media.index("notes.txt")]?["priority"]?.string == "skip")
-            withKnownIssue("a newly skipped file's bytes are looked for in the part file, not in the file on disk") {
-                #expect(d["files"]?[media.index("clip.webm")]?["progress"]?.double == 1)
-                #expect(d["state"]?.string == "seeding")
-                #expect(d["progress"]?.double == 1)
-            }
+            #expect(d["files"]?[media.index("clip.webm")]?["progress"]?.double == 1)
+            #expect(d["state"]?.string == "seeding")
+            #expect(d["progress"]?.double == 1)
+            // The skipped file stays on disk; the bytes of the piece it shares are in the part file too.
+            #expect(FileManager.default.contents(atPath: media.path("notes.txt")) == Data(media.data["notes.txt"]!))
+            let parts = media.folder + "/.\(media.id).parts"
+            #expect(FileManager.default.fileExists(atPath: parts))
+
+            // Wanted again: complete at once, and the part file is gone.
+            let back = try await api.call(.put, "/api/torrents/\(media.id)/files",
+                json: #"{"priorities": [{"index": \#(media.index("notes.txt")), "priority": "normal"}]}"#)
+            #expect(back.status == .ok)
+            try await poll("the second check") { try await api.session.status(media.id).state != .checking }
+            let again = try await api.detail(media.id)
+            #expect(again["files"]?[media.index("notes.txt")]?["progress"]?.double == 1)
+            #expect(again["state"]?.string == "seeding")
+            #expect(again["progress"]?.double == 1)
+            #expect(!FileManager.default.fileExists(atPath: parts))
         }
     }
 

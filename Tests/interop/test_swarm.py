@@ -475,6 +475,25 @@ def test_only_the_selected_files_are_written(payload, tmp_path, procs):
     assert bad.returncode == 1 and "there is no file 99" in bad.stderr
 
 
+def test_fewer_files_over_a_complete_download_lose_nothing(payload, tmp_path):
+    """--files over a complete download: the files left out keep what they share with the chosen one (it is
+    copied to the part file), so the run is complete without a peer; so is the next one with every file."""
+    import shutil
+    torrent = payload["torrents"]["v1"]  # 02.bin shares its first and last pieces with 01.bin and notes.txt
+    files = json.loads(run_peer("info", torrent, "--json").stdout)["files"]
+    chosen = next(f for f in files if f["path"].endswith("02.bin"))
+    out = tmp_path / "out"
+    shutil.copytree(payload["data"], out)
+    common = ["-o", out, "--state", tmp_path / "state", "--bind", "127.0.0.97", "--port", "0"]
+    p = run_peer("get", torrent, *common, "--files", str(chosen["index"]), timeout=60)
+    assert "selected of" in p.stdout
+    assert any(f.name.endswith(".parts") for f in out.iterdir())
+    assert tree_digest(out / "album") == tree_digest(payload["src"])  # the files left out stay as they are
+    run_peer("get", torrent, *common, timeout=60)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+    assert not any(f.name.endswith(".parts") for f in out.iterdir())
+
+
 def test_sequential_fetches_pieces_in_order(payload, tmp_path, procs):
     """--sequential: interrupted part way, what is on disk is a prefix of the file (give or take the pieces in
     flight at the frontier)."""

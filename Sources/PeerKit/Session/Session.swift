@@ -684,9 +684,12 @@ public actor Session {
         let dir = FilePath(directory)
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let partFile = dir.appending(".\(id).parts")
-        if unselected.isEmpty { try? FileManager.default.removeItem(atPath: partFile.string) }
         let storage: FileStorage
-        do { storage = try FileStorage(metainfo: t, directory: dir, unselected: unselected, partFile: partFile) } catch {
+        do {
+            storage = try FileStorage(metainfo: t, directory: dir, unselected: unselected, partFile: partFile)
+            // Skipping a file of a complete torrent, or wanting one again, must not lose the pieces it shares.
+            try storage.moveSharedPieces(verifier: PieceVerifier(metainfo: t))
+        } catch {
             return .failure(.internalError("\(directory): \(error)"))
         }
         let resume = ResumeStore(location: "the session database", metainfo: t,
