@@ -168,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "PeerKitTests",
             dependencies: [
-                "PeerKit", "Metainfo", "PeerBase", .product(name: "Crypto", package: "swift-crypto"),
+                "PeerKit", "Metainfo", "PeerBase", "DHT", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -333,7 +333,8 @@ func runTransfer(
     let done = engine.start()
     let how = saved == nil ? "" : " (\(check.trusted) from resume data, \(check.checked) checked)"
     Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified\(how); "
-        + "listening on \(network.bind ?? "0.0.0.0"):\(boundPort)\n")
+        + "listening on " + (network.bind.map { $0.contains(":") ? "[\($0)]:\(boundPort)" : "\($0):\(boundPort)" }
+            ?? "0.0.0.0:\(boundPort) and [::]:\(boundPort)") + "\n")
     node.startTrackers(engine, tiers: metainfo.trackers + network.trackers.map { [$0] }, listenPort: boundPort)
     node.startWebSeeds(engine)
     var dht: DHTService?

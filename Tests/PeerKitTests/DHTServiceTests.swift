@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import DHT
 import PeerKit
 import Synchronization
 import Testing
@@ -61,6 +62,28 @@ struct DHTServiceTests {
         #expect(collector.received.withLock { $0 } == ["bb"])
         try await client.close()
         await service.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("without --bind the node has an IPv4 and an IPv6 socket on one port, and a routing table for each (BEP 32)")
+    func dualStack() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let both = try await DHTService.start(group: group, bindHost: nil, port: 0, routers: [], knownNodes: [])
+        let v4 = try await DHTService.start(group: group, bindHost: "127.0.0.1", port: 0, routers: [], knownNodes: [])
+        let v6 = try await DHTService.start(group: group, bindHost: "::1", port: 0, routers: [], knownNodes: [])
+        #expect(both.families == [.ipv4, .ipv6] && v4.families == [.ipv4] && v6.families == [.ipv6])
+        for (asker, target) in [(both, "127.0.0.1:\(v4.port)"), (both, "[::1]:\(v6.port)"),
+            (v4, "127.0.0.1:\(both.port)"), (v6, "[::1]:\(both.port)")]
+        {
+            let outcome = try await asker.run(.ping(try #require(DHTEndpoint(text: target))), joinFirst: false)
+            guard case .pong = outcome else {
+                Issue.record("\(target) did not answer: \(outcome)")
+                continue
+            }
+        }
+        let stats = try #require(await both.stats())
+        #expect(stats.ipv4Nodes == 1 && stats.ipv6Nodes == 1, "\(stats)")
+        for service in [both, v4, v6] { await service.stop() }
         try await group.shutdownGracefully()
     }
 }

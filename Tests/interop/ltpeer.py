@@ -41,7 +41,7 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     ses = lt.session({
-        "listen_interfaces": "%s:%d" % (a.bind, a.port), "outgoing_interfaces": a.bind,
+        "listen_interfaces": ("[%s]:%d" if ":" in a.bind else "%s:%d") % (a.bind, a.port), "outgoing_interfaces": a.bind,
         "enable_dht": bool(a.dht_bootstrap), "dht_bootstrap_nodes": a.dht_bootstrap,
         # Every test node is on 127.0.0.x: let libtorrent's DHT keep and ask such nodes.
         "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False, "dht_ignore_dark_internet": False,

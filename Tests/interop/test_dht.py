@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import time
+import uuid
 
 import pytest
 
@@ -99,6 +100,52 @@ def test_libtorrent_gets_a_bare_magnet_from_a_peer_seed(tmp_path, procs, swarm):
     link = f"magnet:?xt=urn:btih:{swarm['info']['info_hash_v1']}"
     lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", link, str(out), "--bind", "127.0.0.124", "--port",
                          str(free_port("127.0.0.124")), "--dht-bootstrap", swarm["hub"], "--timeout", "90"],
+                        capture_output=True, text=True, timeout=120)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(out / "trackerless") == tree_digest(swarm["src"])
+
+
+@pytest.fixture
+def ipv6_host():
+    """A network namespace whose lo holds fd00:d47::1 to ::9, so that each IPv6 node has an address of its own."""
+    name = f"peerdht6-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, timeout=20)
+    try:
+        inside = ["ip", "netns", "exec", name]
+        subprocess.run(inside + ["ip", "link", "set", "lo", "up"], check=True, capture_output=True, timeout=20)
+        for i in range(1, 10):
+            subprocess.run(inside + ["ip", "addr", "add", f"fd00:d47::{i}/128", "dev", "lo", "nodad"], check=True,
+                           capture_output=True, timeout=20)
+        yield inside
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
+
+
+def test_bare_magnets_over_the_ipv6_dht(tmp_path, procs, swarm, ipv6_host):
+    """BEP 32: the same trackerless fetches with every node on IPv6 only: Peer from a libtorrent seed, and
+    libtorrent from a Peer seed."""
+    inside = ipv6_host
+    hub = procs(inside + [PEER, "share", tmp_path / "x.torrent", "--data", tmp_path / "other", "--bind", "fd00:d47::1",
+                          "--port", "0", "--state", tmp_path / "hub6", "--dht-bootstrap", "[fd00:d47::1]:1"],
+                tmp_path / "hub6.log")
+    boot = "[fd00:d47::1]:%s" % hub.wait_for(r"listening on \[fd00:d47::1\]:(\d+)").group(1)
+    link = f"magnet:?xt=urn:btih:{swarm['info']['info_hash_v1']}"
+    s = procs(inside + ["/usr/bin/python3", LTPEER, "seed", str(swarm["torrent"]), str(swarm["src"].parent), "--bind",
+                        "fd00:d47::2", "--port", "6881", "--dht-bootstrap", boot], tmp_path / "lt-seed6.log")
+    s.wait_for("READY")
+    p = subprocess.run(inside + [PEER, "get", link, "-o", tmp_path / "out6", "--bind", "fd00:d47::3", "--port", "0",
+                                 "--state", tmp_path / "leech6", "--dht-bootstrap", boot],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert tree_digest(tmp_path / "out6" / "trackerless") == tree_digest(swarm["src"])
+    seed = procs(inside + [PEER, "share", swarm["torrent"], "--data", swarm["src"].parent, "--bind", "fd00:d47::4",
+                           "--port", "0", "--state", tmp_path / "seed6", "--dht-bootstrap", boot], tmp_path / "seed6.log")
+    seed.wait_for("listening on")
+    s.stop()
+    out = tmp_path / "lt-out6"
+    out.mkdir()
+    lt = subprocess.run(inside + ["/usr/bin/python3", LTPEER, "leech", link, str(out), "--bind", "fd00:d47::5", "--port",
+                                  "6881", "--dht-bootstrap", boot, "--timeout", "90"],
                         capture_output=True, text=True, timeout=120)
     assert lt.returncode == 0, lt.stderr
     assert tree_digest(out / "trackerless") == tree_digest(swarm["src"])

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import DHT
 import NIOCore
 import NIOPosix
@@ -13,7 +16,8 @@ import Synchronization
 /// given back at the next start, so a restart needs no bootstrap router.
 public final class DHTService: @unchecked Sendable {
     public let eventLoop: any EventLoop
-    private let channel: any Channel
+    /// One UDP socket per address family (BEP 32), all on the same loop and port.
+    private let channels: [DHTEndpoint.Family: any Channel]
     private var node: DHTNode
     private var timer: Scheduled<Void>?
     private let epoch = ContinuousClock.now
@@ -44,46 +48,70 @@ public final class DHTService: @unchecked Sendable {
         public var description: String { "no DHT node answered within \(self.seconds) s (check --dht-bootstrap)" }
     }
 
-    private init(channel: any Channel, node: DHTNode, routers: [DHTEndpoint], known: [DHTEndpoint]) {
-        self.channel = channel
-        self.eventLoop = channel.eventLoop
+    private init(channels: [DHTEndpoint.Family: any Channel], node: DHTNode, routers: [DHTEndpoint], known: [DHTEndpoint]) {
+        self.channels = channels
+        self.eventLoop = channels.values.first!.eventLoop
         self.node = node
         self.routers = routers
         self.known = known
     }
 
-    /// Opens the UDP socket on `bindHost:port` and joins the DHT through `routers` and `knownNodes`.
+    /// Opens the UDP socket on `bindHost:port` and joins the DHT through `routers` and `knownNodes`. Without
+    /// `bindHost` the node has two sockets on the same port, 0.0.0.0 and [::] (IPv6 only), and a routing table
+    /// for each family (BEP 32); a machine without IPv6 gets the IPv4 one alone. With `bindHost` it has that
+    /// address's family only.
     public static func start(
         group: any EventLoopGroup, bindHost: String?, port: Int, routers: [DHTEndpoint], knownNodes: [DHTEndpoint]
     ) async throws -> DHTService {
         var configuration = DHTNode.Configuration()
         configuration.version = Array("PE01".utf8)
-        if let host = bindHost, let ip = DHTEndpoint.IP(text: host) { configuration.families = [ip.family] }
         let box = Mutex<DHTService?>(nil)
-        let channel = try await DatagramBootstrap(group: group)
-            // NIO reads a datagram into a buffer of fixed size and silently drops what does not fit (by default
-            // 2 048 bytes, exactly the decoder's limit): a 65 507-byte datagram whose first 2 048 bytes were a
-            // valid query was answered. One byte more than the limit lets the node see that it is too long.
-            .channelOption(
-                .recvAllocator,
-                value: FixedSizeRecvByteBufferAllocator(capacity: configuration.krpcLimits.maxDatagramLength + 1))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Receiver { bytes, source in
-                        box.withLock { $0 }?.received(bytes, from: source)
-                    })
+        let limit = configuration.krpcLimits.maxDatagramLength
+        func open(_ host: String, port: Int, on loops: any EventLoopGroup) async throws -> any Channel {
+            var bootstrap = DatagramBootstrap(group: loops)
+                // NIO reads a datagram into a buffer of fixed size and silently drops what does not fit (by
+                // default 2 048 bytes, exactly the decoder's limit): a 65 507-byte datagram whose first 2 048
+                // bytes were a valid query was answered. One byte more than the limit lets the node see that it
+                // is too long.
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: limit + 1))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(Receiver { bytes, source in
+                            box.withLock { $0 }?.received(bytes, from: source)
+                        })
+                    }
                 }
+            if host == "::" {
+                // The IPv4 socket has the port's IPv4 half; this one must not claim it too.
+                bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)),
+                    value: 1)
             }
-            .bind(host: bindHost ?? "0.0.0.0", port: port).get()
+            return try await bootstrap.bind(host: host, port: port).get()
+        }
+        var channels: [DHTEndpoint.Family: any Channel] = [:]
+        if let host = bindHost, let ip = DHTEndpoint.IP(text: host) {
+            configuration.families = [ip.family]
+            channels[ip.family] = try await open(host, port: port, on: group)
+        } else {
+            let v4 = try await open(bindHost ?? "0.0.0.0", port: port, on: group)
+            channels[.ipv4] = v4
+            if bindHost == nil, let v6 = try? await open("::", port: v4.localAddress?.port ?? port, on: v4.eventLoop) {
+                channels[.ipv6] = v6
+            }
+            configuration.families = Set(channels.keys)
+        }
         let node = DHTNode(configuration: configuration, at: .zero, seed: UInt64.random(in: .min ... .max))
-        let service = DHTService(channel: channel, node: node, routers: routers, known: knownNodes)
+        let service = DHTService(channels: channels, node: node, routers: routers, known: knownNodes)
         box.withLock { $0 = service }
-        try await channel.eventLoop.submit { service.join() }.get()
+        try await service.eventLoop.submit { service.join() }.get()
         return service
     }
 
     /// The UDP port the node listens on.
-    public var port: Int { self.channel.localAddress?.port ?? 0 }
+    public var port: Int { self.channels.values.first?.localAddress?.port ?? 0 }
+
+    /// The address families the node has sockets for.
+    public var families: Set<DHTEndpoint.Family> { Set(self.channels.keys) }
 
     private var now: Instant { Instant(offset: ContinuousClock.now - self.epoch) }
 
@@ -159,7 +187,7 @@ public final class DHTService: @unchecked Sendable {
             self.waiters.removeAll()
             self.joinWaiters.removeAll()
         }.get()
-        try? await self.channel.close()
+        for channel in self.channels.values { try? await channel.close() }
     }
 
     // MARK: driving the node
@@ -173,8 +201,10 @@ public final class DHTService: @unchecked Sendable {
     /// Sends what the node has to send, acts on its events, and re-arms its timer.
     private func pump() {
         while let datagram = self.node.pollTransmit() {
-            guard let address = datagram.destination.socketAddress else { continue }
-            self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: datagram.bytes)),
+            guard let address = datagram.destination.socketAddress,
+                let channel = self.channels[datagram.destination.ip.family]
+            else { continue }
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: datagram.bytes)),
                 promise: nil)
         }
         while let event = self.node.pollEvent() { self.handle(event) }

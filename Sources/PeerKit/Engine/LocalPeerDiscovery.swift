@@ -9,10 +9,12 @@ import PeerBase
 import Synchronization
 import Tracker
 
-/// Local service discovery (BEP 14) for a node: one UDP socket on port 6771 in the IPv4 multicast group,
-/// announcing the node's torrents when they are added and every 5 minutes, and dialling peers on the local
-/// network that announce a torrent the node has. With `--bind ADDR` the group is joined, and announces are
-/// sent, on that address's interface only (tests on 127.0.0.x stay on loopback).
+/// Local service discovery (BEP 14) for a node: UDP sockets on port 6771 in the IPv4 group 239.192.152.143
+/// and the IPv6 group [ff15::efc0:988f], announcing the node's torrents when they are added and every
+/// 5 minutes, and dialling peers on the local network that announce a torrent the node has. With `--bind ADDR`
+/// only that address's family is used, and the group is joined, and announces are sent, on that address's
+/// interface only (tests on 127.0.0.x or ::1 stay on loopback); without it, both families on the default
+/// interface (a machine without IPv6 multicast has the IPv4 group alone).
 final class LocalPeerDiscovery: @unchecked Sendable {
     private struct Entry {
         let host: any PeerHost
@@ -20,73 +22,114 @@ final class LocalPeerDiscovery: @unchecked Sendable {
         let port: UInt16
     }
 
+    /// One address family's group: `receiver` is in the group on port 6771; `sender` sends from the bound
+    /// address (peers take the datagram's source as the announcer's address), or is the receiver without --bind.
+    private struct Membership {
+        let receiver: any Channel
+        let sender: any Channel
+        let group: SocketAddress
+        /// BEP 14's Host header: the group and port.
+        let hostHeader: String
+
+        func close() async {
+            try? await self.receiver.close()
+            if self.sender !== self.receiver { try? await self.sender.close() }
+        }
+    }
+
     static let interval: TimeAmount = .minutes(5)
 
-    /// Receives on the group's port; `sender` sends from the bound address (peers take the datagram's source
-    /// as the announcer's address), or is the same socket without --bind.
-    private let channel: any Channel
-    private let sender: any Channel
-    private let group: SocketAddress
+    private let memberships: [Membership]
     /// Told to every announce, so that our own announces coming back over the loop are ignored.
     let cookie: String
     private let entries = Mutex<[Entry]>([])
     private var timer: RepeatedTask?
 
-    private init(channel: any Channel, sender: any Channel, group: SocketAddress, cookie: String) {
-        self.channel = channel
-        self.sender = sender
-        self.group = group
+    private init(memberships: [Membership], cookie: String) {
+        self.memberships = memberships
         self.cookie = cookie
     }
 
-    /// Opens the socket and joins the group. `onPeer` gets (host, "ip:port") for each matching announce.
+    /// Opens the sockets and joins the groups. `onPeer` gets (host, "ip:port") for each matching announce.
     static func start(
         group loops: any EventLoopGroup, bindHost: String?, onPeer: @escaping @Sendable (any PeerHost, String) -> Void
     ) async throws -> LocalPeerDiscovery {
         let cookie = Hex.encode((0..<6).map { _ in UInt8.random(in: .min ... .max) })
         let box = Mutex<LocalPeerDiscovery?>(nil)
-        let channel = try await DatagramBootstrap(group: loops)
+        let deliver: @Sendable (LocalDiscovery.Announce, SocketAddress) -> Void = { announce, source in
+            box.withLock { $0 }?.received(announce, from: source, onPeer: onPeer)
+        }
+        let family: NIOBSDSocket.ProtocolFamily? = bindHost.flatMap { try? SocketAddress(ipAddress: $0, port: 0) }?.protocol
+        var memberships: [Membership] = []
+        if family != .inet6 {
+            memberships.append(try await Self.join(.inet, bindHost: bindHost, loops: loops, cookie: cookie, deliver: deliver))
+        }
+        if family != .inet {
+            do {
+                memberships.append(try await Self.join(.inet6, bindHost: bindHost, loops: loops, cookie: cookie,
+                    deliver: deliver))
+            } catch where family == nil {
+                // No IPv6 multicast here: the IPv4 group alone.
+            } catch {
+                for m in memberships { await m.close() }
+                throw error
+            }
+        }
+        let service = LocalPeerDiscovery(memberships: memberships, cookie: cookie)
+        box.withLock { $0 = service }
+        service.timer = memberships[0].receiver.eventLoop.scheduleRepeatedTask(initialDelay: Self.interval,
+            delay: Self.interval) { _ in service.announceAll() }
+        return service
+    }
+
+    /// Opens one family's sockets and joins its group.
+    private static func join(
+        _ family: NIOBSDSocket.ProtocolFamily, bindHost: String?, loops: any EventLoopGroup, cookie: String,
+        deliver: @escaping @Sendable (LocalDiscovery.Announce, SocketAddress) -> Void
+    ) async throws -> Membership {
+        let v6 = family == .inet6
+        var bootstrap = DatagramBootstrap(group: loops)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             // One byte over the announce limit, so that a longer datagram is seen as too long, not cut.
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: LocalDiscovery.maxDatagram + 1))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Receiver(cookie: cookie) { announce, source in
-                        guard let service = box.withLock({ $0 }) else { return }
-                        service.received(announce, from: source, onPeer: onPeer)
-                    })
+                    try channel.pipeline.syncOperations.addHandler(Receiver(cookie: cookie, deliver: deliver))
                 }
             }
-            .bind(host: "0.0.0.0", port: LocalDiscovery.port).get()
-        let groupAddress = try SocketAddress(ipAddress: LocalDiscovery.ipv4Group, port: LocalDiscovery.port)
-        var sender: any Channel = channel
+        if v6 {
+            bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)),
+                value: 1)
+        }
+        let receiver = try await bootstrap.bind(host: v6 ? "::" : "0.0.0.0", port: LocalDiscovery.port).get()
+        let groupText = v6 ? LocalDiscovery.ipv6Group : LocalDiscovery.ipv4Group
+        let groupAddress = try SocketAddress(ipAddress: groupText, port: LocalDiscovery.port)
+        var sender: any Channel = receiver
         do {
             var device: NIONetworkDevice?
             if let bindHost {
                 // The interface that holds the address; any 127.x address is loopback's.
-                let devices = try NIOCore.System.enumerateDevices().filter { $0.address?.protocol == .inet }
+                let devices = try NIOCore.System.enumerateDevices().filter { $0.address?.protocol == family }
                 device = devices.first { $0.address?.ipAddress == bindHost }
                     ?? (bindHost.hasPrefix("127.") ? devices.first { $0.address?.ipAddress?.hasPrefix("127.") == true } : nil)
-                sender = try await DatagramBootstrap(group: loops).bind(host: bindHost, port: 0).get()
-                if let provider = sender as? any SocketOptionProvider,
-                    let address = in_addr(ipv4: device?.address?.ipAddress ?? bindHost)
-                {
-                    try await provider.setIPMulticastIF(address).get()
+                sender = try await DatagramBootstrap(group: receiver.eventLoop).bind(host: bindHost, port: 0).get()
+                if let provider = sender as? any SocketOptionProvider {
+                    if v6, let device {
+                        try await provider.setIPv6MulticastIF(CUnsignedInt(device.interfaceIndex)).get()
+                    } else if !v6, let address = in_addr(ipv4: device?.address?.ipAddress ?? bindHost) {
+                        try await provider.setIPMulticastIF(address).get()
+                    }
                 }
             }
-            guard let multicast = channel as? any MulticastChannel else { throw ChannelError.operationUnsupported }
+            guard let multicast = receiver as? any MulticastChannel else { throw ChannelError.operationUnsupported }
             try await multicast.joinGroup(groupAddress, device: device).get()
         } catch {
-            try? await channel.close()
-            if sender !== channel { try? await sender.close() }
+            try? await receiver.close()
+            if sender !== receiver { try? await sender.close() }
             throw error
         }
-        let service = LocalPeerDiscovery(channel: channel, sender: sender, group: groupAddress, cookie: cookie)
-        box.withLock { $0 = service }
-        service.timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: Self.interval, delay: Self.interval) { _ in
-            service.announceAll()
-        }
-        return service
+        let header = v6 ? "[\(groupText)]:\(LocalDiscovery.port)" : "\(groupText):\(LocalDiscovery.port)"
+        return Membership(receiver: receiver, sender: sender, group: groupAddress, hostHeader: header)
     }
 
     /// Announces a torrent now and with every later round.
@@ -106,10 +149,13 @@ final class LocalPeerDiscovery: @unchecked Sendable {
     }
 
     private func announce(_ entry: Entry) {
-        let bytes = LocalDiscovery.encode(.init(port: entry.port, infoHashes: entry.hashes, cookie: self.cookie))
-        let envelope = AddressedEnvelope(remoteAddress: self.group, data: ByteBuffer(bytes: bytes))
-        self.sender.writeAndFlush(envelope).whenFailure { error in
-            entry.host.eventLoop.execute { entry.host.log("local discovery: cannot announce: \(error)") }
+        let announce = LocalDiscovery.Announce(port: entry.port, infoHashes: entry.hashes, cookie: self.cookie)
+        for m in self.memberships {
+            let bytes = LocalDiscovery.encode(announce, host: m.hostHeader)
+            m.sender.writeAndFlush(AddressedEnvelope(remoteAddress: m.group, data: ByteBuffer(bytes: bytes))).whenFailure {
+                error in
+                entry.host.eventLoop.execute { entry.host.log("local discovery: cannot announce on \(m.group): \(error)") }
+            }
         }
     }
 
@@ -125,8 +171,7 @@ final class LocalPeerDiscovery: @unchecked Sendable {
 
     func stop() async {
         self.timer?.cancel()
-        try? await self.channel.close()
-        if self.sender !== self.channel { try? await self.sender.close() }
+        for m in self.memberships { await m.close() }
     }
 
     /// Decodes datagrams and drops our own.

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import AsyncHTTPClient
 import DHT
 import Metainfo
@@ -8,7 +11,8 @@ import PeerWire
 import Storage
 import Synchronization
 
-/// A running node: one listener, outgoing connections, and the torrents it serves.
+/// A running node: a listener (two without `--bind`: IPv4 and IPv6), outgoing connections, and the torrents it
+/// serves.
 ///
 /// The event-loop group has one loop per core. Each torrent is pinned to one loop (round robin), so its state
 /// needs no lock; its outgoing connections live on that loop too. Incoming connections are accepted on any
@@ -24,7 +28,7 @@ public final class PeerNode: @unchecked Sendable {
     public let httpClient: HTTPClient
     private let loop: any EventLoop
     private let engines = Mutex<[[UInt8]: any PeerHost]>([:])
-    private var listener: (any Channel)?
+    private var listeners: [any Channel] = []
     /// Connections open now, over every torrent; `maxConnections` at most.
     private let connections = Atomic<Int>(0)
     public let maxConnections: Int
@@ -123,8 +127,18 @@ public final class PeerNode: @unchecked Sendable {
                 return channel.pipeline.addHandler(HandshakeRouter(node: self))
             }
         let channel = try await bootstrap.bind(host: self.bindHost ?? "0.0.0.0", port: port).get()
-        self.listener = channel
-        return channel.localAddress?.port ?? port
+        let bound = channel.localAddress?.port ?? port
+        self.listeners.append(channel)
+        // Without --bind, IPv6 peers (the DHT's and trackers' IPv6 answers) reach us on the same port; a machine
+        // without IPv6 has the IPv4 listener alone.
+        if self.bindHost == nil,
+            let v6 = try? await bootstrap
+                .serverChannelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 1)
+                .bind(host: "::", port: bound).get()
+        {
+            self.listeners.append(v6)
+        }
+        return bound
     }
 
     /// Connects to a peer for `engine`.
@@ -244,7 +258,7 @@ public final class PeerNode: @unchecked Sendable {
         let engines = self.engines.withLock { Array($0.values) }
         var seen = Set<ObjectIdentifier>()
         for engine in engines where seen.insert(ObjectIdentifier(engine)).inserted { try? await engine.stop().get() }
-        try? await self.listener?.close()
+        for listener in self.listeners { try? await listener.close() }
         if let service = self.discovery.withLock({ $0 }) { await service.stop() }
         if let service = self.dht.withLock({ $0 }) { await service.stop() }
         try? await self.httpClient.shutdown()
