@@ -170,6 +170,9 @@ extension DHTNode {
         public var alpha: Int
         /// How long to wait for an answer before resending (or giving up).
         public var queryTimeout: Duration
+        /// Bounds of the adaptive wait after which a lookup stops waiting on a slow node and asks another
+        /// (`DHTNode.shortTimeout`); a late answer still counts.
+        public var shortTimeout: ClosedRange<Duration>
         /// How many times a query is resent after a timeout before the node counts as not answering.
         public var queryRetries: Int
         /// Most queries one lookup sends in one address family.
@@ -219,6 +222,7 @@ extension DHTNode {
             self.routing = RoutingTable.Configuration()
             self.alpha = 3
             self.queryTimeout = .seconds(2)
+            self.shortTimeout = .milliseconds(300) ... .seconds(1)
             self.queryRetries = 1
             self.maxQueriesPerLookup = 128
             self.tokenInterval = .seconds(300)

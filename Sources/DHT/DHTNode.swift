@@ -53,6 +53,11 @@ public struct DHTNode: Sendable {
         var sends = 0
         /// nil while the query waits in the outbox for the rate limiter.
         var deadline: Instant?
+        /// When it was last sent, for the round-trip estimate.
+        var sentAt: Instant?
+        /// A lookup query slower than the usual round trip stops holding its lookup up at this moment (it is
+        /// still answered until `deadline`).
+        var shortDeadline: Instant?
     }
 
     private struct Operation: Sendable {
@@ -112,6 +117,8 @@ public struct DHTNode: Sendable {
     private var lastBootstrap: Instant?
     private var lastNow: Instant
     private var counters: Stats
+    /// Smoothed round trip of answered queries and its mean deviation, in seconds (RFC 6298's estimator).
+    private var rtt: (smoothed: Double, deviation: Double)?
 
     /// Creates a node whose randomness (node ID if not configured, transaction ids, token secrets, samples)
     /// comes from a generator seeded with `seed`.
@@ -188,6 +195,7 @@ public struct DHTNode: Sendable {
         var t = self.nextMaintenance
         for p in self.pending.values {
             if let d = p.deadline, d < t { t = d }
+            if let d = p.shortDeadline, d < t { t = d }
         }
         if self.outboxHead < self.outbox.count { t = min(t, self.queryLimiter.nextToken(after: self.lastNow)) }
         return t
@@ -285,11 +293,22 @@ public struct DHTNode: Sendable {
     /// `pollEvent()`.
     public mutating func handleTimeout(at now: Instant) {
         self.advanceClock(now)
+        let slow = self.pending.filter { $0.value.shortDeadline.map { $0 <= now } ?? false }
+            .sorted { ($0.value.shortDeadline!, $0.key) < ($1.value.shortDeadline!, $1.key) }
+        for (tid, _) in slow {
+            guard var p = self.pending[tid], case .lookup(let lookup, let index) = p.purpose else { continue }
+            p.shortDeadline = nil
+            self.pending[tid] = p
+            self.operations[lookup]?.traversals[index].stalled(p.destination)
+            self.advance(lookup, at: now)
+        }
         let expired = self.pending.filter { $0.value.deadline.map { $0 <= now } ?? false }
             .sorted { ($0.value.deadline!, $0.key) < ($1.value.deadline!, $1.key) }
         for (tid, _) in expired {
             guard var p = self.pending[tid] else { continue }
-            if p.sends <= self.configuration.queryRetries {
+            // A lookup that ended needs no resend; its node is counted as failing all the same.
+            let over = if case .lookup(let lookup, _) = p.purpose { self.operations[lookup] == nil } else { false }
+            if p.sends <= self.configuration.queryRetries && !over {
                 p.deadline = nil
                 self.pending[tid] = p
                 self.outbox.append(tid)
@@ -486,6 +505,7 @@ public struct DHTNode: Sendable {
             return
         }
         self.pending[tid] = nil
+        if p.sends == 1, let sent = p.sentAt { self.sampleRoundTrip(now - sent) }  // Karn: never a resent query's
         if let reported = message.requesterAddress { self.vote(reported.ip, by: source.ip, at: now) }
         switch message.kind {
         case .response(let response):
@@ -793,6 +813,27 @@ public struct DHTNode: Sendable {
         }
     }
 
+    // MARK: Round trips
+
+    /// How long a lookup waits on one node before it asks the next one instead: the smoothed round trip plus
+    /// four deviations (as TCP's retransmission timeout), within `shortTimeout` bounds; `queryTimeout` / 2
+    /// until the first answer. The slow node is still answered until `queryTimeout`, and then resent to.
+    public var shortTimeout: Duration {
+        let bounds = self.configuration.shortTimeout
+        guard let rtt = self.rtt else { return min(bounds.upperBound, self.configuration.queryTimeout / 2) }
+        let estimate = Duration.nanoseconds(Int64((rtt.smoothed + 4 * rtt.deviation) * 1e9))
+        return min(max(estimate, bounds.lowerBound), bounds.upperBound)
+    }
+
+    private mutating func sampleRoundTrip(_ sample: Duration) {
+        let r = Double(sample.components.seconds) + Double(sample.components.attoseconds) / 1e18
+        guard let old = self.rtt else {
+            self.rtt = (r, r / 2)
+            return
+        }
+        self.rtt = (0.875 * old.smoothed + 0.125 * r, 0.75 * old.deviation + 0.25 * abs(old.smoothed - r))
+    }
+
     // MARK: Sending queries
 
     private mutating func sendQuery(
@@ -822,6 +863,8 @@ public struct DHTNode: Sendable {
             self.outboxHead += 1
             p.sends += 1
             p.deadline = now + self.configuration.queryTimeout
+            p.sentAt = now
+            if case .lookup = p.purpose, p.sends == 1 { p.shortDeadline = now + self.shortTimeout }
             self.pending[tid] = p
             self.counters.queriesSent += 1
             self.transmit(p.bytes, to: p.destination)

@@ -6,10 +6,11 @@
 /// how each query ended.
 ///
 /// Candidates are kept sorted by distance to the target (at most `maxCandidates`). `next()` hands out fresh
-/// candidates among the closest, keeping at most `alpha` queries in flight; a query that timed out once is
-/// *stalled* and no longer holds a slot, so one slow node does not hold the lookup up. The lookup is over when
-/// the `k` closest candidates that are still in the running have all answered, when nothing is left to ask,
-/// or after `maxQueries` queries. Seeds (bootstrap routers, whose IDs are unknown) are asked first and are not
+/// candidates among the closest, keeping at most `alpha` queries in flight; a query slower than the node's
+/// short timeout (about a round trip and a half) is *stalled*: it no longer holds a slot, and the lookup no
+/// longer waits for it, so one lost datagram does not hold the lookup up. The lookup is over when the `k`
+/// closest candidates that are still in the running have all answered, when nothing is left to ask, or after
+/// `maxQueries` queries. Seeds (bootstrap routers, whose IDs are unknown) are asked first and are not
 /// part of the result. With BEP 42 enforcement, nodes whose ID does not match their IP are still asked, but
 /// do not count towards the k answers and are not offered as storage targets.
 struct Traversal: Sendable {
@@ -118,7 +119,8 @@ struct Traversal: Sendable {
             switch c.state {
             case .responded where c.compliant: answered += 1
             case .fresh: if self.queriesSent < self.maxQueries { return false }
-            case .inFlight, .stalled: return false
+            case .inFlight: return false
+            // A stalled node is passed over (the next ones are asked); if it answers before the end, it counts.
             default: break
             }
         }
@@ -146,7 +148,8 @@ struct Traversal: Sendable {
         self.candidates[i].sequence = sequence
     }
 
-    /// Records that a query to `endpoint` timed out once and is being retried: it stops holding a slot.
+    /// Records that a query to `endpoint` is slow (past the short timeout, or resent): it stops holding a slot
+    /// and the lookup stops waiting for it.
     mutating func stalled(_ endpoint: DHTEndpoint) {
         if let s = self.seeds.firstIndex(where: { $0.endpoint == endpoint && $0.state == .inFlight }) {
             self.seeds[s].state = .stalled

@@ -349,6 +349,42 @@ struct DHTNodeQueryTests {
         #expect(node.drainEvents().isEmpty)
     }
 
+    @Test("a lookup passes over a node slower than the short timeout: it asks the next one and ends without it")
+    func shortTimeout() throws {
+        var node = DHTNode(configuration: .init(nodeID: idStarting(0x11)), at: .zero, seed: 7)
+        let nodes = (0..<4).map { NodeInfo(id: idStarting(0x40 + UInt8($0)), endpoint: v4(30, 0, 0, UInt8($0))) }
+        for n in nodes { node.learn(n, at: .zero) }  // answered at once: the round-trip estimate is tiny
+        #expect(node.shortTimeout == .milliseconds(300), "the lower bound")
+        let lookup = node.handle(.getPeers(infoHash: idStarting(0x40)), at: at(1))
+        let first = node.sent()
+        #expect(first.count == 3, "alpha")
+        func answer(_ d: DHTDatagram, at time: Double) throws {
+            let id = nodes.first { $0.endpoint == d.destination }!.id
+            let r = KRPCMessage(transactionID: try d.message().transactionID,
+                kind: .response(KRPCResponse(sender: id, token: bytes("tk"))))
+            node.receive(r.encoded, from: d.destination, at: at(time))
+        }
+        // Two answer; the third query is lost.
+        try answer(first[0], at: 1.1)
+        try answer(first[1], at: 1.1)
+        let fourth = node.sent()
+        #expect(fourth.count == 1 && !first.map(\.destination).contains(fourth[0].destination))
+        try answer(fourth[0], at: 1.2)
+        #expect(node.drainEvents().isEmpty, "still waiting on the lost one")
+        #expect(node.nextTimeout == at(1.3))
+        node.handleTimeout(at: at(1.3))
+        let events = node.drainEvents()
+        guard case .finished(lookup, .peers(_, let peers, let closest))? = events.last else {
+            Issue.record("the lookup did not end at the short timeout: \(events)")
+            return
+        }
+        #expect(peers.isEmpty && closest.count == 3 && !closest.contains { $0.node.endpoint == first[2].destination })
+        // The lost query is not resent for a lookup that is over, and its node is counted as failing.
+        node.handleTimeout(at: at(3))
+        #expect(node.sent().isEmpty)
+        #expect(node.stats.timeouts == 1)
+    }
+
     @Test("our own queries are rate-limited: they wait, they are not dropped")
     func queryRateLimit() throws {
         var c = DHTNode.Configuration(nodeID: idStarting(0x11))
