@@ -9,10 +9,11 @@
 # Every download is compared with the payload byte for byte.
 #
 # Usage: scripts/bench-swarm.sh [SIZE_MiB=1024] [PIECE_KiB=1024]      (root; needs python3-libtorrent, time)
+# PEER_BUILD_PATH=DIR builds and runs the release binary there instead of .build (an existing release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${PEER_BENCH_NETNS:-0}" != 1 ]; then
-    swift build -c release --product peer >/dev/null
+    swift build -c release --product peer --build-path "${PEER_BUILD_PATH:-.build}" >/dev/null
     export PEER_BENCH_NETNS=1
     exec unshare --net -- bash "$0" "$@"
 fi
@@ -20,7 +21,7 @@ ip link set lo up
 SIZE_MIB=${1:-1024}
 PIECE_KIB=${2:-1024}
 WORK=${BENCH_DIR:-/tmp/peer-bench-swarm}
-PEER=$PWD/.build/release/peer
+PEER=$PWD/${PEER_BUILD_PATH:-.build}/release/peer
 LTPEER=$PWD/Tests/interop/ltpeer.py
 mkdir -p "$WORK/data"
 PAYLOAD="$WORK/data/payload-${SIZE_MIB}M.bin"

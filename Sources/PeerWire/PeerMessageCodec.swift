@@ -85,6 +85,14 @@ public struct PeerMessageDecoder: Sendable {
 
 /// Writes peer wire messages.
 public enum PeerMessageEncoder {
+    /// Appends the 13 bytes that precede a piece message's payload of `length` bytes.
+    public static func encodePieceHeader(piece: UInt32, offset: UInt32, length: Int, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt32(9 + length))
+        buffer.writeInteger(MessageID.piece.rawValue)
+        buffer.writeInteger(piece)
+        buffer.writeInteger(offset)
+    }
+
     /// Appends `message`, framed, to `buffer`.
     public static func encode(_ message: PeerMessage, into buffer: inout ByteBuffer) {
         func header(_ id: MessageID, _ payload: Int) {
@@ -131,9 +139,7 @@ public enum PeerMessageEncoder {
         case .cancel(let b): block(.cancel, b)
         case .reject(let b): block(.reject, b)
         case .piece(let p, let o, var data):
-            header(.piece, 8 + data.readableBytes)
-            buffer.writeInteger(p)
-            buffer.writeInteger(o)
+            Self.encodePieceHeader(piece: p, offset: o, length: data.readableBytes, into: &buffer)
             buffer.writeBuffer(&data)
         case .extended(let id, var payload):
             header(.extended, 1 + payload.readableBytes)

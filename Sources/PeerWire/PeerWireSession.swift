@@ -5,7 +5,7 @@ import PeerBase
 /// One peer connection's protocol state, sans I/O (DESIGN.md §4).
 ///
 /// The driver feeds received bytes with `receive(_:at:)`, commands with `handle(_:at:)` and timer ticks with
-/// `handleTimeout(at:)`; after each call it drains `pollTransmit()` (bytes to write, coalesced into one buffer)
+/// `handleTimeout(at:)`; after each call it drains `pollTransmit()` (bytes to write: one buffer, plus one per piece payload)
 /// and `pollEvent()` (what the peer said), and re-arms its timer at `nextTimeout`. A peer's protocol violation
 /// never throws: it becomes `.closed(reason)` and the session ignores input from then on.
 public struct PeerWireSession: Sendable {
@@ -58,6 +58,10 @@ public struct PeerWireSession: Sendable {
     private var state = State.handshaking
     private var inbound = ByteBuffer()
     private var outbound = ByteBuffer()
+    /// Buffers ready to write, in order, before `outbound`: a piece payload goes out as the slice it came as,
+    /// after the buffer holding its header, instead of being copied into `outbound`.
+    private var ready: [ByteBuffer] = []
+    private var readyHead = 0
     private var events = Deque<Event>()
     private var decoder: PeerMessageDecoder
     private var lastReceived: Instant
@@ -130,8 +134,21 @@ public struct PeerWireSession: Sendable {
                 }
                 if rest.readableBytes == 0 || self.state == .closed { break }
             }
-            // Keep the partial message at the front of its buffer, so the next read appends without growing it.
-            self.inbound.discardReadBytes()
+            if self.inbound.readableBytes == 0 {
+                // Hold nothing of the received buffer, so the channel can read into it again.
+                self.inbound = ByteBuffer()
+            } else {
+                // Keep the partial message alone in a buffer of its full size, so the next read appends to it
+                // without growing it and the received buffer is not kept alive for it.
+                let total = self.inbound.readableBytes + self.bytesLacking
+                if self.inbound.capacity > 2 * total {
+                    var own = ByteBufferAllocator().buffer(capacity: total)
+                    own.writeBuffer(&self.inbound)
+                    self.inbound = own
+                } else {
+                    self.inbound.discardReadBytes()
+                }
+            }
         } catch {
             self.close(error)
         }
@@ -160,7 +177,15 @@ public struct PeerWireSession: Sendable {
             case .notInterested: self.amInterested = false
             default: break
             }
-            PeerMessageEncoder.encode(message, into: &self.outbound)
+            if case .piece(let piece, let offset, let data) = message, data.readableBytes >= Self.sliceThreshold {
+                PeerMessageEncoder.encodePieceHeader(piece: piece, offset: offset, length: data.readableBytes,
+                    into: &self.outbound)
+                self.ready.append(self.outbound)
+                self.ready.append(data)
+                self.outbound = ByteBuffer()
+            } else {
+                PeerMessageEncoder.encode(message, into: &self.outbound)
+            }
             self.lastSent = now
         case .setPieceCount(let n):
             self.configuration.pieceCount = n
@@ -193,8 +218,23 @@ public struct PeerWireSession: Sendable {
 
     // MARK: outputs
 
-    /// Bytes to write to the peer, all pending messages in one buffer. Call after every input.
+    /// Payloads at least this long are sent as their own buffer rather than copied.
+    static let sliceThreshold = 1024
+
+    /// The next bytes to write to the peer: pending messages in as few buffers as there are piece payloads
+    /// (each payload is its own buffer). Call after every input until it returns nil, and write the buffers in
+    /// order (one flush after them all lets the channel gather them into one `writev`).
     public mutating func pollTransmit() -> ByteBuffer? {
+        if self.readyHead < self.ready.count {
+            defer {
+                self.readyHead += 1
+                if self.readyHead == self.ready.count {
+                    self.ready.removeAll(keepingCapacity: true)
+                    self.readyHead = 0
+                }
+            }
+            return self.ready[self.readyHead]
+        }
         guard self.outbound.readableBytes > 0 else { return nil }
         defer { self.outbound = ByteBuffer() }
         return self.outbound

@@ -251,6 +251,28 @@ struct SplitReadTests {
         return bytes
     }
 
+    @Test("a piece payload goes out as its own buffer after its header, not copied; small messages are coalesced")
+    func payloadSlices() {
+        var p = Pair()
+        p.drive()
+        let payload = ByteBuffer(bytes: SeededGenerator.bytes(16384, seed: 3))
+        p.a.handle(.send(.have(piece: 1)), at: p.now)
+        p.a.handle(.send(.piece(piece: 2, offset: 0, data: payload)), at: p.now)
+        p.a.handle(.send(.have(piece: 4)), at: p.now)
+        p.a.handle(.send(.piece(piece: 5, offset: 16, data: ByteBuffer(bytes: [1, 2, 3]))), at: p.now)
+        var out: [ByteBuffer] = []
+        while let b = p.a.pollTransmit() { out.append(b) }
+        #expect(out.map(\.readableBytes) == [9 + 13, 16384, 9 + 13 + 3])
+        #expect(out[1] == payload)
+        var expected = ByteBuffer()
+        for m: PeerMessage in [.have(piece: 1), .piece(piece: 2, offset: 0, data: payload), .have(piece: 4),
+            .piece(piece: 5, offset: 16, data: ByteBuffer(bytes: [1, 2, 3]))]
+        {
+            PeerMessageEncoder.encode(m, into: &expected)
+        }
+        #expect(out.flatMap { Array($0.readableBytesView) } == Array(expected.readableBytesView))
+    }
+
     func events(feeding bytes: [UInt8], cuts: [Int]) -> [PeerWireSession.Event] {
         var b = Pair().b
         var events: [PeerWireSession.Event] = []

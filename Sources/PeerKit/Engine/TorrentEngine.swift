@@ -82,6 +82,9 @@ public final class TorrentEngine: @unchecked Sendable {
     private var peers: [Int: PeerState] = [:]
     private let nextKey = Atomic<Int>(0)
     private var pieceBuffers: [Int: [UInt8]] = [:]
+    /// Buffers of whole pieces written out, kept for the next pieces: a fresh megabyte for every piece costs
+    /// page faults and zeroing in the kernel.
+    private var spareBuffers: [[UInt8]] = []
     /// Picking and choking draw many random numbers: a fast generator seeded once from the system's.
     private var rng = SeededGenerator(seed: UInt64.random(in: .min ... .max))
     private var downloaded: Int64 = 0
@@ -355,9 +358,12 @@ public final class TorrentEngine: @unchecked Sendable {
     }
 
     private func flush(_ p: PeerState) {
+        var wrote = false
         while let out = p.session.pollTransmit() {
-            p.channel.writeAndFlush(out, promise: nil)
+            p.channel.write(out, promise: nil)
+            wrote = true
         }
+        if wrote { p.channel.flush() }  // one writev for every buffer
     }
 
     /// Logs a line through `onLog`.
@@ -500,7 +506,8 @@ public final class TorrentEngine: @unchecked Sendable {
             let size = self.picker.pieceSize(piece)
             if self.pieceBuffers[piece] == nil {
                 // Not zeroed: the piece is verified only once every block has been copied in.
-                self.pieceBuffers[piece] = [UInt8](unsafeUninitializedCapacity: size) { _, count in count = size }
+                self.pieceBuffers[piece] = self.spareBuffers.last?.count == size ? self.spareBuffers.removeLast()
+                    : [UInt8](unsafeUninitializedCapacity: size) { _, count in count = size }
             }
             data.withUnsafeReadableBytes { raw in
                 self.pieceBuffers[piece]!.withUnsafeMutableBytes { dst in
@@ -532,6 +539,7 @@ public final class TorrentEngine: @unchecked Sendable {
         }.whenComplete { result in
             let wasFull = self.pendingWriteBytes >= self.configuration.maxPendingWriteBytes
             self.pendingWriteBytes -= bytes.count
+            if self.spareBuffers.count < 8 { self.spareBuffers.append(bytes) }
             if wasFull && self.pendingWriteBytes < self.configuration.maxPendingWriteBytes {
                 for p in self.peers.values {
                     self.requestMore(p)
