@@ -60,6 +60,7 @@ struct Serve: AsyncParsableCommand {
         config.port = self.port
         config.dht = self.discovery.dhtEnabled
         (config.dhtRouters, config.dhtNodes) = self.discovery.dhtJoin
+        config.dhtPolicy = self.discovery.dhtPolicy
         config.localDiscovery = self.discovery.localDiscovery
         config.log = { line in Terminal.stderr("\(line)\n") }
         let session: Session

@@ -79,6 +79,20 @@ struct DiscoveryOptions: ParsableArguments {
         return ["router.bittorrent.com:6881", "dht.transmissionbt.com:6881", "router.utorrent.com:6881"]
     }
 
+    @Flag(name: .customLong("dht-secure"), help: """
+        BEP 42: keep DHT nodes whose ID does not match their IP out of the routing table and the lookups' results \
+        (as libtorrent's dht_restrict_routing_ips). Local addresses are exempt.
+        """)
+    var dhtSecure = false
+
+    @Flag(name: .customLong("dht-read-only"), help: """
+        BEP 43: use the DHT without answering it (behind a firewall, on a metered link); others leave the node out \
+        of their tables.
+        """)
+    var dhtReadOnly = false
+
+    var dhtPolicy: DHTService.Policy { .init(enforceNodeIDs: self.dhtSecure, readOnly: self.dhtReadOnly) }
+
     @Flag(name: .customLong("no-lsd"), help: "Do not look for peers on the local network (BEP 14); also PEER_NO_LSD=1.")
     var noLocalDiscovery = false
 
@@ -217,7 +231,8 @@ func startDHT(_ node: PeerNode, network: NetworkOptions, port: Int, command: Str
     do {
         // Nodes named with --dht-bootstrap are ordinary nodes (kept when they answer); the default ones are routers.
         let join = network.discovery.dhtJoin
-        return try await node.startDHT(port: port, routers: join.routers, nodes: join.nodes, knownNodes: known)
+        return try await node.startDHT(port: port, routers: join.routers, nodes: join.nodes, knownNodes: known,
+            policy: network.discovery.dhtPolicy)
     } catch {
         Terminal.stderr("\(command): the DHT is off: \(error)\n")
         return nil

@@ -86,4 +86,23 @@ struct DHTServiceTests {
         for service in [both, v4, v6] { await service.stop() }
         try await group.shutdownGracefully()
     }
+
+    @Test("a read-only node (BEP 43, --dht-read-only) asks and is answered, answers nobody, and stays out of tables")
+    func readOnly() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let normal = try await DHTService.start(group: group, bindHost: "127.0.0.1", port: 0, routers: [], knownNodes: [])
+        let quiet = try await DHTService.start(group: group, bindHost: "127.0.0.1", port: 0, routers: [], knownNodes: [],
+            policy: .init(readOnly: true))
+        let asked = try await quiet.run(.ping(try #require(DHTEndpoint(text: "127.0.0.1:\(normal.port)"))), joinFirst: false)
+        guard case .pong = asked else {
+            Issue.record("the read-only node was not answered: \(asked)")
+            return
+        }
+        let back = try await normal.run(.ping(try #require(DHTEndpoint(text: "127.0.0.1:\(quiet.port)"))), joinFirst: false)
+        #expect(back == .failed(.timedOut), "a read-only node answers nothing")
+        #expect(try #require(await normal.stats()).ipv4Nodes == 0, "nor does it enter the other's table")
+        #expect(try #require(await quiet.stats()).ipv4Nodes == 1, "it keeps the nodes it asked")
+        for service in [normal, quiet] { await service.stop() }
+        try await group.shutdownGracefully()
+    }
 }

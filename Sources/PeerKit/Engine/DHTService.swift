@@ -42,6 +42,18 @@ public final class DHTService: @unchecked Sendable {
     /// How long a command that needs the routing table waits for the node to join.
     static let joinTimeout: TimeAmount = .seconds(30)
 
+    /// How the node takes part, beyond the BEPs' defaults.
+    public struct Policy: Sendable {
+        /// BEP 42: nodes whose ID does not match their IP stay out of the routing table and do not count in
+        /// lookups (libtorrent's `dht_restrict_routing_ips`); local addresses are exempt.
+        public var enforceNodeIDs = false
+        /// BEP 43: ask, never answer, and say so, so that others leave the node out of their tables.
+        public var readOnly = false
+        public init(enforceNodeIDs: Bool = false, readOnly: Bool = false) {
+            (self.enforceNodeIDs, self.readOnly) = (enforceNodeIDs, readOnly)
+        }
+    }
+
     /// A command gave up waiting for the node to join the DHT.
     public struct NotJoined: Error, CustomStringConvertible {
         public var seconds: Int64
@@ -61,9 +73,10 @@ public final class DHTService: @unchecked Sendable {
     /// for each family (BEP 32); a machine without IPv6 gets the IPv4 one alone. With `bindHost` it has that
     /// address's family only.
     public static func start(
-        group: any EventLoopGroup, bindHost: String?, port: Int, routers: [DHTEndpoint], knownNodes: [DHTEndpoint]
+        group: any EventLoopGroup, bindHost: String?, port: Int, routers: [DHTEndpoint], knownNodes: [DHTEndpoint],
+        policy: Policy = Policy()
     ) async throws -> DHTService {
-        var configuration = DHTNode.Configuration()
+        var configuration = DHTNode.Configuration(readOnly: policy.readOnly, enforceNodeIDs: policy.enforceNodeIDs)
         configuration.version = Array("PE01".utf8)
         let box = Mutex<DHTService?>(nil)
         let limit = configuration.krpcLimits.maxDatagramLength

@@ -280,11 +280,11 @@ public final class PeerNode: @unchecked Sendable {
     /// - Parameters:
     ///   - routers: well-known bootstrap routers: asked first, never kept in the routing table.
     ///   - nodes: ordinary nodes to join through (`--dht-bootstrap`): kept in the table when they answer.
-    public func startDHT(port: Int, routers: [String], nodes: [String] = [], knownNodes: [DHTEndpoint]) async throws
-        -> DHTService
+    public func startDHT(port: Int, routers: [String], nodes: [String] = [], knownNodes: [DHTEndpoint],
+        policy: DHTService.Policy = .init()) async throws -> DHTService
     {
         let service = try await DHTService.start(group: self.group, bindHost: self.bindHost, port: port,
-            routers: Self.resolve(routers), knownNodes: Self.resolve(nodes) + knownNodes)
+            routers: Self.resolve(routers), knownNodes: Self.resolve(nodes) + knownNodes, policy: policy)
         self.dht.withLock { $0 = service }
         return service
     }

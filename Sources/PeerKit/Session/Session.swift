@@ -32,6 +32,8 @@ public actor Session {
         public var dhtRouters: [String] = []
         /// Ordinary DHT nodes to join through (kept in the table when they answer).
         public var dhtNodes: [String] = []
+        /// BEP 42 checking and BEP 43 read-only mode.
+        public var dhtPolicy = DHTService.Policy()
         public var localDiscovery = true
         /// Lines worth logging (a torrent's errors, peers dropped).
         public var log: (@Sendable (String) -> Void)?
@@ -94,7 +96,7 @@ public actor Session {
             }
             do {
                 self.dht = try await self.node.startDHT(port: self.listenPort, routers: self.configuration.dhtRouters,
-                    nodes: self.configuration.dhtNodes, knownNodes: known)
+                    nodes: self.configuration.dhtNodes, knownNodes: known, policy: self.configuration.dhtPolicy)
             } catch {
                 self.log("the DHT is off: \(error)")
             }
