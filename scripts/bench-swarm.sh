@@ -10,6 +10,7 @@
 #
 # Usage: scripts/bench-swarm.sh [SIZE_MiB=1024] [PIECE_KiB=1024]      (root; needs python3-libtorrent, time)
 # PEER_BUILD_PATH=DIR builds and runs the release binary there instead of .build (an existing release build).
+# PAIRS="peer:peer lt:lt" runs only those seeder:leecher pairs (the ratio column needs lt:lt among them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${PEER_BENCH_NETNS:-0}" != 1 ]; then
@@ -60,7 +61,7 @@ leecher_cmd() {  # leecher_cmd KIND DIR
 HZ=$(getconf CLK_TCK)
 declare -A RATE
 ROWS=()
-for pair in lt:lt peer:peer lt:peer peer:lt; do
+for pair in ${PAIRS:-lt:lt peer:peer lt:peer peer:lt}; do
     s=${pair%%:*}; l=${pair##*:}
     rm -rf "$WORK/dl" "$WORK/state-leech"; mkdir -p "$WORK/dl"
     $(seeder_cmd "$s") >"$WORK/seed.log" 2>&1 &
@@ -100,5 +101,5 @@ echo "|---|---|---|---|---|---|---|"
 for row in "${ROWS[@]}"; do
     IFS='|' read -r s l rate lcpu scpu lmem smem <<<"$row"
     printf '| %s -> %s | %s | %.2f | %s | %s | %s | %s |\n' "$(name "$s")" "$(name "$l")" "$rate" \
-        "$(echo "$rate / ${RATE[lt:lt]}" | bc -l)" "$lcpu" "$scpu" "$lmem" "$smem"
+        "$(echo "$rate / ${RATE[lt:lt]:-$rate}" | bc -l)" "$lcpu" "$scpu" "$lmem" "$smem"
 done

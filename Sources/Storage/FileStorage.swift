@@ -22,6 +22,10 @@ import Darwin
 ///   `moveSharedPieces` moves such bytes between the part file and the files when the selection changes.
 /// - At most `maxOpenFiles` descriptors stay open (least recently used closed first); a descriptor in
 ///   use by another thread is closed only when that thread is done with it.
+/// - With `directWrites`, spans that start and end on 4 KiB boundaries of their file (whole pieces of a
+///   single-file torrent, say) are written with `O_DIRECT` from an aligned buffer, past the page cache.
+///   Copying into the page cache is most of a downloader's CPU time (`dd` here: 2.7 s per GiB buffered,
+///   0.5 s direct). A file system without `O_DIRECT` (tmpfs) and every other span use ordinary writes.
 public final class FileStorage: TorrentStorage {
     /// The torrent's piece layout.
     public let pieceMap: PieceMap
@@ -33,22 +37,45 @@ public final class FileStorage: TorrentStorage {
     public let unselected: Set<Int>
     /// Where bytes of unselected files are kept (required when `unselected` is not empty).
     public let partFile: FilePath?
+    /// Whether aligned spans are written with `O_DIRECT`.
+    public let directWrites: Bool
     /// The key of the part file in the descriptor cache.
     private static let partKey = -1
+    /// What `O_DIRECT` asks of offsets, lengths and buffer addresses (the largest logical block size in use).
+    static let directAlignment = 4096
 
     /// An open file; its mutable fields change only under the cache lock.
     private final class OpenFile: @unchecked Sendable {
         let fd: FileDescriptor
         let writable: Bool
+        /// The same file opened again with `O_DIRECT` (writable files with `directWrites` only; nil where the
+        /// file system refuses it).
+        let direct: FileDescriptor?
         var users = 0
         var retired = false
         var lastUse: UInt64 = 0
 
-        init(fd: FileDescriptor, writable: Bool) {
+        init(fd: FileDescriptor, writable: Bool, direct: FileDescriptor?) {
             self.fd = fd
             self.writable = writable
+            self.direct = direct
+        }
+
+        func close() {
+            try? self.fd.close()
+            try? self.direct?.close()
         }
     }
+
+    /// A page-aligned buffer for direct writes, used by one thread at a time.
+    private struct AlignedBuffer: @unchecked Sendable {
+        let bytes: UnsafeMutableRawBufferPointer
+    }
+
+    /// Aligned buffers kept for reuse (a fresh one costs page faults).
+    private let alignedBuffers = Mutex<[AlignedBuffer]>([])
+    /// Spans written with `O_DIRECT` so far (tests).
+    let directWriteCount = Atomic<Int>(0)
 
     private struct Cache {
         var open: [Int: OpenFile] = [:]
@@ -64,9 +91,10 @@ public final class FileStorage: TorrentStorage {
     ///   - maxOpenFiles: how many descriptors to keep open at most.
     /// - Throws: `StorageError.relativeDownloadFolder`.
     public init(pieceMap: PieceMap, directory: FilePath, maxOpenFiles: Int = 64, unselected: Set<Int> = [],
-        partFile: FilePath? = nil) throws(StorageError)
+        partFile: FilePath? = nil, directWrites: Bool = false) throws(StorageError)
     {
         precondition(maxOpenFiles > 0, "at least one open file")
+        self.directWrites = directWrites
         precondition(unselected.isEmpty || partFile != nil, "unselected files need a part file")
         self.unselected = unselected
         self.partFile = partFile
@@ -77,10 +105,10 @@ public final class FileStorage: TorrentStorage {
 
     /// A storage for a parsed torrent under `directory`.
     public convenience init(metainfo: TorrentMetainfo, directory: FilePath, maxOpenFiles: Int = 64,
-        unselected: Set<Int> = [], partFile: FilePath? = nil) throws(StorageError)
+        unselected: Set<Int> = [], partFile: FilePath? = nil, directWrites: Bool = false) throws(StorageError)
     {
         try self.init(pieceMap: PieceMap(metainfo), directory: directory, maxOpenFiles: maxOpenFiles,
-            unselected: unselected, partFile: partFile)
+            unselected: unselected, partFile: partFile, directWrites: directWrites)
     }
 
     /// Where a span's bytes live when the files in `parts` keep theirs in the part file: its file and
@@ -92,8 +120,12 @@ public final class FileStorage: TorrentStorage {
 
     deinit {
         self.cache.withLock { cache in
-            for file in cache.open.values { try? file.fd.close() }
+            for file in cache.open.values { file.close() }
             cache.open.removeAll()
+        }
+        self.alignedBuffers.withLock { buffers in
+            for b in buffers { b.bytes.deallocate() }
+            buffers.removeAll()
         }
     }
 
@@ -153,11 +185,59 @@ public final class FileStorage: TorrentStorage {
         let (key, fileOffset) = self.location(span, piece: piece, parts: self.unselected)
         let file = try self.acquire(key, writable: true)
         defer { self.release(file) }
+        let alignment = Self.directAlignment
+        if let direct = file.direct, fileOffset % Int64(alignment) == 0, span.length % alignment == 0,
+            self.writeDirect(direct, at: fileOffset, bytes.prefix(span.length))
+        {
+            self.directWriteCount.add(1, ordering: .relaxed)
+            return
+        }
         do {
             _ = try file.fd.writeAll(toAbsoluteOffset: fileOffset, bytes.prefix(span.length))
         } catch {
             throw self.error(error, .write, span.fileIndex)
         }
+    }
+
+    /// Writes through an `O_DIRECT` descriptor from an aligned copy of `bytes`; false when the kernel refuses
+    /// (the caller then writes them the ordinary way, which reports any real error).
+    private func writeDirect(_ fd: FileDescriptor, at offset: Int64, _ bytes: ArraySlice<UInt8>) -> Bool {
+        let aligned = self.alignedBuffers.withLock { buffers -> AlignedBuffer? in
+            guard let i = buffers.lastIndex(where: { $0.bytes.count >= bytes.count }) else { return nil }
+            return buffers.remove(at: i)
+        } ?? AlignedBuffer(bytes: .allocate(byteCount: bytes.count, alignment: Self.directAlignment))
+        let buffer = aligned.bytes
+        defer {
+            let spare: AlignedBuffer? = self.alignedBuffers.withLock { buffers in
+                guard buffers.count < 4 else { return aligned }
+                buffers.append(aligned)
+                return nil
+            }
+            spare?.bytes.deallocate()
+        }
+        bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        var done = 0
+        while done < bytes.count {
+            let n = pwrite(fd.rawValue, buffer.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if n > 0 {
+                done += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return done == 0 ? false : self.finishBuffered(fd, at: offset, bytes, from: done)
+            }
+        }
+        return true
+    }
+
+    /// After a direct write stopped part way (a short write at the end of the device's space, say), the rest
+    /// goes the ordinary way through a buffered descriptor of the same file.
+    private func finishBuffered(_ fd: FileDescriptor, at offset: Int64, _ bytes: ArraySlice<UInt8>, from done: Int)
+        -> Bool
+    {
+        guard let plain = try? FileDescriptor.open("/proc/self/fd/\(fd.rawValue)", .writeOnly) else { return false }
+        defer { try? plain.close() }
+        return (try? plain.writeAll(toAbsoluteOffset: offset + Int64(done), bytes.dropFirst(done))) != nil
     }
 
     public func createEmptyFiles() throws(StorageError) {
@@ -269,7 +349,7 @@ public final class FileStorage: TorrentStorage {
             cache.open.removeAll()
             return idle
         }
-        for file in toClose { try? file.fd.close() }
+        for file in toClose { file.close() }
     }
 
     // MARK: - Descriptors
@@ -287,7 +367,8 @@ public final class FileStorage: TorrentStorage {
         if let file = try cached.get() { return file }
 
         // Open outside the lock, so other files' reads and writes go on meanwhile.
-        let fresh = OpenFile(fd: try self.open(index, writable: writable), writable: writable)
+        let fd = try self.open(index, writable: writable)
+        let fresh = OpenFile(fd: fd, writable: writable, direct: writable && self.directWrites ? Self.reopenDirect(fd) : nil)
         let (result, toClose): (Result<OpenFile, StorageError>, [OpenFile]) = self.cache.withLock { cache in
             guard !cache.closed else { return (.failure(.closed), [fresh]) }
             cache.tick += 1
@@ -314,7 +395,7 @@ public final class FileStorage: TorrentStorage {
             }
             return (.success(fresh), toClose)
         }
-        for file in toClose { try? file.fd.close() }
+        for file in toClose { file.close() }
         return try result.get()
     }
 
@@ -325,7 +406,7 @@ public final class FileStorage: TorrentStorage {
             file.retired = true
             return file.users == 0 ? file : nil
         }
-        try? idle?.fd.close()
+        idle?.close()
     }
 
     private func release(_ file: OpenFile) {
@@ -333,7 +414,25 @@ public final class FileStorage: TorrentStorage {
             file.users -= 1
             return file.retired && file.users == 0
         }
-        if close { try? file.fd.close() }
+        if close { file.close() }
+    }
+
+    #if arch(x86_64)
+    /// `O_DIRECT`, which Glibc's module leaves out (it needs _GNU_SOURCE); its value differs by architecture.
+    static let directFlag: Int32 = 0o40000
+    #else
+    static let directFlag: Int32 = 0o200000
+    #endif
+
+    /// The file open as `fd`, opened again for direct writes (through /proc/self/fd, so no path is looked up
+    /// again); nil where `O_DIRECT` is refused (tmpfs) or /proc is missing.
+    private static func reopenDirect(_ fd: FileDescriptor) -> FileDescriptor? {
+        #if os(Linux) && (arch(x86_64) || arch(arm64))
+        let d = "/proc/self/fd/\(fd.rawValue)".withCString { Glibc.open($0, O_WRONLY | Self.directFlag | O_CLOEXEC) }
+        return d >= 0 ? FileDescriptor(rawValue: d) : nil
+        #else
+        return nil
+        #endif
     }
 
     /// Opens a file without following links; for writing, creates it (and its folders) and gives it its

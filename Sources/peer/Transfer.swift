@@ -286,7 +286,7 @@ func runTransfer(
     let storage: FileStorage
     do {
         storage = try FileStorage(metainfo: metainfo, directory: dir, unselected: unselected,
-            partFile: partFile)
+            partFile: partFile, directWrites: PeerNode.directWrites)
         // An earlier run with other --files kept some bytes elsewhere: the check below must find them.
         try storage.moveSharedPieces(verifier: PieceVerifier(metainfo: metainfo))
     } catch {

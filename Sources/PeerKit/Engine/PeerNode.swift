@@ -3,6 +3,7 @@ import Glibc
 #endif
 import AsyncHTTPClient
 import DHT
+import Foundation
 import Metainfo
 import NIOCore
 import NIOPosix
@@ -34,6 +35,10 @@ public final class PeerNode: @unchecked Sendable {
     public let maxConnections: Int
     /// A channel takes up to this many bytes queued for writing before it reports itself unwritable.
     static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
+    /// Whether downloads write whole aligned pieces with `O_DIRECT` (`FileStorage.directWrites`): yes unless
+    /// PEER_DIRECT_WRITES=0 (for a file system where direct I/O is slow).
+    public static var directWrites: Bool { ProcessInfo.processInfo.environment["PEER_DIRECT_WRITES"] != "0" }
+
     /// Reads of up to 256 KiB (NIO's default stops at 64 KiB): a busy connection takes a quarter of the reads
     /// and event-loop turns per megabyte.
     static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 16 << 10, maximum: 256 << 10)

@@ -688,7 +688,8 @@ public actor Session {
         let partFile = dir.appending(".\(id).parts")
         let storage: FileStorage
         do {
-            storage = try FileStorage(metainfo: t, directory: dir, unselected: unselected, partFile: partFile)
+            storage = try FileStorage(metainfo: t, directory: dir, unselected: unselected, partFile: partFile,
+                directWrites: PeerNode.directWrites)
             // Skipping a file of a complete torrent, or wanting one again, must not lose the pieces it shares.
             try storage.moveSharedPieces(verifier: PieceVerifier(metainfo: t))
         } catch {
