@@ -144,23 +144,49 @@ public final class FileStorage: TorrentStorage {
         return try self.read(piece: piece, offset: offset, length: length, parts: self.unselected)
     }
 
+    public func read(piece: PieceIndex, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) {
+        try self.checkRange(piece, offset: offset, length: buffer.count)
+        try self.read(piece: piece, offset: offset, into: buffer, parts: self.unselected)
+    }
+
     /// Reads bytes of a piece as laid out when the files in `parts` keep theirs in the part file.
     private func read(piece: PieceIndex, offset: Int, length: Int, parts: Set<Int>) throws(StorageError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: length)
-        for span in self.pieceMap.spans(piece: piece, offset: offset, length: length) where !span.isPadding {
+        // Not zeroed first (a seeder reads every piece it serves): the read fills every byte or throws.
+        var failure: StorageError?
+        let out = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            do throws(StorageError) {
+                try self.read(piece: piece, offset: offset, into: UnsafeMutableRawBufferPointer(buffer), parts: parts)
+            } catch {
+                buffer.initialize(repeating: 0)
+                failure = error
+            }
+            count = length
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// Fills `out` with bytes of a piece from `offset`: each span is read whole or the read throws, and padding
+    /// is zeroed.
+    private func read(piece: PieceIndex, offset: Int, into out: UnsafeMutableRawBufferPointer, parts: Set<Int>)
+        throws(StorageError)
+    {
+        for span in self.pieceMap.spans(piece: piece, offset: offset, length: out.count) {
+            let start = span.pieceOffset - offset
+            if span.isPadding {
+                _ = out[start..<start + span.length].initializeMemory(as: UInt8.self, repeating: 0)
+                continue
+            }
             let (key, fileOffset) = self.location(span, piece: piece, parts: parts)
             let file = try self.acquire(key, writable: false)
             defer { self.release(file) }
-            let start = span.pieceOffset - offset
             var done = 0
             while done < span.length {
                 let position = fileOffset + Int64(done)
                 let n: Int
                 do {
-                    n = try out.withUnsafeMutableBytes { buffer in
-                        try file.fd.read(fromAbsoluteOffset: position,
-                            into: UnsafeMutableRawBufferPointer(rebasing: buffer[start + done..<start + span.length]))
-                    }
+                    n = try file.fd.read(fromAbsoluteOffset: position,
+                        into: UnsafeMutableRawBufferPointer(rebasing: out[start + done..<start + span.length]))
                 } catch {
                     throw self.error(error, .read, span.fileIndex)
                 }
@@ -170,7 +196,6 @@ public final class FileStorage: TorrentStorage {
                 done += n
             }
         }
-        return out
     }
 
     public func write(piece: PieceIndex, offset: Int, bytes: [UInt8]) throws(StorageError) {

@@ -29,6 +29,10 @@ public protocol TorrentStorage: Sendable {
     /// - Throws: `StorageError` (`outOfRange`, `missingFile`, `unexpectedEndOfFile`, `system`, `closed`, …).
     func read(piece: PieceIndex, offset: Int, length: Int) throws(StorageError) -> [UInt8]
 
+    /// Reads `buffer.count` bytes of a piece from `offset` into `buffer` (a seeder's network buffer, say);
+    /// padding bytes are zeros.
+    func read(piece: PieceIndex, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(StorageError)
+
     /// Writes bytes of a piece at `offset`, creating files (and folders) as needed; padding bytes are skipped.
     /// - Throws: `StorageError` (`outOfRange`, `diskFull`, `symbolicLink`, `unsafePath`, `system`, `closed`, …).
     func write(piece: PieceIndex, offset: Int, bytes: [UInt8]) throws(StorageError)
@@ -45,6 +49,12 @@ public protocol TorrentStorage: Sendable {
 }
 
 extension TorrentStorage {
+    /// Through `read(piece:offset:length:)`, for storage without a reading of its own.
+    public func read(piece: PieceIndex, offset: Int, into buffer: UnsafeMutableRawBufferPointer) throws(StorageError) {
+        let bytes = try self.read(piece: piece, offset: offset, length: buffer.count)
+        buffer.copyBytes(from: bytes)
+    }
+
     /// Storage with no files on disk has nothing to create.
     public func createEmptyFiles() throws(StorageError) {}
 

@@ -109,7 +109,8 @@ public final class TorrentEngine: @unchecked Sendable {
     /// Bytes of pieces handed to the thread pool for verifying and writing, not yet done.
     private var pendingWriteBytes = 0
     /// Pieces read for serving, by piece, with when each was last used (small: a few dozen pieces).
-    private var readCache: [Int: (bytes: [UInt8], lastUse: UInt64)] = [:]
+    /// Pieces read for serving, in the buffers their blocks are sent from (as slices, not copies).
+    private var readCache: [Int: (bytes: ByteBuffer, lastUse: UInt64)] = [:]
     private var readCacheClock: UInt64 = 0
     /// Requests waiting on a piece's read from disk.
     private var pendingReads: [Int: [(key: Int, block: PeerWire.BlockRef)]] = [:]
@@ -645,8 +646,15 @@ public final class TorrentEngine: @unchecked Sendable {
         }
         self.pendingReads[piece.value] = [(p.key, b)]
         let storage = self.storage
-        self.threadPool.runIfActive(eventLoop: self.eventLoop) { () throws -> [UInt8] in
-            try storage.readPiece(piece)
+        let size = self.storage.pieceMap.pieceSize(piece)
+        self.threadPool.runIfActive(eventLoop: self.eventLoop) { () throws -> ByteBuffer in
+            // Straight into the buffer the blocks are sent from.
+            var buffer = ByteBufferAllocator().buffer(capacity: size)
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { raw in
+                try storage.read(piece: piece, offset: 0, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]))
+                return size
+            }
+            return buffer
         }.whenComplete { result in
             let waiting = self.pendingReads.removeValue(forKey: piece.value) ?? []
             if case .success(let bytes) = result { self.cache(piece.value, bytes) }
@@ -677,7 +685,7 @@ public final class TorrentEngine: @unchecked Sendable {
     }
 
     /// Keeps a piece read for serving, dropping the least recently used beyond the cache's size.
-    private func cache(_ piece: Int, _ bytes: [UInt8]) {
+    private func cache(_ piece: Int, _ bytes: ByteBuffer) {
         self.readCacheClock += 1
         self.readCache[piece] = (bytes, self.readCacheClock)
         let limit = max(2, self.configuration.readCacheBytes / max(1, self.storage.pieceMap.pieceLength))
@@ -688,7 +696,7 @@ public final class TorrentEngine: @unchecked Sendable {
 
     /// Sends one block of a piece in memory (bytes past a v2 file's end as zeros), or queues it for the
     /// upload limiter.
-    private func deliver(_ b: PeerWire.BlockRef, from piece: [UInt8], to p: PeerState) {
+    private func deliver(_ b: PeerWire.BlockRef, from piece: ByteBuffer, to p: PeerState) {
         guard !p.session.amChoking else {
             // Choked while the read was on its way: the request is void (BEP 6: say so).
             if p.session.fastExtension { self.send(.reject(b), to: p) }
@@ -701,9 +709,15 @@ public final class TorrentEngine: @unchecked Sendable {
         }
         let offset = Int(b.offset)
         let end = offset + Int(b.length)
-        var buffer = ByteBufferAllocator().buffer(capacity: Int(b.length))
-        if offset < piece.count { buffer.writeBytes(piece[offset..<min(end, piece.count)]) }
-        if end > piece.count { buffer.writeRepeatingByte(0, count: end - max(offset, piece.count)) }
+        let count = piece.readableBytes
+        var buffer: ByteBuffer
+        if end <= count {
+            buffer = piece.getSlice(at: piece.readerIndex + offset, length: Int(b.length))!
+        } else {
+            buffer = ByteBufferAllocator().buffer(capacity: Int(b.length))
+            if offset < count { buffer.writeImmutableBuffer(piece.getSlice(at: piece.readerIndex + offset, length: count - offset)!) }
+            buffer.writeRepeatingByte(0, count: end - max(offset, count))
+        }
         let message = PeerMessage.piece(piece: b.piece, offset: b.offset, data: buffer)
         if self.uploadQueue.isEmpty && self.uploadLimiter.canSpend(at: self.now) {
             self.sendPiece(message, bytes: Int(b.length), to: p)
