@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import DHT
 import NIOCore
 import NIOPosix
@@ -96,8 +93,7 @@ public final class DHTService: @unchecked Sendable {
                 }
             if host == "::" {
                 // The IPv4 socket has the port's IPv4 half; this one must not claim it too.
-                bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)),
-                    value: 1)
+                bootstrap = bootstrap.channelOption(.ipv6Only, value: 1)
             }
             return try await bootstrap.bind(host: host, port: port).get()
         }

@@ -98,8 +98,7 @@ final class LocalPeerDiscovery: @unchecked Sendable {
                 }
             }
         if v6 {
-            bootstrap = bootstrap.channelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)),
-                value: 1)
+            bootstrap = bootstrap.channelOption(.ipv6Only, value: 1)
         }
         let receiver = try await bootstrap.bind(host: v6 ? "::" : "0.0.0.0", port: LocalDiscovery.port).get()
         let groupText = v6 ? LocalDiscovery.ipv6Group : LocalDiscovery.ipv4Group

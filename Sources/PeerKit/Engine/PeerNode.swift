@@ -142,7 +142,7 @@ public final class PeerNode: @unchecked Sendable {
         // without IPv6 has the IPv4 listener alone.
         if self.bindHost == nil,
             let v6 = try? await bootstrap
-                .serverChannelOption(.socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)), value: 1)
+                .serverChannelOption(.ipv6Only, value: 1)
                 .bind(host: "::", port: bound).get()
         {
             self.listeners.append(v6)
@@ -420,4 +420,9 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
             engine.received(key, replay)
         }
     }
+}
+
+extension ChannelOption where Self == ChannelOptions.Types.SocketOption {
+    /// IPV6_V6ONLY: an IPv6 socket that leaves the port's IPv4 half to an IPv4 socket beside it.
+    static var ipv6Only: Self { .socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)) }
 }
