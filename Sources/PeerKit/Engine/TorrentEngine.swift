@@ -108,8 +108,8 @@ public final class TorrentEngine: @unchecked Sendable {
     private var stopped = false
     /// Bytes of pieces handed to the thread pool for verifying and writing, not yet done.
     private var pendingWriteBytes = 0
-    /// Pieces read for serving, by piece, with when each was last used (small: a few dozen pieces).
-    /// Pieces read for serving, in the buffers their blocks are sent from (as slices, not copies).
+    /// Pieces read for serving, by piece, with when each was last used (small: a few dozen pieces), in the
+    /// buffers their blocks are sent from (as slices, not copies).
     private var readCache: [Int: (bytes: ByteBuffer, lastUse: UInt64)] = [:]
     private var readCacheClock: UInt64 = 0
     /// Requests waiting on a piece's read from disk.
