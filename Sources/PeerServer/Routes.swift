@@ -3,21 +3,6 @@ import Hummingbird
 import PeerKit
 
 /// The body of `POST /api/torrents` as JSON.
-struct AddRequest: Decodable {
-    var magnet: String?
-    var url: String?
-    /// A .torrent file, base64.
-    var torrent: String?
-    var savePath: String?
-    var paused: Bool?
-    var sequential: Bool?
-
-    enum CodingKeys: String, CodingKey {
-        case magnet, url, torrent, paused, sequential
-        case savePath = "save_path"
-    }
-}
-
 /// `PATCH /api/torrents/{id}`: a key that is absent is left alone; `null` removes a limit.
 struct TorrentPatch: Decodable {
     var update = TorrentUpdate()

@@ -5,6 +5,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import PeerBase
+import PeerKit
 
 /// The subcommands that talk to a running daemon.
 enum Client {
@@ -501,18 +502,6 @@ struct DaemonClient: Sendable {
 }
 
 // MARK: - The API's JSON (only what the text output shows; --json prints the answer as it came)
-
-struct AddRequest: Encodable {
-    var magnet: String?
-    var url: String?
-    var savePath: String?
-    var paused: Bool?
-    var sequential: Bool?
-    enum CodingKeys: String, CodingKey {
-        case magnet, url, paused, sequential
-        case savePath = "save_path"
-    }
-}
 
 /// A value that decodes to nil instead of failing when it has another shape (the summary's `peers` is a
 /// count, the detail's a list).

@@ -290,3 +290,28 @@ public enum MediaType {
         return Self.byExtension[name[name.index(after: dot)...].lowercased()] ?? "application/octet-stream"
     }
 }
+
+/// `POST /api/torrents` with a JSON body (`peer add` sends it, the daemon reads it): exactly one of `magnet`,
+/// `url` or `torrent` (a .torrent file in base64), and the options of `AddOptions`.
+public struct AddRequest: Codable, Sendable {
+    public var magnet: String?
+    public var url: String?
+    /// A .torrent file, base64.
+    public var torrent: String?
+    public var savePath: String?
+    public var paused: Bool?
+    public var sequential: Bool?
+
+    public init(magnet: String? = nil, url: String? = nil, torrent: String? = nil, savePath: String? = nil,
+        paused: Bool? = nil, sequential: Bool? = nil)
+    {
+        (self.magnet, self.url, self.torrent) = (magnet, url, torrent)
+        (self.savePath, self.paused, self.sequential) = (savePath, paused, sequential)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case magnet, url, torrent, paused, sequential
+        case savePath = "save_path"
+    }
+}
+
