@@ -62,17 +62,9 @@ struct SettingsPatch: Decodable {
     var seedRatioLimit: Double??
     var seedTimeLimit: Int64??
 
-    enum CodingKeys: String, CodingKey {
-        case downloadDir = "download_dir"
-        case maxDownloadRate = "max_download_rate"
-        case maxUploadRate = "max_upload_rate"
-        case maxActiveDownloads = "max_active_downloads"
-        case seedRatioLimit = "seed_ratio_limit"
-        case seedTimeLimit = "seed_time_limit"
-    }
-
+    /// The keys `GET /api/settings` answers with.
     init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let c = try decoder.container(keyedBy: SessionSettings.CodingKeys.self)
         self.downloadDir = try c.decodeIfPresent(String.self, forKey: .downloadDir)
         self.maxDownloadRate = try c.nullable(.maxDownloadRate, Int64.self)
         self.maxUploadRate = try c.nullable(.maxUploadRate, Int64.self)

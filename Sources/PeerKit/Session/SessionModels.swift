@@ -195,7 +195,8 @@ public struct SessionSettings: Codable, Sendable, Equatable {
         self.maxActiveDownloads = 5
     }
 
-    enum CodingKeys: String, CodingKey {
+    /// The API's names, which `PATCH /api/settings` takes too.
+    public enum CodingKeys: String, CodingKey {
         case downloadDir = "download_dir"
         case maxDownloadRate = "max_download_rate"
         case maxUploadRate = "max_upload_rate"
