@@ -319,7 +319,9 @@ def bencode(x):
     raise TypeError(type(x))
 
 
-def bdecode(data):
+def bdecode(data, text_keys=False):
+    """Decodes one bencoded value; ValueError on anything malformed, short or trailing. With `text_keys`,
+    dictionary keys come back as str (latin-1), as the KRPC probes read them."""
     def parse(i):
         c = data[i:i + 1]
         if c == b"i":
@@ -335,13 +337,21 @@ def bdecode(data):
             out, i = {}, i + 1
             while data[i:i + 1] != b"e":
                 k, i = parse(i)
-                out[k], i = parse(i)
+                out[k.decode("latin-1") if text_keys else k], i = parse(i)
             return out, i + 1
-        j = data.index(b":", i)
-        n = int(data[i:j])
-        return data[j + 1:j + 1 + n], j + 1 + n
-    value, end = parse(0)
-    assert end == len(data), "trailing bytes"
+        if c.isdigit():
+            j = data.index(b":", i)
+            n = int(data[i:j])
+            if j + 1 + n > len(data):
+                raise ValueError("short string")
+            return data[j + 1:j + 1 + n], j + 1 + n
+        raise ValueError(f"bad byte at {i}")
+    try:
+        value, end = parse(0)
+    except (IndexError, TypeError) as e:
+        raise ValueError(str(e))
+    if end != len(data):
+        raise ValueError("trailing bytes")
     return value
 
 

@@ -7,6 +7,7 @@ import hashlib
 import os
 import pathlib
 import subprocess
+import time
 
 import pytest
 
@@ -75,3 +76,16 @@ def peer_home(tmp_path_factory, monkeypatch):
     # Never a public DHT router: tests that use the DHT name their own bootstrap node.
     monkeypatch.setenv("PEER_NO_DHT", "1")
     monkeypatch.setenv("PEER_DHT_BOOTSTRAP", "")
+
+
+def wait_until(what, check, timeout=30, interval=0.25):
+    """Calls check() until it returns something truthy, at most `timeout` seconds; returns that value."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+

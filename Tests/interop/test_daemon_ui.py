@@ -14,23 +14,11 @@ import shutil
 import subprocess
 import time
 
-from conftest import PEER, det_bytes, run_peer
+from conftest import PEER, det_bytes, run_peer, wait_until
 from test_swarm import LTPEER, free_port, magnet_of, procs, tree_digest  # noqa: F401 (procs is a fixture)
 
 HERE = pathlib.Path(__file__).resolve().parent
 ARTIFACTS = pathlib.Path(os.environ.get("PEER_ARTIFACTS", HERE / "artifacts"))
-
-
-def wait_until(what, check, timeout, interval=0.25):
-    """Calls check() until it returns something truthy, at most `timeout` seconds; returns that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def lt_seed(procs, tmp_path, torrent, data, addr, upload_limit=0):

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from clients import bencode as benc
-from conftest import PEER, run_peer
+from clients import bdecode, bencode as benc
+from conftest import PEER, run_peer, wait_until
 from test_daemon import Daemon
 from test_swarm import Proc, procs  # noqa: F401 (procs is a fixture)
 
@@ -31,41 +31,11 @@ MAX_T = 8
 SHORT_ERROR = 100  # "a short fixed error": error 203/204 with a 2-byte t, our address and the version is ~70 bytes
 
 
-# --- bencoding: clients.py's encoder, and a strict decoder with text keys ------------------------------------------
+# --- bencoding: clients.py's encoder and strict decoder, with text keys ---------------------------------------------
 
 def bdec(b):
     """Decodes one bencoded value (dictionary keys as str); ValueError on anything malformed or trailing."""
-    def at(i):
-        c = b[i:i + 1]
-        if c == b"i":
-            j = b.index(b"e", i)
-            return int(b[i + 1:j]), j + 1
-        if c == b"l":
-            out, i = [], i + 1
-            while b[i:i + 1] != b"e":
-                v, i = at(i)
-                out.append(v)
-            return out, i + 1
-        if c == b"d":
-            out, i = {}, i + 1
-            while b[i:i + 1] != b"e":
-                k, i = at(i)
-                out[k.decode("latin-1")], i = at(i)
-            return out, i + 1
-        if c.isdigit():
-            j = b.index(b":", i)
-            n = int(b[i:j])
-            if j + 1 + n > len(b):
-                raise ValueError("short string")
-            return b[j + 1:j + 1 + n], j + 1 + n
-        raise ValueError(f"bad byte at {i}")
-    try:
-        v, end = at(0)
-    except (IndexError, TypeError) as e:
-        raise ValueError(str(e))
-    if end != len(b):
-        raise ValueError("trailing bytes")
-    return v
+    return bdecode(b, text_keys=True)
 
 
 def compact_nodes(b):
@@ -513,16 +483,6 @@ class DHTDaemon(Daemon):
         self.token = (self.state / "api-token").read_text().strip()
 
 
-def wait_until(what, predicate, timeout=30, every=0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_a_private_torrent_is_never_looked_up_or_announced_on_the_dht(tmp_path, procs, monkeypatch):
     """One `peer serve` node with the DHT on seeds the same files as a public and as a private torrent. A Python
     node in the DHT records every query it gets: the public info-hash is looked up and announced (the control),
@@ -570,7 +530,7 @@ def test_a_private_torrent_is_never_looked_up_or_announced_on_the_dht(tmp_path, 
 
         # The control: the public torrent is looked up and announced, and the hub gives it out.
         wait_until("the public torrent's announce", lambda: b"announce_peer" in asked_about(hashes["public"]))
-        wait_until("the hub to list the seed", lambda: seed in hub_peers(hashes["public"]), every=0.5)
+        wait_until("the hub to list the seed", lambda: seed in hub_peers(hashes["public"]), interval=0.5)
         found = run_peer("dht", "peers", hashes["public"], "--bind", "127.0.0.204", "--state", tmp_path / "dht-204",
                          "--dht-bootstrap", f"{hub_ep[0]}:{hub_ep[1]}", "--timeout", "20", check=False, timeout=60)
         assert seed in found.stdout.split(), found.stderr
