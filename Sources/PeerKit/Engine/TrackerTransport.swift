@@ -60,6 +60,10 @@ extension EventLoopFuture where Value: Sendable {
 
 /// An HTTP or HTTPS tracker (BEP 3 announce, BEP 48 scrape) through the node's shared `HTTPClient`; bodies
 /// are bounded by `TrackerLimits.maxBodyLength` before they are buffered.
+///
+/// Every request says `Connection: close`, as libtorrent's do: announces are minutes apart, so a kept
+/// connection saves nothing, and trackers such as opentracker answer HTTP/1.1 without `Connection: close`
+/// and then hang up; a pooled connection could be picked for the next announce just as it closes.
 final class HTTPTrackerTransport: TrackerTransport {
     let url: String
     private let client: HTTPClient
@@ -79,11 +83,7 @@ final class HTTPTrackerTransport: TrackerTransport {
 
     func announce(_ request: AnnounceRequest, timeout: Duration) -> EventLoopFuture<AnnounceResponse> {
         let target = HTTPTracker.announceURL(base: self.url, request: request)
-        let client = self.client
-        return self.eventLoop.makeFutureWithTask {
-            let body = try await PeerHTTP.get(client, url: target, limit: TrackerLimits.maxBodyLength, timeout: timeout)
-            return try AnnounceResponse(httpBody: body.body)
-        }
+        return self.get(target, timeout: timeout).flatMapThrowing { try AnnounceResponse(httpBody: $0) }
     }
 
     func scrape(_ infoHashes: [[UInt8]], timeout: Duration) -> EventLoopFuture<ScrapeResponse> {
@@ -91,10 +91,15 @@ final class HTTPTrackerTransport: TrackerTransport {
             return self.eventLoop.makeFailedFuture(TrackerTransportError(
                 "no scrape URL: the last path component does not start with \"announce\" (BEP 48)"))
         }
+        return self.get(target, timeout: timeout).flatMapThrowing { try ScrapeResponse(httpBody: $0) }
+    }
+
+    /// One bounded GET on a connection of its own.
+    private func get(_ url: String, timeout: Duration) -> EventLoopFuture<[UInt8]> {
         let client = self.client
         return self.eventLoop.makeFutureWithTask {
-            let body = try await PeerHTTP.get(client, url: target, limit: TrackerLimits.maxBodyLength, timeout: timeout)
-            return try ScrapeResponse(httpBody: body.body)
+            try await PeerHTTP.get(client, url: url, headers: [("Connection", "close")],
+                limit: TrackerLimits.maxBodyLength, timeout: timeout).body
         }
     }
 
