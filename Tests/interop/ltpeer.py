@@ -35,6 +35,9 @@ def main():
     ap.add_argument("--connect", action="append", default=[])
     ap.add_argument("--upload-limit", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--encryption", choices=["enabled", "forced", "rc4"], default="enabled",
+                    help="libtorrent's default (try an encrypted handshake, fall back to plaintext), encrypted "
+                         "handshakes only, or encrypted handshakes that must select RC4 for the whole stream")
     ap.add_argument("--dht-bootstrap", default="",
                     help="turn the DHT on, bootstrapped only from these HOST:PORT nodes (comma-separated)")
     a = ap.parse_args()
@@ -51,6 +54,9 @@ def main():
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         "allow_multiple_connections_per_ip": True, "upload_rate_limit": a.upload_limit,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+        # enc_policy: 0 forced, 1 enabled, 2 disabled; enc_level: 1 plaintext, 2 RC4, 3 both.
+        "out_enc_policy": 1 if a.encryption == "enabled" else 0, "in_enc_policy": 1 if a.encryption == "enabled" else 0,
+        "allowed_enc_level": 2 if a.encryption == "rc4" else 3, "prefer_rc4": a.encryption == "rc4",
     })
     if a.upload_limit:
         # Loopback peers are in libtorrent's "local" peer class, which the global rate limit does not touch.

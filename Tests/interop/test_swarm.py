@@ -143,6 +143,21 @@ def test_peer_to_libtorrent(payload, tmp_path, procs, kind):
     assert tree_digest(out / "album") == tree_digest(payload["src"])
 
 
+@pytest.mark.parametrize("encryption", ["forced", "rc4"])
+def test_libtorrent_requiring_encryption_gets_from_a_peer_seed(payload, tmp_path, procs, encryption):
+    """Message stream encryption: a libtorrent leecher that speaks only the encrypted handshake (no plaintext
+    fallback), and with rc4 also accepts only an RC4-encrypted stream, downloads from a Peer seed."""
+    _, port = peer_share(procs, tmp_path, payload["torrents"]["hybrid"], payload["data"], "127.0.0.77")
+    out = tmp_path / "out"
+    out.mkdir()
+    lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", str(payload["torrents"]["hybrid"]), str(out),
+                         "--bind", "127.0.0.78", "--port", str(free_port("127.0.0.78")),
+                         "--connect", f"127.0.0.77:{port}", "--timeout", "100", "--encryption", encryption],
+                        capture_output=True, text=True, timeout=120)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
 def capped_lt_seed(procs, tmp_path, torrent, data, addr):
     """A libtorrent seed uploading at 4 MiB/s, so that a download can be interrupted part way; returns its port."""
     port = free_port(addr)

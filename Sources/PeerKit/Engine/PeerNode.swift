@@ -372,6 +372,12 @@ public final class PeerNode: @unchecked Sendable {
     fileprivate func engine(for infoHash: [UInt8]) -> (any PeerHost)? {
         self.engines.withLock { $0[infoHash] }
     }
+
+    /// The info hash of a torrent on this node whose HASH('req2', info hash) is `skeyHash` (an encrypted
+    /// handshake names its torrent that way).
+    fileprivate func infoHash(matching skeyHash: [UInt8]) -> [UInt8]? {
+        self.engines.withLock { all in all.keys.first { MSE.skeyHash($0) == skeyHash } }
+    }
 }
 
 /// Holds an accepted connection's first bytes until its handshake names a torrent, then hands the channel
@@ -380,18 +386,25 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
     typealias InboundIn = ByteBuffer
     let node: PeerNode
     var buffered = ByteBuffer()
+    /// Whether the bytes come out of an encrypted handshake (MSE) already.
+    var decrypted = false
+    static let plainStart: [UInt8] = [19] + Handshake.protocolName
 
     init(node: PeerNode) { self.node = node }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
         self.buffered.writeBuffer(&bytes)
-        guard self.buffered.readableBytes >= 48 else {
-            if let first = self.buffered.getInteger(at: self.buffered.readerIndex, as: UInt8.self), first != 19 {
+        let start = self.buffered.readableBytesView.prefix(Self.plainStart.count)
+        if !start.elementsEqual(Self.plainStart.prefix(start.count)) {
+            guard !self.decrypted else {
                 context.close(promise: nil)
+                return
             }
+            self.startEncrypted(context: context)
             return
         }
+        guard self.buffered.readableBytes >= 48 else { return }
         guard let hash = self.buffered.getBytes(at: self.buffered.readerIndex + 28, length: 20),
             let engine = self.node.engine(for: hash)
         else {
@@ -418,6 +431,24 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
         engine.eventLoop.execute {
             engine.attach(channel, role: .incoming, key: key)
             engine.received(key, replay)
+        }
+    }
+
+    /// Not the plaintext handshake: an encrypted one (MSE) begins. Its handler goes in front of this one, is
+    /// given the bytes so far, and hands back what comes after the handshake, decrypted.
+    private func startEncrypted(context: ChannelHandlerContext) {
+        self.decrypted = true
+        var rng = SystemRandomNumberGenerator()
+        let node = self.node
+        let handler = EncryptionHandler(.responder(MSEResponder(using: &rng) { node.infoHash(matching: $0) }))
+        let bytes = self.buffered
+        self.buffered = ByteBuffer()
+        do {
+            try context.pipeline.syncOperations.addHandler(handler, position: .before(self))
+            let front = try context.pipeline.syncOperations.context(handler: handler)
+            handler.channelRead(context: front, data: NIOAny(bytes))
+        } catch {
+            context.close(promise: nil)
         }
     }
 }
