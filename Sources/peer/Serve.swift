@@ -42,6 +42,7 @@ struct Serve: AsyncParsableCommand {
     var allowHosts: [String] = []
 
     @OptionGroup var discovery: DiscoveryOptions
+    @OptionGroup var encryption: EncryptionOption
 
     func validate() throws {
         guard PeerNode.splitHostPort(self.api) != nil || self.api.hasSuffix(":0") else {
@@ -62,6 +63,7 @@ struct Serve: AsyncParsableCommand {
         (config.dhtRouters, config.dhtNodes) = self.discovery.dhtJoin
         config.dhtPolicy = self.discovery.dhtPolicy
         config.localDiscovery = self.discovery.localDiscovery
+        config.encryption = self.encryption.encryption
         config.log = { line in Terminal.stderr("\(line)\n") }
         let session: Session
         let token: String

@@ -36,6 +36,7 @@ struct NetworkOptions: ParsableArguments {
     var maxDown: ByteSize?
 
     @OptionGroup var discovery: DiscoveryOptions
+    @OptionGroup var encryption: EncryptionOption
 
     var dhtEnabled: Bool { self.discovery.dhtEnabled }
     var dhtRouters: [String] { self.discovery.dhtRouters }
@@ -54,6 +55,17 @@ struct NetworkOptions: ParsableArguments {
 
     static func split(_ text: String) -> (String, Int)? { PeerNode.splitHostPort(text) }
 }
+
+/// Message stream encryption (MSE/PE), for `get`, `share` and `serve`.
+struct EncryptionOption: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Message stream encryption: enabled (take encrypted or plaintext handshakes, connect in plaintext), required "
+            + "(encrypted handshakes and RC4 over the whole stream, both ways; plaintext peers are refused), or disabled.",
+        valueName: "MODE"))
+    var encryption: EncryptionMode = .enabled
+}
+
+extension EncryptionMode: ExpressibleByArgument {}
 
 /// How a node finds peers beyond trackers: the DHT and local discovery (BEP 14).
 struct DiscoveryOptions: ParsableArguments {
@@ -152,7 +164,7 @@ func magnetTorrent(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
 /// Fetches a magnet link's info dictionary from its peers (x.pe, --peer, trackers), checks it against the
 /// info-hash, keeps it as STATE/torrents/ID.torrent, and returns the torrent.
 func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: String) async throws -> TorrentMetainfo {
-    let node = PeerNode(bindHost: network.bind)
+    let node = PeerNode(bindHost: network.bind, encryption: network.encryption.encryption)
     let port: Int
     do { port = try await node.listen(port: network.port) } catch {
         Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
@@ -309,7 +321,7 @@ func runTransfer(
             + "--data must be the folder that holds \(metainfo.isMultiFile ? "the folder" : "the file") \(metainfo.name)")
         throw ExitCode(1)
     }
-    let node = PeerNode(bindHost: network.bind)
+    let node = PeerNode(bindHost: network.bind, encryption: network.encryption.encryption)
     var config = TorrentEngine.Configuration()
     config.seedAfterDownload = seed
     config.sequential = sequential

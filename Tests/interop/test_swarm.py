@@ -158,6 +158,40 @@ def test_libtorrent_requiring_encryption_gets_from_a_peer_seed(payload, tmp_path
     assert tree_digest(out / "album") == tree_digest(payload["src"])
 
 
+def test_peer_requiring_encryption_gets_from_libtorrent(payload, tmp_path, procs):
+    """`peer get --encryption required` opens an encrypted handshake (offering RC4 only) to a libtorrent seed
+    that takes nothing else, and downloads over the RC4 stream."""
+    port = free_port("127.0.0.79")
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(payload["torrents"]["hybrid"]), str(payload["data"]),
+               "--bind", "127.0.0.79", "--port", str(port), "--encryption", "rc4"], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    out = tmp_path / "out"
+    run_peer("get", payload["torrents"]["hybrid"], "-o", out, "--peer", f"127.0.0.79:{port}", "--encryption", "required",
+             "--bind", "127.0.0.80", "--port", "0", timeout=120)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
+def test_peers_requiring_encryption_talk_rc4(payload, tmp_path, procs):
+    """Peer to Peer with `--encryption required` on both sides (our initiator against our responder over real
+    sockets), and a libtorrent with default settings, which tries an encrypted handshake first, also gets in."""
+    torrent = payload["torrents"]["v1"]
+    seed = procs([PEER, "share", torrent, "--data", payload["data"], "--bind", "127.0.0.81", "--port", "0",
+                  "--state", tmp_path / "state-seed", "--encryption", "required"], tmp_path / "share.log")
+    port = int(seed.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    out = tmp_path / "out"
+    run_peer("get", torrent, "-o", out, "--peer", f"127.0.0.81:{port}", "--encryption", "required",
+             "--bind", "127.0.0.82", "--port", "0", timeout=120)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+    lt_out = tmp_path / "lt-out"
+    lt_out.mkdir()
+    lt = subprocess.run(["/usr/bin/python3", LTPEER, "leech", str(torrent), str(lt_out),
+                         "--bind", "127.0.0.83", "--port", str(free_port("127.0.0.83")),
+                         "--connect", f"127.0.0.81:{port}", "--timeout", "100"],
+                        capture_output=True, text=True, timeout=120)
+    assert lt.returncode == 0, lt.stderr
+    assert tree_digest(lt_out / "album") == tree_digest(payload["src"])
+
+
 def capped_lt_seed(procs, tmp_path, torrent, data, addr):
     """A libtorrent seed uploading at 4 MiB/s, so that a download can be interrupted part way; returns its port."""
     port = free_port(addr)

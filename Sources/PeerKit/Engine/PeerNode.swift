@@ -36,6 +36,7 @@ public final class PeerNode: @unchecked Sendable {
     /// Connections open now, over every torrent; `maxConnections` at most.
     private let connections = Atomic<Int>(0)
     public let maxConnections: Int
+    public let encryption: EncryptionMode
     /// A channel takes up to this many bytes queued for writing before it reports itself unwritable.
     static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
     /// Whether downloads write whole aligned pieces with `O_DIRECT` (`FileStorage.directWrites`): yes unless
@@ -47,10 +48,12 @@ public final class PeerNode: @unchecked Sendable {
     static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 16 << 10, maximum: 256 << 10)
 
     /// - Parameter bindHost: the local address for listening and for outgoing connections (tests give each node its own 127.0.0.x).
+    ///   - encryption: how message stream encryption is used (`EncryptionMode`).
     public init(bindHost: String?, loops: Int = System.coreCount, diskThreads: Int = max(2, System.coreCount),
-        maxConnections: Int = 500)
+        maxConnections: Int = 500, encryption: EncryptionMode = .enabled)
     {
         self.maxConnections = maxConnections
+        self.encryption = encryption
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, loops))
         self.loop = self.group.next()
         self.threadPool = NIOThreadPool(numberOfThreads: diskThreads)
@@ -167,6 +170,14 @@ public final class PeerNode: @unchecked Sendable {
             .connectTimeout(.seconds(10))
         if let bindHost = self.bindHost, let local = try? SocketAddress(ipAddress: bindHost, port: 0) {
             bootstrap = bootstrap.bind(to: local)
+        }
+        if self.encryption == .required, let skey = engine.handshakeHashes.first {
+            // The encrypted handshake goes first; the torrent's own handshake waits in the handler until it is over.
+            bootstrap = bootstrap.channelInitializer { channel in
+                var rng = SystemRandomNumberGenerator()
+                let handler = EncryptionHandler(.initiator(MSEInitiator(infoHash: skey, provide: .rc4, using: &rng)))
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+            }
         }
         return bootstrap.connect(host: host, port: port).map { channel in
             if self.admit(channel) { engine.attach(channel, role: .outgoing, key: nil) } else { channel.close(promise: nil) }
@@ -414,11 +425,15 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
         self.buffered.writeBuffer(&bytes)
         let start = self.buffered.readableBytesView.prefix(Self.plainStart.count)
         if !start.elementsEqual(Self.plainStart.prefix(start.count)) {
-            guard !self.decrypted else {
+            guard !self.decrypted, self.node.encryption != .disabled else {
                 context.close(promise: nil)
                 return
             }
             self.startEncrypted(context: context)
+            return
+        }
+        if !self.decrypted && self.node.encryption == .required {
+            context.close(promise: nil)
             return
         }
         guard self.buffered.readableBytes >= 48 else { return }
@@ -457,7 +472,9 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
         self.decrypted = true
         var rng = SystemRandomNumberGenerator()
         let node = self.node
-        let handler = EncryptionHandler(.responder(MSEResponder(using: &rng) { node.infoHash(matching: $0) }))
+        let allowed: MSE.Methods = node.encryption == .required ? .rc4 : [.plaintext, .rc4]
+        let handler = EncryptionHandler(
+            .responder(MSEResponder(allowed: allowed, using: &rng) { node.infoHash(matching: $0) }))
         let bytes = self.buffered
         self.buffered = ByteBuffer()
         do {

@@ -35,6 +35,8 @@ public actor Session {
         /// BEP 42 checking and BEP 43 read-only mode.
         public var dhtPolicy = DHTService.Policy()
         public var localDiscovery = true
+        /// How message stream encryption is used.
+        public var encryption = EncryptionMode.enabled
         /// Lines worth logging (a torrent's errors, peers dropped).
         public var log: (@Sendable (String) -> Void)?
 
@@ -79,7 +81,7 @@ public actor Session {
             settings = saved
         }
         self.settings = settings
-        self.node = PeerNode(bindHost: configuration.bindHost)
+        self.node = PeerNode(bindHost: configuration.bindHost, encryption: configuration.encryption)
     }
 
     // MARK: lifecycle
