@@ -477,9 +477,14 @@ public final class TorrentEngine: @unchecked Sendable {
         else { return }
         // As many as the pipeline has room for, and the download limit allows (the picker marks every block it
         // returns as requested, so ask it for no more than will be sent).
+        // Topped up in batches of an eighth of the pipeline, not a block at a time: one pick and one write per
+        // batch instead of per block received.
+        let depth = self.depth(p)
+        let free = depth - p.outstanding.count
+        guard free > 0, free >= max(1, depth / 8) else { return }
         let allowance = self.downloadLimiter.allowance(at: self.now)
         let blocks = allowance > Int64(Int32.max) ? Int(Int32.max) : Int((allowance + 16383) / 16384)
-        let room = min(self.depth(p) - p.outstanding.count, blocks)
+        let room = min(free, blocks)
         guard room > 0 else { return }
         for b in self.picker.pick(for: p.key, has: p.has, count: room, using: &self.rng) {
             p.outstanding.insert(b)
