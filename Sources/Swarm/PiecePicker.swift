@@ -171,12 +171,13 @@ public struct PiecePicker: Sendable {
     }
 
     private mutating func take(_ piece: Int, for peer: PeerKey, into out: inout [BlockRef], limit: Int) {
-        var p = self.partials[piece]!
+        // Taken out while it changes, so that its blocks are not copied (the dictionary would share them).
+        var p = self.partials.removeValue(forKey: piece)!
+        defer { self.partials[piece] = p }
         for b in p.blocks.indices where out.count < limit && p.blocks[b] == .open {
             p.blocks[b] = .requested([peer])
             out.append(self.block(piece, b))
         }
-        self.partials[piece] = p
     }
 
     private func block(_ piece: Int, _ b: Int) -> BlockRef {
@@ -248,28 +249,28 @@ public struct PiecePicker: Sendable {
     /// A block arrived from `peer`.
     public mutating func received(_ block: BlockRef, from peer: PeerKey) -> Receipt {
         let piece = Int(block.piece)
-        guard piece < self.pieceCount, !self.have[piece], var p = self.partials[piece],
-            block.offset % UInt32(WireLimits.blockSize) == 0
+        guard piece < self.pieceCount, !self.have[piece], block.offset % UInt32(WireLimits.blockSize) == 0,
+            var p = self.partials.removeValue(forKey: piece)  // put back below; taken out so as not to copy it
         else { return .unexpected }
+        defer { self.partials[piece] = p }
         let b = Int(block.offset) / WireLimits.blockSize
         guard b < p.blocks.count, block == self.block(piece, b), case .requested(let who) = p.blocks[b],
             who.contains(peer)
         else { return .unexpected }
         p.blocks[b] = .received
         p.received += 1
-        self.partials[piece] = p
         return .accepted(complete: p.received == p.blocks.count, cancel: who.filter { $0 != peer })
     }
 
     /// A request will not be answered (rejected, choked, timed out): the block is open again.
     public mutating func requestFailed(_ block: BlockRef, peer: PeerKey) {
         let piece = Int(block.piece)
-        guard piece < self.pieceCount, var p = self.partials[piece] else { return }
+        guard piece < self.pieceCount, var p = self.partials.removeValue(forKey: piece) else { return }
+        defer { self.partials[piece] = p }
         let b = Int(block.offset) / WireLimits.blockSize
         guard b < p.blocks.count, case .requested(var who) = p.blocks[b] else { return }
         who.removeAll { $0 == peer }
         p.blocks[b] = who.isEmpty ? .open : .requested(who)
-        self.partials[piece] = p
     }
 
     /// The piece passed its hash check.
