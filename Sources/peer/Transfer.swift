@@ -59,7 +59,8 @@ struct NetworkOptions: ParsableArguments {
 /// Message stream encryption (MSE/PE), for `get`, `share` and `serve`.
 struct EncryptionOption: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "Message stream encryption: enabled (take encrypted or plaintext handshakes, connect in plaintext), required "
+        "Message stream encryption: enabled (take encrypted or plaintext handshakes; connect in plaintext, and "
+            + "encrypted to a peer that hangs up on that), required "
             + "(encrypted handshakes and RC4 over the whole stream, both ways; plaintext peers are refused), or disabled.",
         valueName: "MODE"))
     var encryption: EncryptionMode = .enabled

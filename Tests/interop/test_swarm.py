@@ -171,6 +171,19 @@ def test_peer_requiring_encryption_gets_from_libtorrent(payload, tmp_path, procs
     assert tree_digest(out / "album") == tree_digest(payload["src"])
 
 
+def test_peer_dials_again_encrypted_when_plaintext_is_refused(payload, tmp_path, procs):
+    """A libtorrent seed that refuses plaintext handshakes hangs up on `peer get`'s; in the default mode Peer then
+    dials it again with an encrypted handshake, and the download completes."""
+    port = free_port("127.0.0.84")
+    s = procs(["/usr/bin/python3", LTPEER, "seed", str(payload["torrents"]["v1"]), str(payload["data"]),
+               "--bind", "127.0.0.84", "--port", str(port), "--encryption", "forced"], tmp_path / "lt-seed.log")
+    s.wait_for("READY")
+    out = tmp_path / "out"
+    run_peer("get", payload["torrents"]["v1"], "-o", out, "--peer", f"127.0.0.84:{port}",
+             "--bind", "127.0.0.85", "--port", "0", timeout=120)
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
 def test_peers_requiring_encryption_talk_rc4(payload, tmp_path, procs):
     """Peer to Peer with `--encryption required` on both sides (our initiator against our responder over real
     sockets), and a libtorrent with default settings, which tries an encrypted handshake first, also gets in."""

@@ -118,7 +118,8 @@ final class EncryptionHandler: ChannelDuplexHandler, RemovableChannelHandler, @u
 /// How a node uses message stream encryption (MSE/PE), as `peer get|share --encryption` sets it.
 public enum EncryptionMode: String, Sendable, CaseIterable, Codable {
     /// Incoming connections may start with either handshake; an encrypted one gets plaintext selected when the
-    /// peer offers it (as libtorrent does), so only the handshake is obfuscated. Outgoing ones are plaintext.
+    /// peer offers it (as libtorrent does), so only the handshake is obfuscated. Outgoing ones are plaintext,
+    /// and encrypted when the peer hung up on a plaintext one.
     case enabled
     /// Encrypted handshakes only, both ways, and RC4 over the whole stream; plaintext peers are refused.
     case required

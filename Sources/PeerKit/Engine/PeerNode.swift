@@ -162,7 +162,13 @@ public final class PeerNode: @unchecked Sendable {
     }
 
     /// Connects to a peer for `engine` and hands it the channel (closed at once when the node is full).
-    private func open(_ engine: any PeerHost, host: String, port: Int) -> EventLoopFuture<any Channel> {
+    /// - Parameter encrypted: open with an encrypted handshake (always when encryption is required). In the
+    ///   default mode a plaintext connection that the peer closes before sending a byte (what a client that
+    ///   requires encryption does with a plaintext handshake) is dialled again once, encrypted.
+    private func open(_ engine: any PeerHost, host: String, port: Int, encrypted: Bool? = nil)
+        -> EventLoopFuture<any Channel>
+    {
+        let encrypted = encrypted ?? (self.encryption == .required)
         var bootstrap = ClientBootstrap(group: engine.eventLoop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
@@ -171,19 +177,38 @@ public final class PeerNode: @unchecked Sendable {
         if let bindHost = self.bindHost, let local = try? SocketAddress(ipAddress: bindHost, port: 0) {
             bootstrap = bootstrap.bind(to: local)
         }
-        if self.encryption == .required, let skey = engine.handshakeHashes.first {
-            // The encrypted handshake goes first; the torrent's own handshake waits in the handler until it is over.
-            bootstrap = bootstrap.channelInitializer { channel in
-                var rng = SystemRandomNumberGenerator()
-                let handler = EncryptionHandler(.initiator(MSEInitiator(infoHash: skey, provide: .rc4, using: &rng)))
-                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+        let silence = SilenceWatcher()
+        let skey = engine.handshakeHashes.first
+        let provide: MSE.Methods = self.encryption == .required ? .rc4 : [.plaintext, .rc4]
+        bootstrap = bootstrap.channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(silence)
+                if encrypted, let skey {
+                    // The encrypted handshake goes first; the torrent's own handshake waits in the handler until
+                    // it is over.
+                    var rng = SystemRandomNumberGenerator()
+                    try channel.pipeline.syncOperations.addHandler(
+                        EncryptionHandler(.initiator(MSEInitiator(infoHash: skey, provide: provide, using: &rng))))
+                }
             }
         }
         return bootstrap.connect(host: host, port: port).map { channel in
             if self.admit(channel) { engine.attach(channel, role: .outgoing, key: nil) } else { channel.close(promise: nil) }
+            if !encrypted && self.encryption == .enabled {
+                channel.closeFuture.whenComplete { _ in
+                    guard !silence.heard, !self.closing.load(ordering: .relaxed),
+                        let skey, self.engines.withLock({ $0[skey] }) === engine
+                    else { return }
+                    if TorrentEngine.debug { engine.log("\(host):\(port) hung up on a plaintext handshake; trying encrypted") }
+                    _ = self.open(engine, host: host, port: port, encrypted: true)
+                }
+            }
             return channel
         }
     }
+
+    /// Set once the node is shutting down: closed connections are not dialled again.
+    private let closing = Atomic<Bool>(false)
 
     private let announcers = Mutex<[TrackerAnnouncer]>([])
     private let webSeedSources = Mutex<[WebSeedSource]>([])
@@ -277,6 +302,7 @@ public final class PeerNode: @unchecked Sendable {
 
     /// Stops every torrent and closes the listener, then the loop and the thread pool.
     public func shutdown() async {
+        self.closing.store(true, ordering: .relaxed)
         await self.stopAnnouncers()
         for source in self.webSeedSources.withLock({ all in defer { all = [] }; return all }) { await source.stop() }
         let engines = self.engines.withLock { Array($0.values) }
@@ -492,3 +518,15 @@ extension ChannelOption where Self == ChannelOptions.Types.SocketOption {
     static var ipv6Only: Self { .socket(SocketOptionLevel(IPPROTO_IPV6), SocketOptionName(IPV6_V6ONLY)) }
 }
 
+/// Notes whether a connection received anything, then leaves the pipeline.
+private final class SilenceWatcher: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    /// Read and written on the channel's loop only.
+    private(set) var heard = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        self.heard = true
+        context.fireChannelRead(data)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
