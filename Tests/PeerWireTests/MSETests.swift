@@ -167,6 +167,38 @@ struct MSETests {
         #expect(throws: MSE.Failure.noSync("HASH('req1', S)")) { try b.receive(junk.suffix(32)) }
     }
 
+    @Test("a corrupted step 3 is refused or goes through, and never traps")
+    func corruptedStepThree() throws {
+        for seed in UInt64(20)..<40 {
+            var rng = SplitMix(state: seed)
+            var a = MSEInitiator(infoHash: Self.infoHash, initialPayload: Array(repeating: 7, count: 68), using: &rng)
+            var b = MSEResponder(using: &rng, lookup: Self.lookup)
+            let (toA, _) = try b.receive(a.start())
+            var (step3, _) = try a.receive(toA)
+            // Past the two 20-byte hashes lies the RC4 part: flip bits there (VC, crypto_provide, the lengths).
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let at = Int.random(in: 40..<step3.count, using: &rng)
+                step3[at] ^= UInt8.random(in: 1...255, using: &rng)
+            }
+            let cut = Int.random(in: 0...step3.count, using: &rng)
+            do {
+                _ = try b.receive(step3[..<cut])
+                let (_, done) = try b.receive(step3[cut...] + [UInt8](repeating: 0, count: 600))
+                // A flip inside PadC or the initial payload goes unnoticed (RC4 has no integrity), as in every client.
+                if let done { #expect(done.infoHash == Self.infoHash) }
+            } catch let failure as MSE.Failure {
+                #expect([.badVerification, .badPadding(0), .noCommonMethod(offered: 0)].contains { Self.sameKind($0, failure) })
+            }
+        }
+    }
+
+    static func sameKind(_ x: MSE.Failure, _ y: MSE.Failure) -> Bool {
+        switch (x, y) {
+        case (.badVerification, .badVerification), (.badPadding, .badPadding), (.noCommonMethod, .noCommonMethod): true
+        default: false
+        }
+    }
+
     @Test("a responder that accepts neither offered method is refused")
     func noCommonMethod() throws {
         #expect(throws: MSE.Failure.noCommonMethod(offered: 1)) {
