@@ -21,7 +21,7 @@ import Synchronization
 /// handshake; when the torrent lives on another loop, the channel's reads hop to it and its writes hop back
 /// (NIO cannot move a channel between loops, nor know the torrent before the handshake). So a node with one
 /// torrent, as `peer get` and `peer share` are, never hops: measured, the hops cost a third of the seed's CPU
-/// and a quarter of Peer -> Peer throughput. The node's own bookkeeping
+/// and about a fifth of Peer -> Peer throughput. The node's own bookkeeping
 /// (dialled addresses, announcers, the torrents by hash) is behind locks. Hashing and disk work run on the
 /// thread pool.
 public final class PeerNode: @unchecked Sendable {
@@ -47,7 +47,9 @@ public final class PeerNode: @unchecked Sendable {
     /// and event-loop turns per megabyte.
     static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 16 << 10, maximum: 256 << 10)
 
-    /// - Parameter bindHost: the local address for listening and for outgoing connections (tests give each node its own 127.0.0.x).
+    /// - Parameters:
+    ///   - bindHost: the local address for listening and for outgoing connections (tests give each node its own
+    ///     127.0.0.x).
     ///   - encryption: how message stream encryption is used (`EncryptionMode`).
     public init(bindHost: String?, loops: Int = System.coreCount, diskThreads: Int = max(2, System.coreCount),
         maxConnections: Int = 500, encryption: EncryptionMode = .enabled)
