@@ -205,6 +205,23 @@ def test_peers_requiring_encryption_talk_rc4(payload, tmp_path, procs):
     assert tree_digest(lt_out / "album") == tree_digest(payload["src"])
 
 
+def test_seed_and_download_without_net_admin(payload, tmp_path, procs):
+    """Users run Peer without CAP_NET_ADMIN, while these tests run as root: seed and download with it dropped.
+    (NIO's `.socketOption(.tcp_nodelay)` is TCP_NODELAY's number at the socket level, SO_DEBUG, which only
+    CAP_NET_ADMIN may set: for a normal user no connection came up, either way.)"""
+    drop = ["setpriv", "--bounding-set", "-net_admin", "--inh-caps", "-net_admin"]
+    torrent = payload["torrents"]["v1"]
+    seed = procs(drop + [PEER, "share", torrent, "--data", payload["data"], "--bind", "127.0.0.86", "--port", "0",
+                         "--state", tmp_path / "state-seed", "--no-dht"], tmp_path / "share.log")
+    port = int(seed.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    out = tmp_path / "out"
+    p = subprocess.run(drop + [PEER, "get", torrent, "-o", out, "--peer", f"127.0.0.86:{port}", "--bind", "127.0.0.87",
+                               "--port", "0", "--state", tmp_path / "state-get", "--no-dht"],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert p.returncode == 0, p.stderr
+    assert tree_digest(out / "album") == tree_digest(payload["src"])
+
+
 def capped_lt_seed(procs, tmp_path, torrent, data, addr):
     """A libtorrent seed uploading at 4 MiB/s, so that a download can be interrupted part way; returns its port."""
     port = free_port(addr)

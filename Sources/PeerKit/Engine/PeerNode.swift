@@ -136,7 +136,7 @@ public final class PeerNode: @unchecked Sendable {
     public func listen(port: Int) async throws -> Int {
         let bootstrap = ServerBootstrap(group: self.group, childGroup: self.loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
             .childChannelInitializer { channel in
@@ -172,7 +172,7 @@ public final class PeerNode: @unchecked Sendable {
     {
         let encrypted = encrypted ?? (self.encryption == .required)
         var bootstrap = ClientBootstrap(group: engine.eventLoop)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .channelOption(.recvAllocator, value: Self.receiveAllocator)
             .connectTimeout(.seconds(10))
