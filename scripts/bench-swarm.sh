@@ -64,6 +64,7 @@ ROWS=()
 for pair in ${PAIRS:-lt:lt peer:peer lt:peer peer:lt}; do
     s=${pair%%:*}; l=${pair##*:}
     rm -rf "$WORK/dl" "$WORK/state-leech"; mkdir -p "$WORK/dl"
+    sync   # the last pair's download is written back now, not during this pair
     $(seeder_cmd "$s") >"$WORK/seed.log" 2>&1 &
     spid=$!
     sample_anon "$spid" "$WORK/seed.anon" &
