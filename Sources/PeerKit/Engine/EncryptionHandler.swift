@@ -25,12 +25,9 @@ final class EncryptionHandler: ChannelDuplexHandler, RemovableChannelHandler, @u
     private var encryptor: RC4?
     private var held: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var deadline: Scheduled<Void>?
-    /// Told how the handshake ended (the method, or why it failed).
-    private let report: (Result<MSE.Established, MSE.Failure>) -> Void
 
-    init(_ handshake: Handshake, report: @escaping (Result<MSE.Established, MSE.Failure>) -> Void = { _ in }) {
+    init(_ handshake: Handshake) {
         self.handshake = handshake
-        self.report = report
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -75,7 +72,6 @@ final class EncryptionHandler: ChannelDuplexHandler, RemovableChannelHandler, @u
             }
         } catch {
             self.handshake = nil
-            self.report(.failure(error as? MSE.Failure ?? .badVerification))
             context.close(promise: nil)
             return
         }
@@ -85,7 +81,6 @@ final class EncryptionHandler: ChannelDuplexHandler, RemovableChannelHandler, @u
         self.deadline?.cancel()
         self.decryptor = done.decryptor
         self.encryptor = done.encryptor
-        self.report(.success(done))
         for (buffer, promise) in self.held { self.write(context: context, data: NIOAny(buffer), promise: promise) }
         if !self.held.isEmpty { context.flush() }
         self.held = []
