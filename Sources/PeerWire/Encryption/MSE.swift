@@ -112,6 +112,34 @@ public enum MSE {
         (0..<Int.random(in: 0...maxPadding, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
+    /// S, once the peer's public key (its first 96 bytes) is in `buffer`, which then loses them; nil before.
+    static func sharedSecret(_ keys: KeyPair, from buffer: inout [UInt8]) -> [UInt8]? {
+        guard buffer.count >= keyLength else { return nil }
+        defer { buffer.removeFirst(keyLength) }
+        return keys.shared(with: buffer[0..<keyLength])
+    }
+
+    /// Drops `buffer` up to and including `mark`, which must come after at most 512 bytes of padding: true once
+    /// found, false while it may still come.
+    /// - Throws: `Failure.noSync(what)` when the padding allowance is spent.
+    static func skip(to mark: [UInt8], in buffer: inout [UInt8], what: String) throws(Failure) -> Bool {
+        if let at = buffer.firstRange(of: mark) {
+            buffer.removeFirst(at.upperBound)
+            return true
+        }
+        guard buffer.count < maxPadding + mark.count else { throw .noSync(what) }
+        return false
+    }
+
+    /// The first `count` bytes of `buffer`, taken off it and run through `cipher`; nil until that many are in.
+    static func take(_ count: Int, from buffer: inout [UInt8], through cipher: inout RC4) -> [UInt8]? {
+        guard buffer.count >= count else { return nil }
+        var bytes = Array(buffer[0..<count])
+        buffer.removeFirst(count)
+        cipher.apply(&bytes)
+        return bytes
+    }
+
     static func be16(_ v: Int) -> [UInt8] { [UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)] }
     static func be32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) } }
     static func int(_ bytes: ArraySlice<UInt8>) -> Int { bytes.reduce(0) { $0 << 8 | Int($1) } }
@@ -158,22 +186,14 @@ public struct MSEResponder {
         while true {
             switch self.state {
             case .publicKey:
-                guard self.buffer.count >= MSE.keyLength else { return (out, nil) }
-                let s = self.keys.shared(with: self.buffer[0..<MSE.keyLength])
-                self.buffer.removeFirst(MSE.keyLength)
+                guard let s = MSE.sharedSecret(self.keys, from: &self.buffer) else { return (out, nil) }
                 out += self.keys.publicKey + self.padB
                 self.state = .sync(s: s)
             case .sync(let s):
                 // PadA (at most 512 bytes), then HASH('req1', S).
                 let mark = MSE.sha1(Array("req1".utf8), s)
-                if let at = self.buffer.firstRange(of: mark) {
-                    self.buffer.removeFirst(at.upperBound)
-                    self.state = .skey(s: s)
-                } else if self.buffer.count >= MSE.maxPadding + mark.count {
-                    throw MSE.Failure.noSync("HASH('req1', S)")
-                } else {
-                    return (out, nil)
-                }
+                guard try MSE.skip(to: mark, in: &self.buffer, what: "HASH('req1', S)") else { return (out, nil) }
+                self.state = .skey(s: s)
             case .skey(let s):
                 guard self.buffer.count >= 20 else { return (out, nil) }
                 let req3 = MSE.sha1(Array("req3".utf8), s)
@@ -182,20 +202,14 @@ public struct MSEResponder {
                 guard let skey = self.lookup(req2) else { throw MSE.Failure.unknownTorrent }
                 self.state = .provide(decrypt: MSE.cipher("keyA", s, skey), encrypt: MSE.cipher("keyB", s, skey), skey: skey)
             case .provide(var decrypt, let encrypt, let skey):
-                guard self.buffer.count >= 14 else { return (out, nil) }
-                var head = Array(self.buffer[0..<14])
-                self.buffer.removeFirst(14)
-                decrypt.apply(&head)
+                guard let head = MSE.take(14, from: &self.buffer, through: &decrypt) else { return (out, nil) }
                 guard head[0..<8].allSatisfy({ $0 == 0 }) else { throw MSE.Failure.badVerification }
                 let provided = MSE.Methods(rawValue: UInt32(MSE.int(head[8..<12])))
                 let length = MSE.int(head[12..<14])
                 guard length <= MSE.maxPadding else { throw MSE.Failure.badPadding(length) }
                 self.state = .padC(decrypt: decrypt, encrypt: encrypt, skey: skey, provided: provided, length: length)
             case .padC(var decrypt, let encrypt, let skey, let provided, let length):
-                guard self.buffer.count >= length + 2 else { return (out, nil) }
-                var bytes = Array(self.buffer[0..<length + 2])
-                self.buffer.removeFirst(length + 2)
-                decrypt.apply(&bytes)
+                guard let bytes = MSE.take(length + 2, from: &self.buffer, through: &decrypt) else { return (out, nil) }
                 self.state = .initialPayload(decrypt: decrypt, encrypt: encrypt, skey: skey, provided: provided,
                     length: MSE.int(bytes[length...]))
             case .initialPayload(var decrypt, var encrypt, let skey, let provided, let length):
@@ -203,9 +217,8 @@ public struct MSEResponder {
                 let common = provided.intersection(self.allowed)
                 let method: MSE.Methods = common.contains(.plaintext) ? .plaintext : common.contains(.rc4) ? .rc4 : []
                 guard !method.isEmpty else { throw MSE.Failure.noCommonMethod(offered: provided.rawValue) }
-                var payload = Array(self.buffer[0..<length])
-                decrypt.apply(&payload)
-                var rest = Array(self.buffer[length...])
+                let payload = MSE.take(length, from: &self.buffer, through: &decrypt)!
+                var rest = self.buffer
                 if method == .rc4 { decrypt.apply(&rest) }
                 var answer = MSE.verificationConstant + MSE.be32(method.rawValue) + MSE.be16(0)
                 encrypt.apply(&answer)
@@ -264,9 +277,7 @@ public struct MSEInitiator {
         while true {
             switch self.state {
             case .publicKey:
-                guard self.buffer.count >= MSE.keyLength else { return (out, nil) }
-                let s = self.keys.shared(with: self.buffer[0..<MSE.keyLength])
-                self.buffer.removeFirst(MSE.keyLength)
+                guard let s = MSE.sharedSecret(self.keys, from: &self.buffer) else { return (out, nil) }
                 var encrypt = MSE.cipher("keyA", s, self.infoHash)
                 var decrypt = MSE.cipher("keyB", s, self.infoHash)
                 let req3 = MSE.sha1(Array("req3".utf8), s)
@@ -279,19 +290,10 @@ public struct MSEInitiator {
                 decrypt.apply(&mark)
                 self.state = .sync(decrypt: decrypt, encrypt: encrypt, mark: mark)
             case .sync(let decrypt, let encrypt, let mark):
-                if let at = self.buffer.firstRange(of: mark) {
-                    self.buffer.removeFirst(at.upperBound)
-                    self.state = .select(decrypt: decrypt, encrypt: encrypt)
-                } else if self.buffer.count >= MSE.maxPadding + mark.count {
-                    throw MSE.Failure.noSync("verification constant")
-                } else {
-                    return (out, nil)
-                }
+                guard try MSE.skip(to: mark, in: &self.buffer, what: "verification constant") else { return (out, nil) }
+                self.state = .select(decrypt: decrypt, encrypt: encrypt)
             case .select(var decrypt, let encrypt):
-                guard self.buffer.count >= 6 else { return (out, nil) }
-                var head = Array(self.buffer[0..<6])
-                self.buffer.removeFirst(6)
-                decrypt.apply(&head)
+                guard let head = MSE.take(6, from: &self.buffer, through: &decrypt) else { return (out, nil) }
                 let method = MSE.Methods(rawValue: UInt32(MSE.int(head[0..<4])))
                 let length = MSE.int(head[4..<6])
                 guard method == .plaintext || method == .rc4, self.provide.contains(method) else {
@@ -300,10 +302,8 @@ public struct MSEInitiator {
                 guard length <= MSE.maxPadding else { throw MSE.Failure.badPadding(length) }
                 self.state = .padD(decrypt: decrypt, encrypt: encrypt, method: method, length: length)
             case .padD(var decrypt, let encrypt, let method, let length):
-                guard self.buffer.count >= length else { return (out, nil) }
-                var pad = Array(self.buffer[0..<length])
-                decrypt.apply(&pad)
-                var rest = Array(self.buffer[length...])
+                guard MSE.take(length, from: &self.buffer, through: &decrypt) != nil else { return (out, nil) }
+                var rest = self.buffer
                 if method == .rc4 { decrypt.apply(&rest) }
                 self.buffer = []
                 self.state = .done
