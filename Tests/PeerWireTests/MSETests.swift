@@ -78,10 +78,7 @@ struct MSETests {
         var doneB: MSE.Established?
         for _ in 0..<10_000 where doneA == nil || doneB == nil {
             if doneB == nil, !toB.isEmpty {
-                let n = Int.random(in: 1...min(toB.count, 700), using: &rng)
-                let chunk = toB.prefix(n)
-                toB.removeFirst(n)
-                let (send, done) = try b.receive(chunk)
+                let (send, done) = try b.receive(Self.chunk(of: &toB, using: &rng))
                 toA += send
                 if let done {
                     doneB = done
@@ -90,10 +87,7 @@ struct MSETests {
                 }
             }
             if doneA == nil, !toA.isEmpty {
-                let n = Int.random(in: 1...min(toA.count, 700), using: &rng)
-                let chunk = toA.prefix(n)
-                toA.removeFirst(n)
-                let (send, done) = try a.receive(chunk)
+                let (send, done) = try a.receive(Self.chunk(of: &toA, using: &rng))
                 toB += send
                 if let done {
                     doneA = done
@@ -107,6 +101,13 @@ struct MSETests {
             }
         }
         return (try #require(doneA), try #require(doneB))
+    }
+
+    /// The next 1–700 bytes in flight, as one read would deliver them.
+    fileprivate static func chunk(of queue: inout [UInt8], using rng: inout SplitMix) -> [UInt8] {
+        let n = Int.random(in: 1...min(queue.count, 700), using: &rng)
+        defer { queue.removeFirst(n) }
+        return Array(queue.prefix(n))
     }
 
     static func decrypted(_ bytes: [UInt8], with cipher: inout RC4?) -> [UInt8] {
