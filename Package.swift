@@ -71,7 +71,15 @@ let package = Package(
             dependencies: ["PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
-        .target(name: "PeerSimulation", dependencies: ["DHT", "PeerBase"], swiftSettings: strict),
+        .target(
+            name: "PeerSimulation",
+            dependencies: [
+                "DHT", "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(name: "peer-sim", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),
         .target(
             name: "Storage",
@@ -83,7 +91,10 @@ let package = Package(
         ),
         .target(
             name: "Swarm",
-            dependencies: ["PeerBase", "Metainfo", "PeerWire"],
+            dependencies: [
+                "PeerBase", "Metainfo", "PeerWire", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -168,7 +179,15 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "PeerWire", "PeerBase", "Metainfo"], swiftSettings: strict),
+        .testTarget(
+            name: "SwarmTests",
+            dependencies: [
+                "Swarm", "PeerWire", "PeerBase", "Metainfo", "PeerSimulation", "Storage",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "PeerKitTests",
             dependencies: [

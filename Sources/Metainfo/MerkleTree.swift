@@ -8,8 +8,6 @@ import Crypto
 /// padded with all-zero leaves to a power of two. Its *piece layer* is the layer whose nodes each cover
 /// `pieceLength` bytes; it is stored in `piece layers` for every file larger than one piece.
 public enum MerkleTree {
-    /// The v2 block (leaf) size.
-    public static let blockSize = 16 * 1024
     /// Size of one hash.
     public static let hashSize = 32
 
@@ -89,14 +87,14 @@ public enum MerkleTree {
     ///   - pieceLayer: one hash per piece of the file.
     ///   - pieceLength: the torrent's piece length (a power of two of at least 16 KiB).
     public static func fileRoot(pieceLayer: [UInt8], pieceLength: Int) -> [UInt8] {
-        let height = Self.log2(pieceLength / Self.blockSize)
+        let height = Self.log2(pieceLength / PieceMap.blockSize)
         return Self.root(
             of: pieceLayer, width: Self.nextPowerOfTwo(pieceLayer.count / Self.hashSize), padHeight: height)
     }
 
     /// The hash of one piece's subtree from its leaves (fewer than a full piece's are padded with zero leaves).
     public static func pieceHash(leaves: [UInt8], pieceLength: Int) -> [UInt8] {
-        Self.root(of: leaves, width: pieceLength / Self.blockSize)
+        Self.root(of: leaves, width: pieceLength / PieceMap.blockSize)
     }
 
     /// The number of pieces a file of `length` bytes has (0 for an empty file).

@@ -24,11 +24,11 @@ public struct PieceHasher {
     private var leaves: [UInt8] = []
 
     public init(pieceLength: Int, v1: Bool, v2: Bool) {
-        precondition(!v2 || pieceLength % MerkleTree.blockSize == 0, "v2 pieces are whole blocks")
+        precondition(!v2 || pieceLength % PieceMap.blockSize == 0, "v2 pieces are whole blocks")
         self.pieceLength = pieceLength
         self.v1 = v1
         self.v2 = v2
-        if v2 { self.leaves.reserveCapacity(pieceLength / MerkleTree.blockSize * 32) }
+        if v2 { self.leaves.reserveCapacity(pieceLength / PieceMap.blockSize * 32) }
     }
 
     /// Feeds bytes; `onPiece` is called for every piece they complete.
@@ -67,19 +67,19 @@ public struct PieceHasher {
     private mutating func feedBlocks(_ bytes: UnsafeRawBufferPointer) {
         var rest = bytes
         while !rest.isEmpty {
-            if self.blockFill == 0 && rest.count >= MerkleTree.blockSize {
+            if self.blockFill == 0 && rest.count >= PieceMap.blockSize {
                 // Fast path: a whole block in one call.
                 var h = SHA256()
-                h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: rest[..<MerkleTree.blockSize]))
+                h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: rest[..<PieceMap.blockSize]))
                 h.finalize().withUnsafeBytes { self.leaves.append(contentsOf: $0) }
-                rest = UnsafeRawBufferPointer(rebasing: rest[MerkleTree.blockSize...])
+                rest = UnsafeRawBufferPointer(rebasing: rest[PieceMap.blockSize...])
                 continue
             }
-            let n = min(rest.count, MerkleTree.blockSize - self.blockFill)
+            let n = min(rest.count, PieceMap.blockSize - self.blockFill)
             self.block.update(bufferPointer: UnsafeRawBufferPointer(rebasing: rest[..<n]))
             self.blockFill += n
             rest = UnsafeRawBufferPointer(rebasing: rest[n...])
-            if self.blockFill == MerkleTree.blockSize { self.finishBlock() }
+            if self.blockFill == PieceMap.blockSize { self.finishBlock() }
         }
     }
 

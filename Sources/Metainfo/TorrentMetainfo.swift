@@ -105,7 +105,7 @@ extension TorrentMetainfo {
             throw .invalid("piece length \(pl) is out of range (1 to \(Self.maxPieceLength))", offset: plOffset)
         }
         let pieceLength = Int(pl)
-        if hasV2 && (pieceLength < MerkleTree.blockSize || pieceLength & (pieceLength - 1) != 0) {
+        if hasV2 && (pieceLength < PieceMap.blockSize || pieceLength & (pieceLength - 1) != 0) {
             throw .invalid("piece length \(pieceLength) of a v2 torrent must be a power of two of at least 16 KiB",
                 offset: plOffset)
         }

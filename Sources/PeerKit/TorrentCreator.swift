@@ -127,7 +127,7 @@ public struct TorrentCreator: Sendable {
         let version = builder.version
         let wantV1 = version != .v2
         let wantV2 = version != .v1
-        let readSize = max(self.options.readSize, MerkleTree.blockSize)
+        let readSize = max(self.options.readSize, PieceMap.blockSize)
         // Runs of about 4 MiB (at least one piece) balance the threads without seeking much.
         let piecesPerUnit = Int(max(1, Int64(4 << 20) / pl))
 

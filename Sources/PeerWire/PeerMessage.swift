@@ -1,19 +1,5 @@
+import Metainfo
 import NIOCore
-
-/// A block of a piece: `(piece, offset, length)`, as requests, cancels and rejects name it.
-public struct BlockRef: Hashable, Sendable, CustomStringConvertible {
-    public var piece: UInt32
-    public var offset: UInt32
-    public var length: UInt32
-
-    public init(piece: UInt32, offset: UInt32, length: UInt32) {
-        self.piece = piece
-        self.offset = offset
-        self.length = length
-    }
-
-    public var description: String { "piece \(self.piece) [\(self.offset)+\(self.length)]" }
-}
 
 /// A BEP 52 hash request (and the header of 'hashes' and 'hash reject').
 public struct HashRequest: Hashable, Sendable {

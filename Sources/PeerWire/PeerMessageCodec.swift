@@ -1,3 +1,4 @@
+import Metainfo
 import NIOCore
 
 /// Frames and parses peer wire messages (`<length:u32><id:u8><payload>`).

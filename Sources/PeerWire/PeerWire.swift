@@ -1,13 +1,12 @@
 // PeerWire: the peer wire protocol as a sans-I/O codec and per-connection machine.
 // BEP 3 (messages), BEP 6 (fast extension), BEP 10 (extension protocol), BEP 9 (ut_metadata),
 // BEP 52 (hash request / hashes / hash reject). Pure: bytes in, messages and bytes out; no sockets, no clock.
+import Metainfo
 
 /// Bounds worked out from the specs; every length a peer declares is checked against these before use.
 public enum WireLimits {
     /// The most pieces a torrent may have (before metadata arrives, `have` indices are bounded by this).
     public static let maxPieces = 1 << 22
-    /// The block size every client requests.
-    public static let blockSize = 16 * 1024
     /// The largest request accepted (mainstream clients refuse more than 16 KiB).
     public static let maxRequestLength = 16 * 1024
     /// The largest ut_metadata piece.
@@ -21,6 +20,6 @@ public enum WireLimits {
 
     /// The largest message of any kind: a bitfield for `maxPieces`, or a piece message with a block.
     public static func maxMessageLength(pieceCount: Int) -> Int {
-        max(1 + (pieceCount + 7) / 8, 9 + Self.blockSize, Self.maxExtendedLength, Self.maxHashesLength)
+        max(1 + (pieceCount + 7) / 8, 9 + PieceMap.blockSize, Self.maxExtendedLength, Self.maxHashesLength)
     }
 }

@@ -1,4 +1,5 @@
 import DequeModule
+import Metainfo
 import NIOCore
 import PeerBase
 
@@ -358,7 +359,7 @@ public struct PeerWireSession: Sendable {
             try checkIndex(b.piece)
         case .piece(let i, _, let data):
             try checkIndex(i)
-            guard data.readableBytes <= WireLimits.blockSize else {
+            guard data.readableBytes <= PieceMap.blockSize else {
                 throw .badLength(id: 7, length: data.readableBytes + 8, expected: "at most 16 KiB of data")
             }
         case .extended(let id, let payload):

@@ -1,4 +1,5 @@
 // DESIGN.md §6: the final path must stay under the download folder; existing symbolic links are not followed.
+import Metainfo
 import SystemPackage
 
 #if canImport(Glibc)

@@ -102,10 +102,10 @@ public struct PieceVerifier: Sendable {
     /// or, for a file of one piece (`wholeFile`), padded only to the next power of two (the file's root).
     public static func merkleHash(_ data: ArraySlice<UInt8>, pieceLength: Int, wholeFile: Bool) -> [UInt8] {
         var leaves: [UInt8] = []
-        leaves.reserveCapacity((data.count + MerkleTree.blockSize - 1) / MerkleTree.blockSize * MerkleTree.hashSize)
+        leaves.reserveCapacity((data.count + PieceMap.blockSize - 1) / PieceMap.blockSize * MerkleTree.hashSize)
         var start = data.startIndex
         while start < data.endIndex {
-            let end = min(start + MerkleTree.blockSize, data.endIndex)
+            let end = min(start + PieceMap.blockSize, data.endIndex)
             leaves.append(contentsOf: SHA256.hash(data: data[start..<end]))
             start = end
         }

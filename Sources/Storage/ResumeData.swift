@@ -1,3 +1,4 @@
+import Metainfo
 import Bencode
 import PeerBase
 

@@ -1,3 +1,4 @@
+import Metainfo
 /// What is known of a file on disk without reading it: enough for resume data to decide whether to trust it.
 public struct FileStatus: Hashable, Sendable {
     /// Size in bytes.

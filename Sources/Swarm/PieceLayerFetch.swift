@@ -43,7 +43,7 @@ public struct PieceLayerFetch: Sendable {
 
     /// - Parameter needed: files of more than one piece whose layer is unknown.
     public init(needed: [(fileIndex: Int, root: [UInt8], pieceCount: Int)], pieceLength: Int) {
-        self.baseLayer = MerkleTree.log2(pieceLength / MerkleTree.blockSize)
+        self.baseLayer = MerkleTree.log2(pieceLength / PieceMap.blockSize)
         self.files = needed.map { f in
             File(fileIndex: f.fileIndex, root: f.root, pieceCount: f.pieceCount,
                 runs: MerkleProof.chunks(pieceCount: f.pieceCount).map { Run(index: $0.index, length: $0.length) })

@@ -1,7 +1,7 @@
-// Swarm: pure policy for one torrent: piece picking, later choking and request scheduling.
+// Swarm: one torrent as pure logic: piece picking, choking, request scheduling, and the torrent machine.
 // No I/O, no clock; randomness is injected.
+import Metainfo
 import PeerBase
-import PeerWire
 
 /// Chooses which blocks to ask each peer for: rarest first with a random tie-break, whole-piece affinity
 /// (a peer finishes the pieces it started), priorities with "do not download" (0), sequential mode, and
@@ -33,9 +33,9 @@ public struct PiecePicker: Sendable {
         var received = 0
     }
 
+    /// The torrent's piece geometry: the one source of piece and block sizes.
+    public let map: PieceMap
     public let pieceCount: Int
-    public let pieceLength: Int
-    private let shortPieces: [Int: Int]
     public private(set) var have: Bitfield
     private var availability: [UInt16]
     private var priorities: [UInt8]
@@ -46,22 +46,20 @@ public struct PiecePicker: Sendable {
     public var endgameDuplicates = 2
 
     /// - Parameters:
-    ///   - pieceLength: the usual piece size.
-    ///   - shortPieces: sizes of the pieces that are shorter (the last piece; for v2, each file's last piece).
-    public init(pieceCount: Int, pieceLength: Int, shortPieces: [Int: Int] = [:], have: Bitfield? = nil) {
-        precondition(pieceCount > 0 && pieceLength > 0)
+    ///   - map: the torrent's pieces and their sizes.
+    ///   - have: pieces already verified.
+    public init(map: PieceMap, have: Bitfield? = nil) {
+        precondition(map.pieceCount > 0)
+        self.map = map
+        let pieceCount = map.pieceCount
         self.pieceCount = pieceCount
-        self.pieceLength = pieceLength
-        self.shortPieces = shortPieces
         self.have = have ?? Bitfield(count: pieceCount)
         self.availability = Array(repeating: 0, count: pieceCount)
         self.priorities = Array(repeating: 1, count: pieceCount)
     }
 
-    public func pieceSize(_ piece: Int) -> Int { self.shortPieces[piece] ?? self.pieceLength }
-    public func blockCount(_ piece: Int) -> Int {
-        (self.pieceSize(piece) + WireLimits.blockSize - 1) / WireLimits.blockSize
-    }
+    public func pieceSize(_ piece: Int) -> Int { self.map.pieceSize(self.map.index(piece)!) }
+    public func blockCount(_ piece: Int) -> Int { self.map.blockCount(self.map.index(piece)!) }
 
     /// Pieces still wanted (priority above 0, not verified).
     public var remaining: Int {
@@ -180,11 +178,7 @@ public struct PiecePicker: Sendable {
         }
     }
 
-    private func block(_ piece: Int, _ b: Int) -> BlockRef {
-        let offset = b * WireLimits.blockSize
-        return BlockRef(piece: UInt32(piece), offset: UInt32(offset),
-            length: UInt32(min(WireLimits.blockSize, self.pieceSize(piece) - offset)))
-    }
+    private func block(_ piece: Int, _ b: Int) -> BlockRef { self.map.block(self.map.index(piece)!, b) }
 
     /// The next piece to start: highest priority, then rarest, ties broken at random (or lowest index
     /// when sequential).
@@ -249,11 +243,11 @@ public struct PiecePicker: Sendable {
     /// A block arrived from `peer`.
     public mutating func received(_ block: BlockRef, from peer: PeerKey) -> Receipt {
         let piece = Int(block.piece)
-        guard piece < self.pieceCount, !self.have[piece], block.offset % UInt32(WireLimits.blockSize) == 0,
+        guard piece < self.pieceCount, !self.have[piece], block.offset % UInt32(PieceMap.blockSize) == 0,
             var p = self.partials.removeValue(forKey: piece)  // put back below; taken out so as not to copy it
         else { return .unexpected }
         defer { self.partials[piece] = p }
-        let b = Int(block.offset) / WireLimits.blockSize
+        let b = Int(block.offset) / PieceMap.blockSize
         guard b < p.blocks.count, block == self.block(piece, b), case .requested(let who) = p.blocks[b],
             who.contains(peer)
         else { return .unexpected }
@@ -267,7 +261,7 @@ public struct PiecePicker: Sendable {
         let piece = Int(block.piece)
         guard piece < self.pieceCount, var p = self.partials.removeValue(forKey: piece) else { return }
         defer { self.partials[piece] = p }
-        let b = Int(block.offset) / WireLimits.blockSize
+        let b = Int(block.offset) / PieceMap.blockSize
         guard b < p.blocks.count, case .requested(var who) = p.blocks[b] else { return }
         who.removeAll { $0 == peer }
         p.blocks[b] = who.isEmpty ? .open : .requested(who)

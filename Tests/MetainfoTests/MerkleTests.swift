@@ -116,7 +116,7 @@ struct MerkleTests {
         #expect(MerkleTree.pieceCount(fileLength: 16384, pieceLength: 16384) == 1)
         #expect(MerkleTree.pieceCount(fileLength: 16385, pieceLength: 16384) == 2)
         #expect(MerkleTree.pieceCount(fileLength: 1 << 50, pieceLength: 1 << 24) == 1 << 26)
-        #expect(MerkleTree.blockSize == 16384 && MerkleTree.hashSize == 32)
+        #expect(PieceMap.blockSize == 16384 && MerkleTree.hashSize == 32)
     }
 }
 

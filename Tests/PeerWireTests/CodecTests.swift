@@ -1,3 +1,4 @@
+import Metainfo
 import PeerBase
 import NIOCore
 import Testing

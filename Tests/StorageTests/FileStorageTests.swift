@@ -141,8 +141,9 @@ import Testing
             for piece in map.allPieces {
                 group.addTask {
                     for block in map.blocks(piece) {
-                        try storage.write(piece: piece, offset: block.offset,
-                            bytes: Array(pieces[piece.value][block.offset..<block.offset + block.length]))
+                        let (offset, length) = (Int(block.offset), Int(block.length))
+                        try storage.write(piece: piece, offset: offset,
+                            bytes: Array(pieces[piece.value][offset..<offset + length]))
                     }
                 }
             }

@@ -38,9 +38,10 @@ import Testing
             // Write a random half of the blocks, then compare random ranges, statuses and errors.
             let blocks = map.allPieces.flatMap { map.blocks($0) }.filter { _ in Bool.random(using: &rng) }
             for block in blocks {
-                let bytes = Array(pieces[block.piece.value][block.offset..<block.offset + block.length])
-                try disk.write(piece: block.piece, offset: block.offset, bytes: bytes)
-                try memory.write(piece: block.piece, offset: block.offset, bytes: bytes)
+                let (piece, offset, length) = (map.index(Int(block.piece))!, Int(block.offset), Int(block.length))
+                let bytes = Array(pieces[piece.value][offset..<offset + length])
+                try disk.write(piece: piece, offset: offset, bytes: bytes)
+                try memory.write(piece: piece, offset: offset, bytes: bytes)
             }
             for _ in 0..<200 {
                 let piece = map.allPieces.randomElement(using: &rng)!

@@ -139,9 +139,9 @@ func writeAllBlocks(_ torrent: TestTorrent, to storage: some TorrentStorage, see
     var rng = SeededGenerator(seed: seed)
     blocks.shuffle(using: &rng)
     for block in blocks {
-        let data = pieces[block.piece.value]
-        try storage.write(piece: block.piece, offset: block.offset,
-            bytes: Array(data[block.offset..<block.offset + block.length]))
+        let (piece, offset, length) = (map.index(Int(block.piece))!, Int(block.offset), Int(block.length))
+        let data = pieces[piece.value]
+        try storage.write(piece: piece, offset: offset, bytes: Array(data[offset..<offset + length]))
     }
 }
 

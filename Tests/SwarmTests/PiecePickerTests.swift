@@ -1,5 +1,6 @@
 import PeerBase
 import PeerWire
+import Metainfo
 import Testing
 
 @testable import Swarm
@@ -13,11 +14,11 @@ private func bits(_ count: Int, _ set: [Int]) -> Bitfield {
 
 @Suite("Piece picker")
 struct PiecePickerTests {
-    let block = WireLimits.blockSize
+    let block = PieceMap.blockSize
 
     @Test("the rarest piece is picked first")
     func rarestFirst() {
-        var p = PiecePicker(pieceCount: 4, pieceLength: 2 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(4) * Int64(2 * self.block), pieceLength: 2 * self.block))
         p.peerJoined(has: bits(4, [0, 1, 2, 3]))
         p.peerJoined(has: bits(4, [0, 1, 3]))
         p.peerJoined(has: bits(4, [0, 3]))
@@ -31,11 +32,11 @@ struct PiecePickerTests {
     func ties() {
         var seen = Set<UInt32>()
         for seed in 0..<40 {
-            var p = PiecePicker(pieceCount: 8, pieceLength: self.block)
+            var p = PiecePicker(map: PieceMap(totalLength: Int64(8) * Int64(self.block), pieceLength: self.block))
             var rng = SeededGenerator(seed: UInt64(seed))
             let first = p.pick(for: 1, has: Bitfield.full(8), count: 1, using: &rng)[0].piece
             seen.insert(first)
-            var p2 = PiecePicker(pieceCount: 8, pieceLength: self.block)
+            var p2 = PiecePicker(map: PieceMap(totalLength: Int64(8) * Int64(self.block), pieceLength: self.block))
             var rng2 = SeededGenerator(seed: UInt64(seed))
             #expect(p2.pick(for: 1, has: Bitfield.full(8), count: 1, using: &rng2)[0].piece == first)
         }
@@ -44,7 +45,7 @@ struct PiecePickerTests {
 
     @Test("a peer finishes the piece it started before starting another")
     func affinity() {
-        var p = PiecePicker(pieceCount: 3, pieceLength: 4 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(3) * Int64(4 * self.block), pieceLength: 4 * self.block))
         var rng = SeededGenerator(seed: 3)
         let a = p.pick(for: 1, has: Bitfield.full(3), count: 2, using: &rng)
         let b = p.pick(for: 1, has: Bitfield.full(3), count: 2, using: &rng)
@@ -56,7 +57,7 @@ struct PiecePickerTests {
 
     @Test("a piece of higher priority (a stream's deadline) goes before the piece a peer started")
     func deadlineBeforeAffinity() {
-        var p = PiecePicker(pieceCount: 4, pieceLength: 4 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(4) * Int64(4 * self.block), pieceLength: 4 * self.block))
         var rng = SeededGenerator(seed: 5)
         let started = p.pick(for: 1, has: Bitfield.full(4), count: 2, using: &rng)[0].piece
         let deadline = (0..<4).first { UInt32($0) != started }!
@@ -69,7 +70,7 @@ struct PiecePickerTests {
 
     @Test("priority 0 is never picked; higher priority first; sequential goes in order")
     func priorities() {
-        var p = PiecePicker(pieceCount: 6, pieceLength: self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(6) * Int64(self.block), pieceLength: self.block))
         p.setPriority(0, pieces: 0..<2)
         p.setPriority(7, pieces: 4..<5)
         var rng = SeededGenerator(seed: 5)
@@ -77,14 +78,14 @@ struct PiecePickerTests {
         let rest = p.pick(for: 1, has: Bitfield.full(6), count: 10, using: &rng).map(\.piece)
         #expect(Set(rest) == [2, 3, 5])
         #expect(p.remaining == 4)
-        var s = PiecePicker(pieceCount: 5, pieceLength: self.block)
+        var s = PiecePicker(map: PieceMap(totalLength: Int64(5) * Int64(self.block), pieceLength: self.block))
         s.sequential = true
         #expect(s.pick(for: 1, has: Bitfield.full(5), count: 5, using: &rng).map(\.piece) == [0, 1, 2, 3, 4])
     }
 
     @Test("the short last piece has short last blocks")
     func shortPiece() {
-        var p = PiecePicker(pieceCount: 2, pieceLength: 2 * self.block, shortPieces: [1: self.block + 100])
+        var p = PiecePicker(map: PieceMap(totalLength: Int64((2) - 1) * Int64(2 * self.block) + Int64(self.block + 100), pieceLength: 2 * self.block))
         p.setPriority(0, pieces: 0..<1)
         var rng = SeededGenerator(seed: 1)
         let r = p.pick(for: 1, has: Bitfield.full(2), count: 5, using: &rng)
@@ -94,7 +95,7 @@ struct PiecePickerTests {
 
     @Test("receipts: complete pieces, unexpected blocks, failed pieces come back")
     func receipts() {
-        var p = PiecePicker(pieceCount: 1, pieceLength: 2 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(1) * Int64(2 * self.block), pieceLength: 2 * self.block))
         var rng = SeededGenerator(seed: 1)
         let r = p.pick(for: 1, has: Bitfield.full(1), count: 2, using: &rng)
         #expect(p.received(r[0], from: 2) == .unexpected)  // not asked of peer 2
@@ -112,7 +113,7 @@ struct PiecePickerTests {
 
     @Test("a departed peer's requests and a rejected request become open again")
     func release() {
-        var p = PiecePicker(pieceCount: 1, pieceLength: 3 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(1) * Int64(3 * self.block), pieceLength: 3 * self.block))
         var rng = SeededGenerator(seed: 1)
         let r = p.pick(for: 1, has: Bitfield.full(1), count: 3, using: &rng)
         p.peerJoined(has: Bitfield.full(1))
@@ -125,7 +126,7 @@ struct PiecePickerTests {
 
     @Test("end-game asks a second peer for the last blocks and cancels the loser")
     func endgame() {
-        var p = PiecePicker(pieceCount: 1, pieceLength: 2 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(1) * Int64(2 * self.block), pieceLength: 2 * self.block))
         var rng = SeededGenerator(seed: 1)
         let first = p.pick(for: 1, has: Bitfield.full(1), count: 2, using: &rng)
         let dup = p.pick(for: 2, has: Bitfield.full(1), count: 2, using: &rng)
@@ -139,7 +140,7 @@ struct PiecePickerTests {
     func simulatedDownload() {
         var rng = SeededGenerator(seed: 9)
         let n = 50
-        var p = PiecePicker(pieceCount: n, pieceLength: 4 * self.block, shortPieces: [n - 1: 1000])
+        var p = PiecePicker(map: PieceMap(totalLength: Int64((n) - 1) * Int64(4 * self.block) + Int64(1000), pieceLength: 4 * self.block))
         var peers: [Int: Bitfield] = [:]
         for k in 0..<5 {
             var b = Bitfield(count: n)

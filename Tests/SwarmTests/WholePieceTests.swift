@@ -1,16 +1,17 @@
 import PeerBase
 import PeerWire
 import Swarm
+import Metainfo
 import Testing
 
 @Suite("Piece picker: whole pieces for web seeds")
 struct WholePieceTests {
-    let block = WireLimits.blockSize
+    let block = PieceMap.blockSize
     let seed = -1  // web seeds use negative keys, peers non-negative ones
 
     @Test("a claimed piece is never started by a peer, and a second claim takes another piece")
     func claim() throws {
-        var p = PiecePicker(pieceCount: 3, pieceLength: 2 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(3) * Int64(2 * self.block), pieceLength: 2 * self.block))
         var rng = SeededGenerator(seed: 5)
         let first = p.claimWholePiece(for: self.seed, using: &rng)
         let second = p.claimWholePiece(for: self.seed - 1, using: &rng)
@@ -24,7 +25,7 @@ struct WholePieceTests {
 
     @Test("a delivered piece goes to verification once; a verified one is not claimed again")
     func deliver() throws {
-        var p = PiecePicker(pieceCount: 2, pieceLength: self.block, shortPieces: [1: 100])
+        var p = PiecePicker(map: PieceMap(totalLength: Int64((2) - 1) * Int64(self.block) + Int64(100), pieceLength: self.block))
         var rng = SeededGenerator(seed: 1)
         let claimed = p.claimWholePiece(for: self.seed, using: &rng)
         let a = try #require(claimed)
@@ -45,7 +46,7 @@ struct WholePieceTests {
 
     @Test("a piece that failed or was given back is open to peers and web seeds again")
     func release() {
-        var p = PiecePicker(pieceCount: 1, pieceLength: 2 * self.block)
+        var p = PiecePicker(map: PieceMap(totalLength: Int64(1) * Int64(2 * self.block), pieceLength: 2 * self.block))
         var rng = SeededGenerator(seed: 1)
         var claimed = p.claimWholePiece(for: self.seed, using: &rng)
         #expect(claimed == 0)

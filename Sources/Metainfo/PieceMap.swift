@@ -1,5 +1,4 @@
 // BEP 3 (piece space), BEP 47 (padding files), BEP 52 (v2 piece space: each file on a piece boundary).
-import Metainfo
 
 /// A piece index known to lie inside one torrent's piece space; only `PieceMap` makes them.
 public struct PieceIndex: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -12,22 +11,24 @@ public struct PieceIndex: Hashable, Comparable, Sendable, CustomStringConvertibl
     public var description: String { "piece \(self.value)" }
 }
 
-/// A block of a piece: what one `request` or `piece` message carries.
+/// A block of a piece, `(piece, offset, length)`: what one `request`, `cancel`, `reject` or `piece` message names.
+/// The one block type of the project: the wire protocol decodes peers' numbers into it unchecked, and
+/// `PieceMap.validate(_:)` says whether a peer's block lies inside the torrent.
 public struct BlockRef: Hashable, Sendable, CustomStringConvertible {
-    /// The piece the block belongs to.
-    public let piece: PieceIndex
-    /// Offset of the block's first byte in its piece.
-    public let offset: Int
-    /// Length in bytes: 16 KiB, less for the last block of a piece.
-    public let length: Int
+    public var piece: UInt32
+    public var offset: UInt32
+    public var length: UInt32
 
-    init(piece: PieceIndex, offset: Int, length: Int) {
+    public init(piece: UInt32, offset: UInt32, length: UInt32) {
         self.piece = piece
         self.offset = offset
         self.length = length
     }
 
-    public var description: String { "\(self.piece) [\(self.offset), +\(self.length))" }
+    /// Which block of its piece this is (its offset in blocks).
+    public var blockIndex: Int { Int(self.offset) / PieceMap.blockSize }
+
+    public var description: String { "piece \(self.piece) [\(self.offset)+\(self.length)]" }
 }
 
 /// A run of bytes of a piece that lies in one file.
@@ -78,6 +79,13 @@ public struct PieceMap: Sendable {
     private let ordered: [Int]
     /// Sizes of the pieces shorter than `pieceLength` (the last of each v2 file, the last v1 piece).
     private let shortPieces: [Int: Int]
+
+    /// A map of one file of `totalLength` bytes in pieces of `pieceLength` (v1): the geometry alone, for
+    /// pickers, simulations and tests.
+    public init(totalLength: Int64, pieceLength: Int) {
+        let file = TorrentFile(index: 0, path: ["data"], length: totalLength, offset: 0)
+        self.init(pieceLength: pieceLength, version: .v1, files: [file])
+    }
 
     /// Builds the map of a parsed torrent.
     public init(_ metainfo: TorrentMetainfo) {
@@ -152,7 +160,7 @@ public struct PieceMap: Sendable {
     /// Block `block` of `piece`.
     public func block(_ piece: PieceIndex, _ block: Int) -> BlockRef {
         let r = self.blockRange(piece, block: block)
-        return BlockRef(piece: piece, offset: r.lowerBound, length: r.count)
+        return BlockRef(piece: UInt32(piece.value), offset: UInt32(r.lowerBound), length: UInt32(r.count))
     }
 
     /// Every block of a piece, in order.
@@ -160,13 +168,22 @@ public struct PieceMap: Sendable {
         (0..<self.blockCount(piece)).map { self.block(piece, $0) }
     }
 
-    /// Validates a block a peer asked for or sent: inside the piece, 1 to 16 KiB long.
-    /// - Returns: nil when the piece does not exist or the range is not acceptable.
-    public func blockRef(piece: Int, offset: Int, length: Int) -> BlockRef? {
-        guard let p = self.index(piece), length > 0, length <= Self.blockSize, offset >= 0,
-            offset <= self.pieceSize(p) - length
+    /// Validates a block a peer asked for or sent: inside its piece, 1 to 16 KiB long.
+    /// - Returns: the block's piece, or nil when the piece does not exist or the range is not acceptable.
+    public func validate(_ block: BlockRef) -> PieceIndex? {
+        guard let p = self.index(Int(block.piece)), block.length > 0, Int(block.length) <= Self.blockSize,
+            Int(block.offset) <= self.pieceSize(p) - Int(block.length)
         else { return nil }
-        return BlockRef(piece: p, offset: offset, length: length)
+        return p
+    }
+
+    /// The block `(piece, offset, length)` when it is one `validate(_:)` accepts; nil otherwise.
+    public func blockRef(piece: Int, offset: Int, length: Int) -> BlockRef? {
+        guard offset >= 0, length >= 0, piece >= 0, let o = UInt32(exactly: offset), let l = UInt32(exactly: length),
+            let p = UInt32(exactly: piece)
+        else { return nil }
+        let block = BlockRef(piece: p, offset: o, length: l)
+        return self.validate(block) == nil ? nil : block
     }
 
     // MARK: - Files
