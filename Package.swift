@@ -94,6 +94,8 @@ let package = Package(
             dependencies: [
                 "PeerBase", "Metainfo", "PeerWire", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                // SHA-1 of the blocks of failed pieces, to tell who sent the corrupt ones (TrustLedger).
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),

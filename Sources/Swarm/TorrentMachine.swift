@@ -28,12 +28,10 @@ public final class TorrentMachine {
         /// bounds (and never more than the peer's own `reqq`).
         public var pipelineDepth = 16...500
         public var requestQueueTime: Duration = .seconds(2)
-        /// Regular upload slots (tit-for-tat), at most; one optimistic slot comes on top. Fewer are open
-        /// while the upload rate is low: one per `uploadRatePerSlot` reached (at least 2), so that each
-        /// unchoked peer gets pieces fast enough to pass them on (libtorrent's rate-based choker reasons
-        /// alike). nil keeps `uploadSlots` open whatever the rate.
-        public var uploadSlots = 8
-        public var uploadRatePerSlot: Int64? = nil
+        /// Regular upload slots (tit-for-tat); one optimistic slot comes on top. Four, as BitTorrent's own
+        /// client had: in the swarm simulation (1 seed, 100 leechers, 64 MiB) the last leecher finished at
+        /// 1.27x the fluid bound with 4 and 1.56x with 8, since each slot passes pieces on faster.
+        public var uploadSlots = 4
         /// Byte rates for the whole torrent; nil is unlimited.
         public var maxUploadRate: Int64?
         public var maxDownloadRate: Int64?
@@ -178,8 +176,6 @@ public final class TorrentMachine {
     private var uploadedByPiece: [Int]
     public private(set) var piecesUploadedOnce = 0
     private var ticks = 0
-    /// Bytes of blocks sent to peers since the last choke round.
-    private var uploadedThisRound: Int64 = 0
     private var nextTick: Instant
     private var nextPace: Instant
     private var resumeDirty = false
@@ -392,7 +388,9 @@ public final class TorrentMachine {
         case .verified:
             self.picker.pieceVerified(piece)
             self.resumeDirty = true
-            self.trust.verified(piece: piece)
+            for host in self.trust.verified(piece: piece, bytes: buffer, blockSize: PieceMap.blockSize) {
+                self.ban(host, why: "its blocks of piece \(piece) differed from the good copy")
+            }
             self.actions.append(.pieceVerified(piece))
             for other in self.orderedPeers where other.session.remote != nil {
                 self.send(.have(piece: UInt32(piece)), to: other, at: now)
@@ -400,7 +398,7 @@ public final class TorrentMachine {
             }
             if self.isComplete { self.actions.append(.downloadComplete(quiet: false)) }
         case .hashFailed:
-            self.hashFailed(piece, at: now)
+            self.hashFailed(piece, bytes: buffer, at: now)
         case .notWritten:
             self.trust.forget(piece: piece)
             self.picker.pieceFailed(piece)
@@ -500,7 +498,7 @@ public final class TorrentMachine {
     public func receivedWholePiece(_ piece: Int, bytes: [UInt8], source: Int, label: String) -> Bool {
         guard self.picker.receivedWholePiece(piece, from: source) else { return false }
         self.pieceBuffers[piece] = bytes
-        self.trust.sent(piece: piece, by: label)
+        self.trust.sent(piece: piece, block: 0, by: label)
         self.downloaded += Int64(bytes.count)
         self.finishPiece(piece)
         return true
@@ -671,7 +669,7 @@ public final class TorrentMachine {
                     dst.baseAddress!.advanced(by: Int(offset)).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
                 }
             }
-            self.trust.sent(piece: piece, by: p.endpoint.host)
+            self.trust.sent(piece: piece, block: Int(offset) / PieceMap.blockSize, by: p.endpoint.host)
             self.downloaded += Int64(data.readableBytes)
             p.receivedSecond += Int64(data.readableBytes)
             p.receivedRound += Int64(data.readableBytes)
@@ -688,16 +686,19 @@ public final class TorrentMachine {
         self.actions.append(.checkAndWrite(piece: piece, bytes: bytes))
     }
 
-    /// A piece failed its hash: fetch it again; hosts that sent it lose trust, and are banned after repeats.
-    private func hashFailed(_ piece: Int, at now: Instant) {
+    /// A piece failed its hash: fetch it again; the host that sent it loses trust and is banned after repeats
+    /// (with several senders, the good copy decides later: `TrustLedger`).
+    private func hashFailed(_ piece: Int, bytes: [UInt8], at now: Instant) {
         self.picker.pieceFailed(piece)
-        let (hosts, banned) = self.trust.failed(piece: piece)
+        let (hosts, banned) = self.trust.failed(piece: piece, bytes: bytes, blockSize: PieceMap.blockSize)
         self.log("piece \(piece) failed its hash check (from \(hosts.joined(separator: ", ")))")
-        for host in banned {
-            self.log("banned \(host) after sending corrupt data")
-            for p in self.orderedPeers where p.endpoint.host == host { self.actions.append(.close(peer: p.key)) }
-        }
+        for host in banned { self.ban(host, why: nil) }
         for p in self.orderedPeers { self.requestMore(p, at: now) }
+    }
+
+    private func ban(_ host: String, why: String?) {
+        self.log("banned \(host) after sending corrupt data" + (why.map { " (\($0))" } ?? ""))
+        for p in self.orderedPeers where p.endpoint.host == host { self.actions.append(.close(peer: p.key)) }
     }
 
     // MARK: serving
@@ -765,7 +766,6 @@ public final class TorrentMachine {
     private func sendPiece(_ message: PeerMessage, bytes: Int, to p: Peer, at now: Instant) {
         self.send(message, to: p, at: now)
         self.uploaded += Int64(bytes)
-        self.uploadedThisRound += Int64(bytes)
         if case .piece(let index, _, _) = message {
             let piece = Int(index)
             let before = self.uploadedByPiece[piece]
@@ -932,13 +932,7 @@ public final class TorrentMachine {
     /// Every `chokeRoundTicks`: tit-for-tat (or, when seeding, fastest upload) picks who may download from us.
     private func chokeRound(at now: Instant) {
         let seeding = self.picker.isComplete
-        if let perSlot = self.configuration.uploadRatePerSlot, perSlot > 0 {
-            // The rate to go by: the limit when there is one, else what the last round reached.
-            let rate = self.configuration.maxUploadRate
-                ?? self.uploadedThisRound / Int64(max(1, self.configuration.chokeRoundTicks))
-            self.choker.slots = max(2, min(self.configuration.uploadSlots, Int(rate / perSlot)))
-        }
-        self.uploadedThisRound = 0
+
         let ordered = self.orderedPeers.filter { $0.session.remote != nil }
         let candidates = ordered.map {
             Choker.Candidate(key: $0.key, interested: $0.session.peerInterested, received: $0.receivedRound,
