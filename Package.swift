@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 // Peer: a peer-to-peer node that speaks the BitTorrent protocol family.
 // Layers (docs/ARCHITECTURE.md): PeerBase -> Bencode -> Metainfo -> ... -> PeerKit -> peer.
-// Protocol cores (PeerBase, Bencode, Metainfo) do no I/O: no sockets, no files, no clock.
+// Protocol cores (PeerBase, Bencode, Metainfo, PeerWire, Tracker, DHT, Swarm, and Storage but for its file
+// backend) do no I/O: no sockets, no clock; PeerKit drives them.
 import PackageDescription
 
 let strict: [SwiftSetting] = [

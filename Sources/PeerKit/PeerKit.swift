@@ -1,2 +1,2 @@
-// PeerKit: the engine. It drives the pure protocol cores with files, threads and (later) sockets.
-// Today it holds torrent creation (`TorrentCreator`); the swarm engine, DHT and session come next.
+// PeerKit: the engine. It drives the pure protocol cores (Swarm's TorrentMachine, DHTNode, the tracker and
+// wire machines) with sockets (SwiftNIO), files and threads, and holds the Session the daemon runs on.

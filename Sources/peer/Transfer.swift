@@ -490,9 +490,10 @@ struct Get: AsyncParsableCommand {
             --seed).
 
             Peers come from the torrent's trackers (UDP, HTTP and HTTPS, tier by tier), from --peer, from \
-            other peers (PEX, not for private torrents), and for a magnet link from its x.pe and tr fields; a \
+            other peers (PEX, not for private torrents), from the Mainline DHT (BEP 5, off with --no-dht), \
+            from the LAN (BEP 14, off with --no-lsd), and for a magnet link from its x.pe and tr fields; a \
             magnet link's metadata is fetched from those peers first (BEP 9). Web seeds (url-list, or ws in a \
-            magnet link) serve whole pieces over HTTP(S) beside the peers. The DHT is coming.
+            magnet link) serve whole pieces over HTTP(S) beside the peers.
 
             Examples:
               peer get linux.torrent -o ~/Downloads --peer 192.0.2.10:6881
