@@ -68,12 +68,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
 /// JSON in and out.
 enum JSON {
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
-        e.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return e
-    }()
+    /// PeerKit's, which `DaemonClient` reads with.
+    static var encoder: JSONEncoder { APIJSON.encoder }
 
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try Self.encoder.encode(value)

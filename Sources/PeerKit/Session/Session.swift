@@ -213,7 +213,7 @@ public actor Session {
             metainfo: fileBytes.map { Data($0) }, savePath: savePath, paused: options.paused,
             sequential: options.sequential, priorities: nil, maxDownloadRate: nil, maxUploadRate: nil, ratioLimit: nil,
             seedTimeLimit: nil, queuePosition: (self.torrents.values.map(\.record.queuePosition).max() ?? -1) + 1,
-            trackers: nil, addedAt: Date(), completedAt: nil, downloaded: 0, uploaded: 0, seedingSeconds: 0,
+            trackers: nil, addedAt: APIJSON.now(), completedAt: nil, downloaded: 0, uploaded: 0, seedingSeconds: 0,
             resume: nil)
         do { try self.store.save(record) } catch { throw .internalError("cannot save the torrent: \(error)") }
         let m = Managed(record: record)
@@ -775,7 +775,7 @@ public actor Session {
             if let snap = try? await engine.snapshot().get(), m.generation == generation { m.absorb(snap) }
             if !wasComplete { self.node.announceCompleted(engine) }
             if m.record.completedAt == nil {
-                m.record.completedAt = Date()
+                m.record.completedAt = APIJSON.now()
                 try? self.persist(m)
                 self.log("\(m.record.name): complete")
                 self.emit(.completed(self.status(m)))

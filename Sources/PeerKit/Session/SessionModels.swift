@@ -115,7 +115,7 @@ public struct PiecesStatus: Codable, Sendable, Equatable {
 }
 
 /// A torrent with its files, peers, trackers and pieces (the API's detail).
-public struct TorrentDetail: Encodable, Sendable {
+public struct TorrentDetail: Codable, Sendable, Equatable {
     public var summary: TorrentStatus
     public var files: [FileStatus]
     public var peers: [PeerStatus]
@@ -154,8 +154,62 @@ public struct TorrentDetail: Encodable, Sendable {
     }
 }
 
+// Decoding lives in extensions, so that the structs keep their memberwise initializers.
+extension TorrentStatus {
+    public init(from decoder: any Decoder) throws { try self.init(from: decoder, peers: nil) }
+
+    /// - Parameter count: the number of peers when the `peers` key holds something else (a detail's list).
+    init(from decoder: any Decoder, peers count: Int?) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.id = try c.decode(String.self, forKey: .id)
+        self.infoHashV1 = try c.decodeIfPresent(String.self, forKey: .infoHashV1)
+        self.infoHashV2 = try c.decodeIfPresent(String.self, forKey: .infoHashV2)
+        self.name = try c.decode(String.self, forKey: .name)
+        self.state = try c.decode(TorrentState.self, forKey: .state)
+        self.progress = try c.decode(Double.self, forKey: .progress)
+        self.size = try c.decode(Int64.self, forKey: .size)
+        self.haveBytes = try c.decode(Int64.self, forKey: .haveBytes)
+        self.downloadRate = try c.decode(Int64.self, forKey: .downloadRate)
+        self.uploadRate = try c.decode(Int64.self, forKey: .uploadRate)
+        self.downloaded = try c.decode(Int64.self, forKey: .downloaded)
+        self.uploaded = try c.decode(Int64.self, forKey: .uploaded)
+        self.peers = try count ?? c.decode(Int.self, forKey: .peers)
+        self.eta = try c.decodeIfPresent(Int64.self, forKey: .eta)
+        self.savePath = try c.decode(String.self, forKey: .savePath)
+        self.sequential = try c.decode(Bool.self, forKey: .sequential)
+        self.paused = try c.decode(Bool.self, forKey: .paused)
+        self.addedAt = try c.decode(Date.self, forKey: .addedAt)
+        self.completedAt = try c.decodeIfPresent(Date.self, forKey: .completedAt)
+        self.error = try c.decodeIfPresent(String.self, forKey: .error)
+    }
+}
+
+extension TorrentDetail {
+    /// The summary's keys and the detail's, in one object; the summary's peer count is the list's length.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.files = try c.decode([FileStatus].self, forKey: .files)
+        self.peers = try c.decode([PeerStatus].self, forKey: .peers)
+        self.trackers = try c.decode([TrackerStatus].self, forKey: .trackers)
+        self.pieces = try c.decodeIfPresent(PiecesStatus.self, forKey: .pieces)
+        self.maxDownloadRate = try c.decodeIfPresent(Int64.self, forKey: .maxDownloadRate)
+        self.maxUploadRate = try c.decodeIfPresent(Int64.self, forKey: .maxUploadRate)
+        self.ratioLimit = try c.decodeIfPresent(Double.self, forKey: .ratioLimit)
+        self.seedTimeLimit = try c.decodeIfPresent(Int64.self, forKey: .seedTimeLimit)
+        self.queuePosition = try c.decode(Int.self, forKey: .queuePosition)
+        self.magnet = try c.decodeIfPresent(String.self, forKey: .magnet)
+        self.summary = try TorrentStatus(from: decoder, peers: self.peers.count)
+    }
+}
+
+/// `GET /api/torrents`: every torrent, in queue order.
+public struct TorrentList: Codable, Sendable, Equatable {
+    public var torrents: [TorrentStatus]
+    public init(torrents: [TorrentStatus]) { self.torrents = torrents }
+}
+
 /// Figures over the whole session.
-public struct SessionStats: Codable, Sendable {
+public struct SessionStats: Codable, Sendable, Equatable {
     public var torrents: Int
     public var active: Int
     public var downloadRate: Int64
