@@ -1,4 +1,6 @@
 import Foundation
+import Metainfo
+import Storage
 
 /// What a torrent is doing (docs/api.md).
 public enum TorrentState: String, Codable, Sendable {
@@ -312,17 +314,80 @@ public struct TorrentUpdate: Sendable {
     public init() {}
 }
 
-/// Why a session call failed; the API maps each to an HTTP status.
+/// Why a session call failed, or why a torrent stopped (its `error`). Lower errors come along as they were
+/// thrown; the API maps each case to an HTTP status in one place (PeerServer's `APIError`).
 public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
-    case notFound(String)
+    /// Where a torrent's metadata came from when it did not parse.
+    public enum MetadataSource: Sendable, Equatable {
+        /// A .torrent file in the request.
+        case upload
+        /// The body of an http(s) URL the request named.
+        case url(String)
+        /// The info dictionary peers sent for a magnet link.
+        case peers
+        /// The copy in the session's database.
+        case database
+    }
+
+    // Nothing by that name.
+    case torrentNotFound(id: String)
+    case fileNotFound(index: Int, torrent: String)
+    case trackerNotFound(url: String, torrent: String)
+    /// No DHT node has the BEP 44 item.
+    case itemNotFound(target: String)
+
+    // Requests that cannot be right.
+    /// A field's value, said in words (`save_path must be an absolute path`).
     case badRequest(String)
+    case notAMagnetLink(MetainfoError)
+    case fetchFailed(url: String, HTTPFetchError)
+    case moveFailed(from: String, to: String, reason: String)
+
+    // Requests that do not fit the torrent's state now.
+    case alreadyAdded(id: String)
+    case alreadyATracker(url: String, torrent: String)
+    /// A magnet link's metadata has not come yet, so it has no files; `what` says what the call wanted.
+    case noMetadataYet(id: String, what: String?)
     case conflict(String)
+    case dhtOff
+
+    /// Not now: a piece did not come in time, the DHT did not answer.
     case unavailable(String)
+
+    // Faults of a torrent or of the daemon.
+    /// Metadata that is not a torrent: a bad request when it came with one, else the torrent's fault.
+    case metadata(MetainfoError, from: MetadataSource)
+    /// The files of a torrent; `folder` is its save path when the storage could not be opened there.
+    case storage(StorageError, folder: String?)
+    /// The session's database refused a change: `action` is what the session tried.
+    case database(action: String, reason: String)
+    /// A torrent without metadata and without a magnet link to fetch it.
+    case noMetadataSource
+    /// The engine stopped with an error that is not the storage's.
+    case engine(String)
     case internalError(String)
 
     public var description: String {
         switch self {
-        case .notFound(let m), .badRequest(let m), .conflict(let m), .unavailable(let m), .internalError(let m): m
+        case .torrentNotFound(let id): "no torrent \(id)"
+        case .fileNotFound(let index, let torrent): "no file \(index) in \(torrent)"
+        case .trackerNotFound(let url, let torrent): "\(url) is not a tracker of \(torrent)"
+        case .itemNotFound(let target): "no node has \(target)"
+        case .badRequest(let m), .conflict(let m), .unavailable(let m), .engine(let m), .internalError(let m): m
+        case .notAMagnetLink(let e): "not a magnet link: \(e)"
+        case .fetchFailed(let url, let e): "cannot fetch \(url): \(e)"
+        case .moveFailed(let from, let to, let reason): "cannot move \(from) to \(to): \(reason)"
+        case .alreadyAdded(let id): "the torrent \(id) is already there"
+        case .alreadyATracker(let url, let torrent): "\(url) is already a tracker of \(torrent)"
+        case .noMetadataYet(let id, let what): "the metadata of \(id) has not arrived yet" + (what.map { ": \($0)" } ?? "")
+        case .dhtOff: "the daemon's DHT is off (--no-dht)"
+        case .metadata(let e, .upload): "not a torrent file: \(e)"
+        case .metadata(let e, .url(let url)): "\(url) is not a torrent file: \(e)"
+        case .metadata(let e, .peers): "the metadata peers sent is not usable: \(e)"
+        case .metadata(let e, .database): "the saved torrent cannot be read: \(e)"
+        case .storage(let e, let folder): (folder.map { "\($0): " } ?? "") + e.description
+        case .database(let action, let reason): "cannot \(action): \(reason)"
+        case .noMetadataSource: "no metadata and no magnet link to fetch it with"
         }
     }
 }
