@@ -617,22 +617,12 @@ public actor Session {
             m.error = .noMetadataSource
             return
         }
-        let node = self.node
-        let port = self.listenPort
-        let fetcher = node.addMagnet(magnet, listenPort: port)
         let name = m.record.name
         let log = self.configuration.log
-        fetcher.onLog = { line in log?("\(name): \(line)") }
+        let fetcher = TorrentRun.fetchMetadata(magnet, on: self.node, listenPort: self.listenPort,
+            discovery: self.discovery(m, peers: magnet.peers), setUp: { $0.onLog = { line in log?("\(name): \(line)") } },
+            report: { problem in log?("\(name): \(problem)") })
         m.runtime = .fetching(fetcher)
-        node.startTrackers(fetcher, urls: Array(self.trackerTiers(m).joined()), listenPort: port)
-        if self.dht != nil { node.trackOnDHT(fetcher, listenPort: port) }
-        if self.configuration.localDiscovery {
-            Task { try? await node.startLocalDiscovery(fetcher, listenPort: port) }
-        }
-        for p in magnet.peers {
-            guard let (host, peerPort) = PeerNode.splitHostPort(p) else { continue }
-            _ = node.connect(fetcher, host: host, port: peerPort)
-        }
         let id = m.record.id
         let generation = m.generation
         Task {
@@ -649,10 +639,9 @@ public actor Session {
         let node = self.node
         Task { await node.remove(fetcher) }
         let magnet = m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }
-        let bytes = TorrentFileBytes.encode(info: info, trackers: magnet?.trackers ?? [])
         do throws(SessionError) {
-            let t: TorrentMetainfo
-            do { t = try Self.metainfo(bytes: bytes, magnet: m.record.magnet) } catch { throw .metadata(error, from: .peers) }
+            let (t, bytes): (TorrentMetainfo, [UInt8])
+            do { (t, bytes) = try TorrentRun.torrent(info: info, magnet: magnet) } catch { throw .metadata(error, from: .peers) }
             m.metainfo = t
             m.record.metainfo = Data(bytes)
             m.record.name = t.name
@@ -674,46 +663,21 @@ public actor Session {
         let directory = m.record.savePath
         let unselected = m.skippedFiles
         self.checkQueue.async {
-            let prepared = Self.prepare(t, id: id, directory: directory, unselected: unselected, store: store)
+            let resume = ResumeStore(location: "the session database", metainfo: t,
+                read: { try store.resume(id: id) }, write: { try store.saveResume(id: id, bytes: $0) })
+            let prepared = Result { () throws(StorageError) in
+                try TorrentRun.prepare(t, directory: directory, unselected: unselected, resume: resume)
+            }.mapError { SessionError.storage($0, folder: directory) }
             Task { await self.engineReady(id: id, generation: generation, prepared) }
         }
     }
 
-    struct Prepared: Sendable {
-        var storage: FileStorage
-        var resume: ResumeStore
-        var have: Bitfield
-    }
-
-    /// Opens the storage and finds the verified pieces (resume data, else a check of the files); blocking.
-    private static func prepare(_ t: TorrentMetainfo, id: String, directory: String, unselected: Set<Int>,
-        store: SessionStore) -> Result<Prepared, SessionError>
-    {
-        let dir = FilePath(directory)
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let partFile = dir.appending(".\(id).parts")
-        let storage: FileStorage
-        do {
-            storage = try FileStorage(metainfo: t, directory: dir, unselected: unselected, partFile: partFile,
-                directWrites: PeerNode.directWrites)
-            // Skipping a file of a complete torrent, or wanting one again, must not lose the pieces it shares.
-            try storage.moveSharedPieces(verifier: PieceVerifier(metainfo: t))
-        } catch {
-            return .failure(.storage(error, folder: directory))
-        }
-        let resume = ResumeStore(location: "the session database", metainfo: t,
-            read: { try store.resume(id: id) }, write: { try store.saveResume(id: id, bytes: $0) })
-        let saved = try? resume.load(map: storage.pieceMap).get()
-        let check = DataCheck.check(metainfo: t, storage: storage, resume: saved)
-        return .success(Prepared(storage: storage, resume: resume, have: check.have))
-    }
-
-    private func engineReady(id: String, generation: Int, _ prepared: Result<Prepared, SessionError>) {
+    private func engineReady(id: String, generation: Int, _ prepared: Result<TorrentRun.Prepared, SessionError>) {
         guard let m = self.torrents[id], m.generation == generation, case .checking = m.runtime, let t = m.metainfo else {
             if case .success(let p) = prepared { p.storage.close() }
             return
         }
-        let p: Prepared
+        let p: TorrentRun.Prepared
         switch prepared {
         case .failure(let error):
             m.error = error
@@ -728,33 +692,53 @@ public actor Session {
         config.sequential = m.record.sequential
         config.unselectedFiles = m.skippedFiles
         config.highPriorityFiles = Set(m.priorities.filter { $0.value == .high }.keys)
-        config.resume = p.resume
         config.maxDownloadRate = m.record.maxDownloadRate ?? self.settings.maxDownloadRate
         config.maxUploadRate = m.record.maxUploadRate ?? self.settings.maxUploadRate
-        config.listenPort = UInt16(self.listenPort)
-        let engine = self.node.add(metainfo: t, storage: p.storage, have: p.have, configuration: config)
         let log = self.configuration.log
         let name = t.name
-        engine.onLog = { line in log?("\(name): \(line)") }
+        let keepLayers = m.record.magnet != nil  // a torrent file carries its own piece layers
+        m.lastDial = ContinuousClock.now
+        let (engine, done) = TorrentRun.start(t, p, on: self.node, configuration: config, listenPort: self.listenPort,
+            discovery: self.discovery(m, peers: self.namedPeers(m)),
+            setUp: { engine in
+                engine.onLog = { line in log?("\(name): \(line)") }
+                // A v2 torrent from a magnet link learns its piece layers from peers: kept, a restart need not.
+                if keepLayers {
+                    engine.onPieceLayers = { layers in Task { await self.keepPieceLayers(id: id, layers) } }
+                }
+            },
+            report: { problem in log?("\(name): \(problem)") })
         m.have = p.have
         m.runtime = .running(engine, p.storage)
         m.snapshot = nil  // a new engine counts from zero: its bytes add to the base
-        let done = engine.start()
-        self.node.startTrackers(engine, tiers: self.trackerTiers(m), listenPort: self.listenPort)
-        self.node.startWebSeeds(engine)
-        if !t.isPrivate {  // private torrents: their trackers only (BEP 27)
-            if self.dht != nil { self.node.trackOnDHT(engine, listenPort: self.listenPort) }
-            if self.configuration.localDiscovery {
-                let (node, port) = (self.node, self.listenPort)
-                Task { try? await node.startLocalDiscovery(engine, listenPort: port) }
-            }
-        }
-        self.dialNamedPeers(m, engine)
-        let wasComplete = p.have.allSet
         done.whenComplete { result in
-            Task { await self.engineFinished(id: id, generation: generation, result, wasComplete: wasComplete) }
+            Task { await self.engineFinished(id: id, generation: generation, result) }
         }
         _ = self.changed(m)
+    }
+
+    /// Where the torrent looks for peers: its trackers (as edited), the session's DHT and local discovery.
+    private func discovery(_ m: Managed, peers: [String]) -> TorrentRun.Discovery {
+        TorrentRun.Discovery(trackers: self.trackerTiers(m), dht: self.dht != nil,
+            localDiscovery: self.configuration.localDiscovery, peers: peers)
+    }
+
+    /// A magnet link's x.pe peers.
+    private func namedPeers(_ m: Managed) -> [String] {
+        m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }?.peers ?? []
+    }
+
+    /// Keeps the piece layers a v2 torrent from a magnet link learnt from peers in its saved metadata.
+    private func keepPieceLayers(id: String, _ layers: [[UInt8]: [UInt8]]) {
+        guard let m = self.torrents[id], let t = m.metainfo else { return }
+        let magnet = m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }
+        guard let (kept, bytes) = try? TorrentRun.torrent(info: t.infoBytes, magnet: magnet, pieceLayers: layers) else {
+            return
+        }
+        m.metainfo = kept
+        m.record.metainfo = Data(bytes)
+        try? self.persist(m)
+        self.log("\(t.name): kept the piece layers (\(layers.count) files)")
     }
 
     /// Dials a magnet link's x.pe peers: on every start (not only for the metadata), and again while the
@@ -763,21 +747,15 @@ public actor Session {
         m.lastDial = ContinuousClock.now
         let log = self.configuration.log
         let name = m.record.name
-        for peer in m.record.magnet.flatMap({ try? MagnetLink(parsing: $0) })?.peers ?? [] {
-            guard let (host, port) = PeerNode.splitHostPort(peer) else { continue }
-            self.node.connect(engine, host: host, port: port).whenFailure { error in
-                log?("\(name): cannot connect to \(peer): \(error)")
-            }
-        }
+        TorrentRun.dial(self.namedPeers(m), engine, on: self.node) { problem in log?("\(name): \(problem)") }
     }
 
-    private func engineFinished(id: String, generation: Int, _ result: Result<Void, any Error>, wasComplete: Bool) async {
+    private func engineFinished(id: String, generation: Int, _ result: Result<Void, any Error>) async {
         guard let m = self.torrents[id], m.generation == generation, case .running(let engine, _) = m.runtime else { return }
         switch result {
         case .success:
             // The summary the event carries shows 100%, not the figures of the last tick.
             if let snap = try? await engine.snapshot().get(), m.generation == generation { m.absorb(snap) }
-            if !wasComplete { self.node.announceCompleted(engine) }
             if m.record.completedAt == nil {
                 m.record.completedAt = APIJSON.now()
                 try? self.persist(m)
