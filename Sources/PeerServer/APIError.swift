@@ -24,14 +24,21 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(.contentTooLarge, "payload_too_large", "the body is larger than \(limit) bytes")
     }
 
+    /// The one place where the session's errors get their status and code.
     init(_ error: SessionError) {
-        switch error {
-        case .notFound(let m): self.init(.notFound, "not_found", m)
-        case .badRequest(let m): self.init(.badRequest, "bad_request", m)
-        case .conflict(let m): self.init(.conflict, "conflict", m)
-        case .unavailable(let m): self.init(.serviceUnavailable, "unavailable", m)
-        case .internalError(let m): self.init(.internalServerError, "internal", m)
-        }
+        let (status, code): (HTTPResponse.Status, String) =
+            switch error {
+            case .torrentNotFound, .fileNotFound, .trackerNotFound, .itemNotFound: (.notFound, "not_found")
+            case .badRequest, .notAMagnetLink, .fetchFailed, .moveFailed, .metadata(_, from: .upload),
+                .metadata(_, from: .url):
+                (.badRequest, "bad_request")
+            case .alreadyAdded, .alreadyATracker, .noMetadataYet, .conflict, .dhtOff: (.conflict, "conflict")
+            case .unavailable: (.serviceUnavailable, "unavailable")
+            case .metadata(_, from: .peers), .metadata(_, from: .database), .storage, .database, .noMetadataSource,
+                .engine, .internalError:
+                (.internalServerError, "internal")
+            }
+        self.init(status, code, error.description)
     }
 
     /// The error an arbitrary thrown error becomes.
@@ -68,12 +75,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
 /// JSON in and out.
 enum JSON {
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.dateEncodingStrategy = .iso8601
-        e.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
-        return e
-    }()
+    /// PeerKit's, which `DaemonClient` reads with.
+    static var encoder: JSONEncoder { APIJSON.encoder }
 
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try Self.encoder.encode(value)

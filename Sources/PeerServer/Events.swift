@@ -14,7 +14,7 @@ extension PeerServer {
             let (chunks, out) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(8192))
             let events = await session.subscribe()
             let snapshot = await session.list()
-            out.yield(Self.event("snapshot", TorrentsList(torrents: snapshot)))
+            out.yield(Self.event("snapshot", TorrentList(torrents: snapshot)))
             let pump = Task {
                 for await e in events { out.yield(Self.format(e)) }
                 out.finish()

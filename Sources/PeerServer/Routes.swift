@@ -85,8 +85,6 @@ struct SettingsPatch: Decodable {
 
 struct Login: Decodable { var token: String }
 
-struct TorrentsList: Encodable { var torrents: [TorrentStatus] }
-
 extension PeerServer {
     /// The API's routes on `router` (docs/api.md).
     static func addAPI<Context: RequestContext>(to router: Router<Context>, session: Session, auth: APIAuth) {

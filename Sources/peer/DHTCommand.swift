@@ -103,12 +103,12 @@ struct DHTCommand: AsyncParsableCommand {
     {
         let state = stateDirectory(options.state)
         guard !options.noDaemon, options.bind == nil, options.port == 0, options.bootstrap.isEmpty,
-            FileManager.default.fileExists(atPath: state + "/api-address")
+            FileManager.default.fileExists(atPath: state + "/" + DaemonClient.Endpoint.addressFile)
         else { return nil }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let client: DaemonClient
         do {
-            client = try DaemonClient(state: state, http: http)
+            client = DaemonClient(try Daemon.endpoint(options.state), http: http)
             _ = try await client.send(.GET, "/api/dht", timeout: .seconds(3))
         } catch {
             Terminal.stderr("dht \(command): not using the daemon (\(error)); starting a temporary node\n")
@@ -180,7 +180,7 @@ struct DHTCommand: AsyncParsableCommand {
             let id = try DHTCommand.nodeID(self.infoHash, "the info-hash")
             var report = try await DHTCommand.viaDaemon(self.options, "peers") { client in
                 try DaemonClient.decode(DHTReport.Peers.self, try await client.send(.POST, "/api/dht/peers",
-                    json: ["info_hash": self.infoHash.lowercased()], timeout: .seconds(120)), snakeCase: false)
+                    json: ["info_hash": self.infoHash.lowercased()], timeout: .seconds(120)))
             }
             if report == nil {
                 let outcome = try await DHTCommand.withNode(self.options, "peers") { try await $0.run(.getPeers(infoHash: id), joinFirst: true) }
@@ -217,14 +217,14 @@ struct DHTCommand: AsyncParsableCommand {
                 get: { request in
                     do {
                         return try DaemonClient.decode(DHTReport.Item.self, try await client.send(.POST, "/api/dht/get",
-                            json: request, timeout: .seconds(120)), snakeCase: false)
-                    } catch let e as ClientError where e.status == 404 {
+                            json: request, timeout: .seconds(120)))
+                    } catch let e as DaemonClientError where e.status == 404 {
                         return nil
                     }
                 },
                 put: { request in
                     try DaemonClient.decode(DHTReport.Stored.self, try await client.send(.POST, "/api/dht/put",
-                        json: request, timeout: .seconds(120)), snakeCase: false)
+                        json: request, timeout: .seconds(120)))
                 }))
         }) {
             return result
@@ -335,7 +335,7 @@ struct DHTCommand: AsyncParsableCommand {
             let target = try DHTCommand.endpoint(self.node)
             var report = try await DHTCommand.viaDaemon(self.options, "sample") { client in
                 try DaemonClient.decode(DHTReport.Samples.self, try await client.send(.POST, "/api/dht/sample",
-                    json: NodeBody(node: self.node), timeout: .seconds(60)), snakeCase: false)
+                    json: NodeBody(node: self.node), timeout: .seconds(60)))
             }
             if report == nil {
                 let random = NodeID(bytes: (0..<20).map { _ in UInt8.random(in: .min ... .max) })!
@@ -364,7 +364,7 @@ struct DHTCommand: AsyncParsableCommand {
 
         func run() async throws {
             var report = try await DHTCommand.viaDaemon(self.options, "stats") { client in
-                try DaemonClient.decode(DHTReport.Stats.self, try await client.send(.GET, "/api/dht"), snakeCase: false)
+                try DaemonClient.decode(DHTReport.Stats.self, try await client.send(.GET, "/api/dht"))
             }
             if report == nil {
                 report = try await DHTCommand.withNode(self.options, "stats") { service -> DHTReport.Stats in

@@ -137,7 +137,11 @@ func keptTorrentPath(_ id: String, network: NetworkOptions) -> String {
 
 /// Writes a torrent file around an info dictionary received from peers (`TorrentFileBytes`).
 func keepTorrent(info: [UInt8], trackers: [String], pieceLayers: [[UInt8]: [UInt8]] = [:], at path: String) {
-    let file = TorrentFileBytes.encode(info: info, trackers: trackers, pieceLayers: pieceLayers)
+    keep(TorrentFileBytes.encode(info: info, trackers: trackers, pieceLayers: pieceLayers), at: path)
+}
+
+/// Writes a torrent file's bytes to `path`, whole or not at all.
+func keep(_ file: [UInt8], at path: String) {
     let folder = (path as NSString).deletingLastPathComponent
     try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     let temporary = path + ".part"
@@ -172,23 +176,13 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
         await node.shutdown()
         throw ExitCode(1)
     }
-    let fetcher = node.addMagnet(magnet, listenPort: port)
-    fetcher.onLog = { line in Terminal.stderr("\(line)\n") }
     Terminal.stderr("\(command): fetching metadata of \(magnet.displayName ?? magnet.infoHashes.id) from peers\n")
-    node.startTrackers(fetcher, urls: magnet.trackers + network.trackers, listenPort: port)
-    if network.localDiscovery {
-        do { try await node.startLocalDiscovery(fetcher, listenPort: port) } catch {
-            Terminal.stderr("\(command): local discovery is off: \(error)\n")
-        }
-    }
     let dht = await startDHT(node, network: network, port: port, command: command)
-    if dht != nil { node.trackOnDHT(fetcher, listenPort: port) }
-    for p in magnet.peers + network.peers {
-        guard let (host, peerPort) = NetworkOptions.split(p) else { continue }
-        node.connect(fetcher, host: host, port: peerPort).whenFailure { error in
-            Terminal.stderr("cannot connect to \(p): \(error)\n")
-        }
-    }
+    let discovery = TorrentRun.Discovery(trackers: (magnet.trackers + network.trackers).map { [$0] }, dht: dht != nil,
+        localDiscovery: network.localDiscovery, peers: magnet.peers + network.peers)
+    let fetcher = TorrentRun.fetchMetadata(magnet, on: node, listenPort: port, discovery: discovery,
+        setUp: { $0.onLog = { line in Terminal.stderr("\(line)\n") } },
+        report: { report($0, command: command) })
     let token = SignalWatcher.shared.add { fetcher.cancel() }
     let info: [UInt8]
     do { info = try await fetcher.infoBytes.get() } catch {
@@ -201,16 +195,23 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
     SignalWatcher.shared.remove(token)
     await saveDHTNodes(dht, network: network)
     await node.shutdown()
-    var torrent: TorrentMetainfo
-    do { torrent = try TorrentMetainfo(infoBytes: info) } catch {
+    let torrent: TorrentMetainfo
+    let bytes: [UInt8]
+    do { (torrent, bytes) = try TorrentRun.torrent(info: info, magnet: magnet) } catch {
         Terminal.error(command, "the metadata peers sent is not a valid info dictionary: \(error)")
         throw ExitCode(1)
     }
-    torrent.trackers = magnet.trackers.map { [$0] }
-    torrent.webSeeds = magnet.webSeeds
-    keepTorrent(info: info, trackers: magnet.trackers, at: keptTorrentPath(magnet.infoHashes.id, network: network))
+    keep(bytes, at: keptTorrentPath(magnet.infoHashes.id, network: network))
     Terminal.stderr("\(command): got the metadata of \(torrent.name) (\(info.count) bytes)\n")
     return torrent
+}
+
+/// Says on stderr what failed on the way that does not stop a transfer.
+@Sendable func report(_ problem: TorrentRun.Problem, command: String) {
+    switch problem {
+    case .localDiscoveryOff: Terminal.stderr("\(command): \(problem)\n")
+    case .cannotDial: Terminal.stderr("\(problem)\n")
+    }
 }
 
 /// The files *not* to fetch, given the ones to fetch as `peer info` numbers them: "0,2,5-7".
@@ -295,28 +296,19 @@ func runTransfer(
         let real = metainfo.files.filter { !$0.isPadding }.count
         Terminal.stderr("\(command): fetching \(real - unselected.count) of \(real) files\n")
     }
-    let partFile = dir.appending(".\(metainfo.infoHashes.id).parts")
-    let storage: FileStorage
+    let resume = ResumeStore(stateDirectory: stateDirectory(network.state), metainfo: metainfo)
+    let prepared: TorrentRun.Prepared
     do {
-        storage = try FileStorage(metainfo: metainfo, directory: dir, unselected: unselected,
-            partFile: partFile, directWrites: PeerNode.directWrites)
-        // An earlier run with other --files kept some bytes elsewhere: the check below must find them.
-        try storage.moveSharedPieces(verifier: PieceVerifier(metainfo: metainfo))
+        // An earlier run with other --files kept some bytes elsewhere: the check finds them.
+        prepared = try TorrentRun.prepare(metainfo, directory: dir.string, unselected: unselected, resume: resume)
     } catch {
         Terminal.error(command, "\(directory): \(error)")
         throw ExitCode(1)
     }
-    let resume = ResumeStore(stateDirectory: stateDirectory(network.state), metainfo: metainfo)
-    let saved: ResumeData?
-    switch resume.load(map: storage.pieceMap) {
-    case .success(let data): saved = data
-    case .failure(.missing): saved = nil
-    case .failure(.invalid(let why)):
+    if let why = prepared.resumeIgnored {
         Terminal.warn("ignoring the resume data in \(resume.location) (\(why)); checking the files instead")
-        saved = nil
     }
-    let check = DataCheck.check(metainfo: metainfo, storage: storage, resume: saved)
-    let have = check.have
+    let (storage, check, have) = (prepared.storage, prepared.check, prepared.have)
     if requireComplete && !have.allSet {
         Terminal.error(command, "\(directory) holds \(have.setCount) of \(have.count) pieces of \(metainfo.name); "
             + "--data must be the folder that holds \(metainfo.isMultiFile ? "the folder" : "the file") \(metainfo.name)")
@@ -327,7 +319,6 @@ func runTransfer(
     config.seedAfterDownload = seed
     config.sequential = sequential
     config.unselectedFiles = unselected
-    config.resume = resume
     config.maxUploadRate = network.maxUp.map { Int64($0.bytes) }
     config.maxDownloadRate = network.maxDown.map { Int64($0.bytes) }
     let boundPort: Int
@@ -336,52 +327,41 @@ func runTransfer(
         await node.shutdown()
         throw ExitCode(1)
     }
-    config.listenPort = UInt16(boundPort)
-    let engine = node.add(metainfo: metainfo, storage: storage, have: have, configuration: config)
-    let tty = Terminal.stderrIsTTY
-    let total = metainfo.totalLength
-    let started = ContinuousClock.now
-    engine.onProgress = { p in
-        guard tty else { return }
-        let fraction = p.wantedPieces > 0 ? Double(p.havePieces) / Double(p.wantedPieces) : 1
-        let secs = max(0.001, Double((ContinuousClock.now - started).components.seconds))
-        let rate = Double(p.downloaded) / secs
-        let eta = rate > 0 ? Int(Double(total) * (1 - fraction) / rate) : 0
-        Terminal.stderr("\r\(ByteCount.fixed(fraction * 100, 1))%  down \(ByteCount.format(Int64(rate)))/s  "
-            + "up \(ByteCount.format(p.uploaded))  peers \(p.peers)  ETA \(eta / 60):\(eta % 60 < 10 ? "0" : "")\(eta % 60)\u{1B}[K")
-    }
-    engine.onLog = { line in Terminal.stderr((tty ? "\r\u{1B}[K" : "") + "\(line)\n") }
-    if let magnet = fromMagnet {
-        // A v2 torrent from a magnet link learns its piece layers from peers: keep them for the next run.
-        engine.onPieceLayers = { layers in
-            keepTorrent(info: metainfo.infoBytes, trackers: magnet.trackers, pieceLayers: layers,
-                at: keptTorrentPath(magnet.infoHashes.id, network: network))
-        }
-    }
-    let done = engine.start()
-    let how = saved == nil ? "" : " (\(check.trusted) from resume data, \(check.checked) checked)"
-    Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified\(how); "
-        + "listening on " + (network.bind.map { $0.contains(":") ? "[\($0)]:\(boundPort)" : "\($0):\(boundPort)" }
-            ?? "0.0.0.0:\(boundPort) and [::]:\(boundPort)") + "\n")
-    node.startTrackers(engine, tiers: metainfo.trackers + network.trackers.map { [$0] }, listenPort: boundPort)
-    node.startWebSeeds(engine)
     var dht: DHTService?
     if !metainfo.isPrivate {  // private torrents: their trackers only (BEP 27)
         dht = await startDHT(node, network: network, port: boundPort, command: command)
-        if dht != nil { node.trackOnDHT(engine, listenPort: boundPort) }
     }
-    if network.localDiscovery && !metainfo.isPrivate {
-        do { try await node.startLocalDiscovery(engine, listenPort: boundPort) } catch {
-            Terminal.stderr("\(command): local discovery is off: \(error)\n")
-        }
-    }
-    done.whenSuccess { if !have.allSet { node.announceCompleted() } }
-    for p in network.peers + extraPeers {
-        guard let (host, port) = NetworkOptions.split(p) else { continue }
-        node.connect(engine, host: host, port: port).whenFailure { error in
-            Terminal.stderr("cannot connect to \(p): \(error)\n")
-        }
-    }
+    let tty = Terminal.stderrIsTTY
+    let total = metainfo.totalLength
+    let started = ContinuousClock.now
+    let discovery = TorrentRun.Discovery(trackers: metainfo.trackers + network.trackers.map { [$0] }, dht: dht != nil,
+        localDiscovery: network.localDiscovery, peers: network.peers + extraPeers)
+    let (engine, done) = TorrentRun.start(metainfo, prepared, on: node, configuration: config, listenPort: boundPort,
+        discovery: discovery,
+        setUp: { engine in
+            engine.onProgress = { p in
+                guard tty else { return }
+                let fraction = p.wantedPieces > 0 ? Double(p.havePieces) / Double(p.wantedPieces) : 1
+                let secs = max(0.001, Double((ContinuousClock.now - started).components.seconds))
+                let rate = Double(p.downloaded) / secs
+                let eta = rate > 0 ? Int(Double(total) * (1 - fraction) / rate) : 0
+                Terminal.stderr("\r\(ByteCount.fixed(fraction * 100, 1))%  down \(ByteCount.format(Int64(rate)))/s  "
+                    + "up \(ByteCount.format(p.uploaded))  peers \(p.peers)  ETA \(eta / 60):\(eta % 60 < 10 ? "0" : "")\(eta % 60)\u{1B}[K")
+            }
+            engine.onLog = { line in Terminal.stderr((tty ? "\r\u{1B}[K" : "") + "\(line)\n") }
+            if let magnet = fromMagnet {
+                // A v2 torrent from a magnet link learns its piece layers from peers: keep them for the next run.
+                engine.onPieceLayers = { layers in
+                    keepTorrent(info: metainfo.infoBytes, trackers: magnet.trackers, pieceLayers: layers,
+                        at: keptTorrentPath(magnet.infoHashes.id, network: network))
+                }
+            }
+        },
+        report: { report($0, command: command) })
+    let how = prepared.resumed ? " (\(check.trusted) from resume data, \(check.checked) checked)" : ""
+    Terminal.stderr("\(command): \(metainfo.name): \(have.setCount)/\(have.count) pieces verified\(how); "
+        + "listening on " + (network.bind.map { $0.contains(":") ? "[\($0)]:\(boundPort)" : "\($0):\(boundPort)" }
+            ?? "0.0.0.0:\(boundPort) and [::]:\(boundPort)") + "\n")
     let token = SignalWatcher.shared.add { engine.cancel() }
     var outcome: Result<Void, any Error>
     do {

@@ -1504,7 +1504,7 @@ struct EventTests {
         #expect(PeerServer.format(.removed(id: "abc")) == "event: removed\ndata: {\"id\":\"abc\"}\n\n")
         #expect(PeerServer.format(.error(id: "abc", message: "disk \"full\"\nnow"))
             == "event: error\ndata: {\"id\":\"abc\",\"message\":\"disk \\\"full\\\"\\nnow\"}\n\n")
-        #expect(PeerServer.event("snapshot", TorrentsList(torrents: [])) == "event: snapshot\ndata: {\"torrents\":[]}\n\n")
+        #expect(PeerServer.event("snapshot", TorrentList(torrents: [])) == "event: snapshot\ndata: {\"torrents\":[]}\n\n")
     }
 }
 

@@ -251,9 +251,9 @@ extension DHTReport {
 }
 
 extension Session {
-    /// Runs a DHT command on the session's node; `.conflict` when the DHT is off.
+    /// Runs a DHT command on the session's node; `.dhtOff` when the DHT is off.
     public func runDHT(_ command: DHTNode.Command, joinFirst: Bool) async throws(SessionError) -> LookupOutcome {
-        guard let dht = self.dht else { throw .conflict("the daemon's DHT is off (--no-dht)") }
+        guard let dht = self.dht else { throw .dhtOff }
         let outcome: LookupOutcome
         do { outcome = try await dht.run(command, joinFirst: joinFirst) } catch {
             throw .unavailable(error is DHTService.NotJoined ? "\(error)" : "the DHT did not answer: \(error)")
@@ -262,13 +262,13 @@ extension Session {
         return outcome
     }
 
-    /// Fetches a BEP 44 item; `.notFound` when no node has it.
+    /// Fetches a BEP 44 item; `.itemNotFound` when no node has it.
     public func dhtGet(_ request: DHTReport.GetRequest) async throws(SessionError) -> DHTReport.Item {
         let (target, salt) = try request.lookup()
         guard case .item(_, let item, _) = try await self.runDHT(.get(target: target, salt: salt), joinFirst: true) else {
             throw .internalError("unexpected answer")
         }
-        guard let item else { throw .notFound("no node has \(target)") }
+        guard let item else { throw .itemNotFound(target: "\(target)") }
         return DHTReport.Item(item)
     }
 
@@ -282,7 +282,7 @@ extension Session {
     }
 
     public func dhtStats() async throws(SessionError) -> DHTReport.Stats {
-        guard let dht = self.dht, let stats = await dht.stats() else { throw .conflict("the daemon's DHT is off (--no-dht)") }
+        guard let dht = self.dht, let stats = await dht.stats() else { throw .dhtOff }
         return DHTReport.Stats(stats)
     }
 }

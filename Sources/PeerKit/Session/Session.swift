@@ -109,7 +109,7 @@ public actor Session {
                 do {
                     m.metainfo = try Self.metainfo(bytes: [UInt8](bytes), magnet: record.magnet)
                 } catch {
-                    m.error = "the saved torrent cannot be read: \(error)"
+                    m.error = .metadata(error, from: .database)
                 }
             }
             if let resume = record.resume, let t = m.metainfo {
@@ -168,7 +168,8 @@ public actor Session {
     // MARK: adding and removing
 
     /// Adds a torrent; it starts at once unless `options.paused`.
-    /// - Throws: `SessionError.badRequest` for a source that is not a torrent, `.conflict` when it is there.
+    /// - Throws: `SessionError.notAMagnetLink`, `.metadata` or `.fetchFailed` for a source that is not a torrent,
+    ///   `.badRequest` for a bad save path, `.alreadyAdded` when it is there.
     public func add(_ source: TorrentSource, options: AddOptions = AddOptions()) async throws(SessionError) -> TorrentStatus {
         // Checked before a URL is fetched: a request that cannot succeed makes no connection.
         let savePath = options.savePath ?? self.settings.downloadDir
@@ -179,12 +180,10 @@ public actor Session {
         var fileBytes: [UInt8]?
         switch source {
         case .magnet(let text):
-            do { magnet = try MagnetLink(parsing: text) } catch { throw .badRequest("not a magnet link: \(error)") }
+            do { magnet = try MagnetLink(parsing: text) } catch { throw .notAMagnetLink(error) }
             magnetText = text
         case .torrentFile(let bytes):
-            do { metainfo = try TorrentMetainfo(bytes: bytes) } catch {
-                throw .badRequest("not a torrent file: \(error)")
-            }
+            do { metainfo = try TorrentMetainfo(bytes: bytes) } catch { throw .metadata(error, from: .upload) }
             fileBytes = bytes
         case .url(let url):
             guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
@@ -195,10 +194,10 @@ public actor Session {
                 response = try await PeerHTTP.get(self.node.httpClient, url: url, limit: Self.maxTorrentBytes,
                     timeout: .seconds(30))
             } catch {
-                throw .badRequest("cannot fetch \(url): \(error)")
+                throw .fetchFailed(url: url, error as? HTTPFetchError ?? HTTPFetchError(error))
             }
             do { metainfo = try TorrentMetainfo(bytes: response.body) } catch {
-                throw .badRequest("\(url) is not a torrent file: \(error)")
+                throw .metadata(error, from: .url(url))
             }
             fileBytes = response.body
         }
@@ -206,16 +205,16 @@ public actor Session {
         let id = hashes.id
         let alias = hashes.v1 != nil ? hashes.v2?.hex : nil
         if self.find(id) != nil || alias.map({ self.find($0) != nil }) == true {
-            throw .conflict("the torrent \(id) is already there")
+            throw .alreadyAdded(id: id)
         }
         let name = metainfo?.name ?? magnet?.displayName ?? id
         let record = TorrentRecord(id: id, alias: alias, name: name, magnet: magnetText,
             metainfo: fileBytes.map { Data($0) }, savePath: savePath, paused: options.paused,
             sequential: options.sequential, priorities: nil, maxDownloadRate: nil, maxUploadRate: nil, ratioLimit: nil,
             seedTimeLimit: nil, queuePosition: (self.torrents.values.map(\.record.queuePosition).max() ?? -1) + 1,
-            trackers: nil, addedAt: Date(), completedAt: nil, downloaded: 0, uploaded: 0, seedingSeconds: 0,
+            trackers: nil, addedAt: APIJSON.now(), completedAt: nil, downloaded: 0, uploaded: 0, seedingSeconds: 0,
             resume: nil)
-        do { try self.store.save(record) } catch { throw .internalError("cannot save the torrent: \(error)") }
+        do { try self.store.save(record) } catch { throw .database(action: "save the torrent", reason: "\(error)") }
         let m = Managed(record: record)
         m.metainfo = metainfo
         for w in metainfo?.warnings ?? [] { self.log("\(name): \(w.message)") }
@@ -236,7 +235,9 @@ public actor Session {
         self.torrents[m.record.id] = nil
         if let alias = m.record.alias { self.aliases[alias] = nil }
         await self.deactivate(m)
-        do { try self.store.delete(id: m.record.id) } catch { throw .internalError("cannot forget the torrent: \(error)") }
+        do { try self.store.delete(id: m.record.id) } catch {
+            throw .database(action: "forget the torrent", reason: "\(error)")
+        }
         if deleteData, let t = m.metainfo { Self.deleteFiles(of: t, in: m.record.savePath) }
         self.emit(.removed(id: m.record.id))
         self.rebalance()
@@ -318,7 +319,7 @@ public actor Session {
         if s.maxDownloadRate == 0 { s.maxDownloadRate = nil }
         if s.maxUploadRate == 0 { s.maxUploadRate = nil }
         do { try self.store.setSetting("settings", JSONEncoder().encode(s)) } catch {
-            throw .internalError("cannot save the settings: \(error)")
+            throw .database(action: "save the settings", reason: "\(error)")
         }
         let limitsChanged = s.maxDownloadRate != self.settings.maxDownloadRate || s.maxUploadRate != self.settings.maxUploadRate
         self.settings = s
@@ -383,7 +384,7 @@ public actor Session {
                     try? FileManager.default.moveItem(atPath: m.record.savePath + parts, toPath: savePath + parts)
                 } catch {
                     if wasActive { self.activate(m) }
-                    throw .badRequest("cannot move \(from) to \(savePath): \(error.localizedDescription)")
+                    throw .moveFailed(from: from, to: savePath, reason: error.localizedDescription)
                 }
             }
         }
@@ -422,10 +423,12 @@ public actor Session {
 
     public func setFilePriorities(_ id: String, _ priorities: [Int: FilePriority]) async throws(SessionError) -> TorrentDetail {
         let m = try self.get(id)
-        guard let t = m.metainfo else { throw .conflict("the metadata of \(id) has not arrived yet: no files to choose") }
+        guard let t = m.metainfo else { throw .noMetadataYet(id: id, what: "no files to choose") }
         var all = m.priorities
         for (index, priority) in priorities {
-            guard t.files.indices.contains(index), !t.files[index].isPadding else { throw .notFound("no file \(index) in \(id)") }
+            guard t.files.indices.contains(index), !t.files[index].isPadding else {
+                throw .fileNotFound(index: index, torrent: id)
+            }
             all[index] = priority == .normal ? nil : priority
         }
         m.priorities = all
@@ -438,7 +441,7 @@ public actor Session {
         let m = try self.get(id)
         guard TrackerTransports.supports(url) else { throw .badRequest("not a udp://, http:// or https:// tracker URL: \(url)") }
         var tiers = self.trackerTiers(m)
-        guard !tiers.joined().contains(url) else { throw .conflict("\(url) is already a tracker of \(id)") }
+        guard !tiers.joined().contains(url) else { throw .alreadyATracker(url: url, torrent: id) }
         let t = max(0, tier ?? tiers.count)
         if t < tiers.count { tiers[t].append(url) } else { tiers.append([url]) }
         try self.setTrackers(m, tiers)
@@ -449,7 +452,7 @@ public actor Session {
     public func removeTracker(_ id: String, url: String) async throws(SessionError) -> TorrentDetail {
         let m = try self.get(id)
         var tiers = self.trackerTiers(m)
-        guard tiers.joined().contains(url) else { throw .notFound("\(url) is not a tracker of \(id)") }
+        guard tiers.joined().contains(url) else { throw .trackerNotFound(url: url, torrent: id) }
         tiers = tiers.map { $0.filter { $0 != url } }.filter { !$0.isEmpty }
         try self.setTrackers(m, tiers)
         await self.restart(m)
@@ -467,8 +470,8 @@ public actor Session {
 
     public func streamFile(_ id: String, index: Int) throws(SessionError) -> StreamFile {
         let m = try self.get(id)
-        guard let t = m.metainfo else { throw .conflict("the metadata of \(id) has not arrived yet") }
-        guard t.files.indices.contains(index), !t.files[index].isPadding else { throw .notFound("no file \(index) in \(id)") }
+        guard let t = m.metainfo else { throw .noMetadataYet(id: id, what: nil) }
+        guard t.files.indices.contains(index), !t.files[index].isPadding else { throw .fileNotFound(index: index, torrent: id) }
         let f = t.files[index]
         return StreamFile(name: f.path.last ?? t.name, length: f.length, mime: MediaType.of(f.path.last ?? ""))
     }
@@ -479,7 +482,7 @@ public actor Session {
         async throws(SessionError) -> [UInt8]
     {
         let m = try self.get(id)
-        guard let t = m.metainfo, t.files.indices.contains(index) else { throw .notFound("no file \(index) in \(id)") }
+        guard let t = m.metainfo, t.files.indices.contains(index) else { throw .fileNotFound(index: index, torrent: id) }
         let file = t.files[index]
         guard offset >= 0, offset < file.length else { throw .badRequest("offset \(offset) is outside the file") }
         guard m.priorities[index] != .skip else { throw .conflict("file \(index) is skipped; set its priority to stream it") }
@@ -505,7 +508,7 @@ public actor Session {
     // MARK: internals
 
     private func get(_ id: String) throws(SessionError) -> Managed {
-        guard let m = self.find(id) else { throw .notFound("no torrent \(id)") }
+        guard let m = self.find(id) else { throw .torrentNotFound(id: id) }
         return m
     }
 
@@ -517,7 +520,7 @@ public actor Session {
     private func persist(_ m: Managed) throws(SessionError) {
         m.record.downloaded = m.totalDownloaded
         m.record.uploaded = m.totalUploaded
-        do { try self.store.save(m.record) } catch { throw .internalError("cannot save \(m.record.id): \(error)") }
+        do { try self.store.save(m.record) } catch { throw .database(action: "save \(m.record.id)", reason: "\(error)") }
     }
 
     /// The status after a change, told to subscribers.
@@ -541,7 +544,7 @@ public actor Session {
         return (m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }?.trackers ?? []).map { [$0] }
     }
 
-    static func metainfo(bytes: [UInt8], magnet: String?) throws -> TorrentMetainfo {
+    static func metainfo(bytes: [UInt8], magnet: String?) throws(MetainfoError) -> TorrentMetainfo {
         var t = try TorrentMetainfo(bytes: bytes)
         if t.webSeeds.isEmpty, let m = magnet.flatMap({ try? MagnetLink(parsing: $0) }) { t.webSeeds = m.webSeeds }
         return t
@@ -578,7 +581,7 @@ public actor Session {
             name: r.name, state: state, progress: progress, size: size, haveBytes: haveBytes,
             downloadRate: m.downRate, uploadRate: m.upRate, downloaded: m.totalDownloaded, uploaded: m.totalUploaded,
             peers: m.snapshot?.progress.peers ?? 0, eta: eta, savePath: r.savePath, sequential: r.sequential,
-            paused: r.paused, addedAt: r.addedAt, completedAt: r.completedAt, error: m.error)
+            paused: r.paused, addedAt: r.addedAt, completedAt: r.completedAt, error: m.error?.description)
     }
 
     /// Starts what should run and stops what should wait: every torrent not paused, except incomplete ones
@@ -611,25 +614,15 @@ public actor Session {
 
     private func startFetch(_ m: Managed) {
         guard let text = m.record.magnet, let magnet = try? MagnetLink(parsing: text) else {
-            m.error = "no metadata and no magnet link to fetch it with"
+            m.error = .noMetadataSource
             return
         }
-        let node = self.node
-        let port = self.listenPort
-        let fetcher = node.addMagnet(magnet, listenPort: port)
         let name = m.record.name
         let log = self.configuration.log
-        fetcher.onLog = { line in log?("\(name): \(line)") }
+        let fetcher = TorrentRun.fetchMetadata(magnet, on: self.node, listenPort: self.listenPort,
+            discovery: self.discovery(m, peers: magnet.peers), setUp: { $0.onLog = { line in log?("\(name): \(line)") } },
+            report: { problem in log?("\(name): \(problem)") })
         m.runtime = .fetching(fetcher)
-        node.startTrackers(fetcher, urls: Array(self.trackerTiers(m).joined()), listenPort: port)
-        if self.dht != nil { node.trackOnDHT(fetcher, listenPort: port) }
-        if self.configuration.localDiscovery {
-            Task { try? await node.startLocalDiscovery(fetcher, listenPort: port) }
-        }
-        for p in magnet.peers {
-            guard let (host, peerPort) = PeerNode.splitHostPort(p) else { continue }
-            _ = node.connect(fetcher, host: host, port: peerPort)
-        }
         let id = m.record.id
         let generation = m.generation
         Task {
@@ -646,9 +639,9 @@ public actor Session {
         let node = self.node
         Task { await node.remove(fetcher) }
         let magnet = m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }
-        let bytes = TorrentFileBytes.encode(info: info, trackers: magnet?.trackers ?? [])
-        do {
-            let t = try Self.metainfo(bytes: bytes, magnet: m.record.magnet)
+        do throws(SessionError) {
+            let (t, bytes): (TorrentMetainfo, [UInt8])
+            do { (t, bytes) = try TorrentRun.torrent(info: info, magnet: magnet) } catch { throw .metadata(error, from: .peers) }
             m.metainfo = t
             m.record.metainfo = Data(bytes)
             m.record.name = t.name
@@ -656,9 +649,9 @@ public actor Session {
             self.log("\(t.name): got the metadata (\(info.count) bytes)")
             self.startEngine(m, t, generation: generation)
         } catch {
-            m.error = "the metadata peers sent is not usable: \(error)"
+            m.error = error
             m.runtime = .idle
-            self.emit(.error(id: id, message: m.error!))
+            self.emit(.error(id: id, message: error.description))
         }
         _ = self.changed(m)
     }
@@ -670,49 +663,24 @@ public actor Session {
         let directory = m.record.savePath
         let unselected = m.skippedFiles
         self.checkQueue.async {
-            let prepared = Self.prepare(t, id: id, directory: directory, unselected: unselected, store: store)
+            let resume = ResumeStore(location: "the session database", metainfo: t,
+                read: { try store.resume(id: id) }, write: { try store.saveResume(id: id, bytes: $0) })
+            let prepared = Result { () throws(StorageError) in
+                try TorrentRun.prepare(t, directory: directory, unselected: unselected, resume: resume)
+            }.mapError { SessionError.storage($0, folder: directory) }
             Task { await self.engineReady(id: id, generation: generation, prepared) }
         }
     }
 
-    struct Prepared: Sendable {
-        var storage: FileStorage
-        var resume: ResumeStore
-        var have: Bitfield
-    }
-
-    /// Opens the storage and finds the verified pieces (resume data, else a check of the files); blocking.
-    private static func prepare(_ t: TorrentMetainfo, id: String, directory: String, unselected: Set<Int>,
-        store: SessionStore) -> Result<Prepared, SessionError>
-    {
-        let dir = FilePath(directory)
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let partFile = dir.appending(".\(id).parts")
-        let storage: FileStorage
-        do {
-            storage = try FileStorage(metainfo: t, directory: dir, unselected: unselected, partFile: partFile,
-                directWrites: PeerNode.directWrites)
-            // Skipping a file of a complete torrent, or wanting one again, must not lose the pieces it shares.
-            try storage.moveSharedPieces(verifier: PieceVerifier(metainfo: t))
-        } catch {
-            return .failure(.internalError("\(directory): \(error)"))
-        }
-        let resume = ResumeStore(location: "the session database", metainfo: t,
-            read: { try store.resume(id: id) }, write: { try store.saveResume(id: id, bytes: $0) })
-        let saved = try? resume.load(map: storage.pieceMap).get()
-        let check = DataCheck.check(metainfo: t, storage: storage, resume: saved)
-        return .success(Prepared(storage: storage, resume: resume, have: check.have))
-    }
-
-    private func engineReady(id: String, generation: Int, _ prepared: Result<Prepared, SessionError>) {
+    private func engineReady(id: String, generation: Int, _ prepared: Result<TorrentRun.Prepared, SessionError>) {
         guard let m = self.torrents[id], m.generation == generation, case .checking = m.runtime, let t = m.metainfo else {
             if case .success(let p) = prepared { p.storage.close() }
             return
         }
-        let p: Prepared
+        let p: TorrentRun.Prepared
         switch prepared {
         case .failure(let error):
-            m.error = error.description
+            m.error = error
             m.runtime = .idle
             self.emit(.error(id: id, message: error.description))
             _ = self.changed(m)
@@ -724,33 +692,53 @@ public actor Session {
         config.sequential = m.record.sequential
         config.unselectedFiles = m.skippedFiles
         config.highPriorityFiles = Set(m.priorities.filter { $0.value == .high }.keys)
-        config.resume = p.resume
         config.maxDownloadRate = m.record.maxDownloadRate ?? self.settings.maxDownloadRate
         config.maxUploadRate = m.record.maxUploadRate ?? self.settings.maxUploadRate
-        config.listenPort = UInt16(self.listenPort)
-        let engine = self.node.add(metainfo: t, storage: p.storage, have: p.have, configuration: config)
         let log = self.configuration.log
         let name = t.name
-        engine.onLog = { line in log?("\(name): \(line)") }
+        let keepLayers = m.record.magnet != nil  // a torrent file carries its own piece layers
+        m.lastDial = ContinuousClock.now
+        let (engine, done) = TorrentRun.start(t, p, on: self.node, configuration: config, listenPort: self.listenPort,
+            discovery: self.discovery(m, peers: self.namedPeers(m)),
+            setUp: { engine in
+                engine.onLog = { line in log?("\(name): \(line)") }
+                // A v2 torrent from a magnet link learns its piece layers from peers: kept, a restart need not.
+                if keepLayers {
+                    engine.onPieceLayers = { layers in Task { await self.keepPieceLayers(id: id, layers) } }
+                }
+            },
+            report: { problem in log?("\(name): \(problem)") })
         m.have = p.have
         m.runtime = .running(engine, p.storage)
         m.snapshot = nil  // a new engine counts from zero: its bytes add to the base
-        let done = engine.start()
-        self.node.startTrackers(engine, tiers: self.trackerTiers(m), listenPort: self.listenPort)
-        self.node.startWebSeeds(engine)
-        if !t.isPrivate {  // private torrents: their trackers only (BEP 27)
-            if self.dht != nil { self.node.trackOnDHT(engine, listenPort: self.listenPort) }
-            if self.configuration.localDiscovery {
-                let (node, port) = (self.node, self.listenPort)
-                Task { try? await node.startLocalDiscovery(engine, listenPort: port) }
-            }
-        }
-        self.dialNamedPeers(m, engine)
-        let wasComplete = p.have.allSet
         done.whenComplete { result in
-            Task { await self.engineFinished(id: id, generation: generation, result, wasComplete: wasComplete) }
+            Task { await self.engineFinished(id: id, generation: generation, result) }
         }
         _ = self.changed(m)
+    }
+
+    /// Where the torrent looks for peers: its trackers (as edited), the session's DHT and local discovery.
+    private func discovery(_ m: Managed, peers: [String]) -> TorrentRun.Discovery {
+        TorrentRun.Discovery(trackers: self.trackerTiers(m), dht: self.dht != nil,
+            localDiscovery: self.configuration.localDiscovery, peers: peers)
+    }
+
+    /// A magnet link's x.pe peers.
+    private func namedPeers(_ m: Managed) -> [String] {
+        m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }?.peers ?? []
+    }
+
+    /// Keeps the piece layers a v2 torrent from a magnet link learnt from peers in its saved metadata.
+    private func keepPieceLayers(id: String, _ layers: [[UInt8]: [UInt8]]) {
+        guard let m = self.torrents[id], let t = m.metainfo else { return }
+        let magnet = m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }
+        guard let (kept, bytes) = try? TorrentRun.torrent(info: t.infoBytes, magnet: magnet, pieceLayers: layers) else {
+            return
+        }
+        m.metainfo = kept
+        m.record.metainfo = Data(bytes)
+        try? self.persist(m)
+        self.log("\(t.name): kept the piece layers (\(layers.count) files)")
     }
 
     /// Dials a magnet link's x.pe peers: on every start (not only for the metadata), and again while the
@@ -759,23 +747,17 @@ public actor Session {
         m.lastDial = ContinuousClock.now
         let log = self.configuration.log
         let name = m.record.name
-        for peer in m.record.magnet.flatMap({ try? MagnetLink(parsing: $0) })?.peers ?? [] {
-            guard let (host, port) = PeerNode.splitHostPort(peer) else { continue }
-            self.node.connect(engine, host: host, port: port).whenFailure { error in
-                log?("\(name): cannot connect to \(peer): \(error)")
-            }
-        }
+        TorrentRun.dial(self.namedPeers(m), engine, on: self.node) { problem in log?("\(name): \(problem)") }
     }
 
-    private func engineFinished(id: String, generation: Int, _ result: Result<Void, any Error>, wasComplete: Bool) async {
+    private func engineFinished(id: String, generation: Int, _ result: Result<Void, any Error>) async {
         guard let m = self.torrents[id], m.generation == generation, case .running(let engine, _) = m.runtime else { return }
         switch result {
         case .success:
             // The summary the event carries shows 100%, not the figures of the last tick.
             if let snap = try? await engine.snapshot().get(), m.generation == generation { m.absorb(snap) }
-            if !wasComplete { self.node.announceCompleted(engine) }
             if m.record.completedAt == nil {
-                m.record.completedAt = Date()
+                m.record.completedAt = APIJSON.now()
                 try? self.persist(m)
                 self.log("\(m.record.name): complete")
                 self.emit(.completed(self.status(m)))
@@ -783,8 +765,9 @@ public actor Session {
             self.rebalance()
         case .failure(let error):
             guard !(error is CancellationError) else { return }
-            m.error = "\(error)"
-            self.emit(.error(id: id, message: m.error!))
+            let failure: SessionError = (error as? StorageError).map { .storage($0, folder: nil) } ?? .engine("\(error)")
+            m.error = failure
+            self.emit(.error(id: id, message: failure.description))
             await self.deactivate(m)
             _ = self.changed(m)
         }
@@ -908,7 +891,8 @@ final class Managed {
     var runtime: Runtime = .idle
     /// Bumped by every start and stop: results of older ones are dropped.
     var generation = 0
-    var error: String?
+    /// Why the torrent stopped; cleared by resume.
+    var error: SessionError?
     /// Verified pieces when not running (from resume data or the last run).
     var have: Bitfield?
     var snapshot: TorrentEngine.Snapshot?

@@ -1,4 +1,6 @@
 import Foundation
+import Metainfo
+import Storage
 
 /// What a torrent is doing (docs/api.md).
 public enum TorrentState: String, Codable, Sendable {
@@ -115,7 +117,7 @@ public struct PiecesStatus: Codable, Sendable, Equatable {
 }
 
 /// A torrent with its files, peers, trackers and pieces (the API's detail).
-public struct TorrentDetail: Encodable, Sendable {
+public struct TorrentDetail: Codable, Sendable, Equatable {
     public var summary: TorrentStatus
     public var files: [FileStatus]
     public var peers: [PeerStatus]
@@ -154,8 +156,62 @@ public struct TorrentDetail: Encodable, Sendable {
     }
 }
 
+// Decoding lives in extensions, so that the structs keep their memberwise initializers.
+extension TorrentStatus {
+    public init(from decoder: any Decoder) throws { try self.init(from: decoder, peers: nil) }
+
+    /// - Parameter count: the number of peers when the `peers` key holds something else (a detail's list).
+    init(from decoder: any Decoder, peers count: Int?) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.id = try c.decode(String.self, forKey: .id)
+        self.infoHashV1 = try c.decodeIfPresent(String.self, forKey: .infoHashV1)
+        self.infoHashV2 = try c.decodeIfPresent(String.self, forKey: .infoHashV2)
+        self.name = try c.decode(String.self, forKey: .name)
+        self.state = try c.decode(TorrentState.self, forKey: .state)
+        self.progress = try c.decode(Double.self, forKey: .progress)
+        self.size = try c.decode(Int64.self, forKey: .size)
+        self.haveBytes = try c.decode(Int64.self, forKey: .haveBytes)
+        self.downloadRate = try c.decode(Int64.self, forKey: .downloadRate)
+        self.uploadRate = try c.decode(Int64.self, forKey: .uploadRate)
+        self.downloaded = try c.decode(Int64.self, forKey: .downloaded)
+        self.uploaded = try c.decode(Int64.self, forKey: .uploaded)
+        self.peers = try count ?? c.decode(Int.self, forKey: .peers)
+        self.eta = try c.decodeIfPresent(Int64.self, forKey: .eta)
+        self.savePath = try c.decode(String.self, forKey: .savePath)
+        self.sequential = try c.decode(Bool.self, forKey: .sequential)
+        self.paused = try c.decode(Bool.self, forKey: .paused)
+        self.addedAt = try c.decode(Date.self, forKey: .addedAt)
+        self.completedAt = try c.decodeIfPresent(Date.self, forKey: .completedAt)
+        self.error = try c.decodeIfPresent(String.self, forKey: .error)
+    }
+}
+
+extension TorrentDetail {
+    /// The summary's keys and the detail's, in one object; the summary's peer count is the list's length.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.files = try c.decode([FileStatus].self, forKey: .files)
+        self.peers = try c.decode([PeerStatus].self, forKey: .peers)
+        self.trackers = try c.decode([TrackerStatus].self, forKey: .trackers)
+        self.pieces = try c.decodeIfPresent(PiecesStatus.self, forKey: .pieces)
+        self.maxDownloadRate = try c.decodeIfPresent(Int64.self, forKey: .maxDownloadRate)
+        self.maxUploadRate = try c.decodeIfPresent(Int64.self, forKey: .maxUploadRate)
+        self.ratioLimit = try c.decodeIfPresent(Double.self, forKey: .ratioLimit)
+        self.seedTimeLimit = try c.decodeIfPresent(Int64.self, forKey: .seedTimeLimit)
+        self.queuePosition = try c.decode(Int.self, forKey: .queuePosition)
+        self.magnet = try c.decodeIfPresent(String.self, forKey: .magnet)
+        self.summary = try TorrentStatus(from: decoder, peers: self.peers.count)
+    }
+}
+
+/// `GET /api/torrents`: every torrent, in queue order.
+public struct TorrentList: Codable, Sendable, Equatable {
+    public var torrents: [TorrentStatus]
+    public init(torrents: [TorrentStatus]) { self.torrents = torrents }
+}
+
 /// Figures over the whole session.
-public struct SessionStats: Codable, Sendable {
+public struct SessionStats: Codable, Sendable, Equatable {
     public var torrents: Int
     public var active: Int
     public var downloadRate: Int64
@@ -258,17 +314,80 @@ public struct TorrentUpdate: Sendable {
     public init() {}
 }
 
-/// Why a session call failed; the API maps each to an HTTP status.
+/// Why a session call failed, or why a torrent stopped (its `error`). Lower errors come along as they were
+/// thrown; the API maps each case to an HTTP status in one place (PeerServer's `APIError`).
 public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
-    case notFound(String)
+    /// Where a torrent's metadata came from when it did not parse.
+    public enum MetadataSource: Sendable, Equatable {
+        /// A .torrent file in the request.
+        case upload
+        /// The body of an http(s) URL the request named.
+        case url(String)
+        /// The info dictionary peers sent for a magnet link.
+        case peers
+        /// The copy in the session's database.
+        case database
+    }
+
+    // Nothing by that name.
+    case torrentNotFound(id: String)
+    case fileNotFound(index: Int, torrent: String)
+    case trackerNotFound(url: String, torrent: String)
+    /// No DHT node has the BEP 44 item.
+    case itemNotFound(target: String)
+
+    // Requests that cannot be right.
+    /// A field's value, said in words (`save_path must be an absolute path`).
     case badRequest(String)
+    case notAMagnetLink(MetainfoError)
+    case fetchFailed(url: String, HTTPFetchError)
+    case moveFailed(from: String, to: String, reason: String)
+
+    // Requests that do not fit the torrent's state now.
+    case alreadyAdded(id: String)
+    case alreadyATracker(url: String, torrent: String)
+    /// A magnet link's metadata has not come yet, so it has no files; `what` says what the call wanted.
+    case noMetadataYet(id: String, what: String?)
     case conflict(String)
+    case dhtOff
+
+    /// Not now: a piece did not come in time, the DHT did not answer.
     case unavailable(String)
+
+    // Faults of a torrent or of the daemon.
+    /// Metadata that is not a torrent: a bad request when it came with one, else the torrent's fault.
+    case metadata(MetainfoError, from: MetadataSource)
+    /// The files of a torrent; `folder` is its save path when the storage could not be opened there.
+    case storage(StorageError, folder: String?)
+    /// The session's database refused a change: `action` is what the session tried.
+    case database(action: String, reason: String)
+    /// A torrent without metadata and without a magnet link to fetch it.
+    case noMetadataSource
+    /// The engine stopped with an error that is not the storage's.
+    case engine(String)
     case internalError(String)
 
     public var description: String {
         switch self {
-        case .notFound(let m), .badRequest(let m), .conflict(let m), .unavailable(let m), .internalError(let m): m
+        case .torrentNotFound(let id): "no torrent \(id)"
+        case .fileNotFound(let index, let torrent): "no file \(index) in \(torrent)"
+        case .trackerNotFound(let url, let torrent): "\(url) is not a tracker of \(torrent)"
+        case .itemNotFound(let target): "no node has \(target)"
+        case .badRequest(let m), .conflict(let m), .unavailable(let m), .engine(let m), .internalError(let m): m
+        case .notAMagnetLink(let e): "not a magnet link: \(e)"
+        case .fetchFailed(let url, let e): "cannot fetch \(url): \(e)"
+        case .moveFailed(let from, let to, let reason): "cannot move \(from) to \(to): \(reason)"
+        case .alreadyAdded(let id): "the torrent \(id) is already there"
+        case .alreadyATracker(let url, let torrent): "\(url) is already a tracker of \(torrent)"
+        case .noMetadataYet(let id, let what): "the metadata of \(id) has not arrived yet" + (what.map { ": \($0)" } ?? "")
+        case .dhtOff: "the daemon's DHT is off (--no-dht)"
+        case .metadata(let e, .upload): "not a torrent file: \(e)"
+        case .metadata(let e, .url(let url)): "\(url) is not a torrent file: \(e)"
+        case .metadata(let e, .peers): "the metadata peers sent is not usable: \(e)"
+        case .metadata(let e, .database): "the saved torrent cannot be read: \(e)"
+        case .storage(let e, let folder): (folder.map { "\($0): " } ?? "") + e.description
+        case .database(let action, let reason): "cannot \(action): \(reason)"
+        case .noMetadataSource: "no metadata and no magnet link to fetch it with"
         }
     }
 }

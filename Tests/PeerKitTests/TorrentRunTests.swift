@@ -1,0 +1,96 @@
+import Foundation
+import Metainfo
+import PeerBase
+import Storage
+import Testing
+
+@testable import PeerKit
+
+@Suite("TorrentRun: how get, share and the daemon start a torrent")
+struct TorrentRunTests {
+    /// Resume data that lives nowhere (or is `bytes`).
+    func resume(_ t: TorrentMetainfo, _ bytes: [UInt8]? = nil) -> ResumeStore {
+        ResumeStore(location: "the test", metainfo: t, read: { bytes }, write: { _ in })
+    }
+
+    @Test("prepare: a complete folder checks complete, an empty one empty; bad resume data is ignored and said")
+    func prepare() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let (root, _) = try makeSample(in: dir)
+        let t = try create(root).metainfo
+        let full = try TorrentRun.prepare(t, directory: dir.path, unselected: [], resume: self.resume(t))
+        defer { full.storage.close() }
+        #expect(full.have.allSet && full.check.checked == t.pieceCount)
+        #expect(!full.resumed && full.resumeIgnored == nil)
+        let empty = try TorrentRun.prepare(t, directory: dir.path + "/elsewhere", unselected: [],
+            resume: self.resume(t, Array("not resume data".utf8)))
+        defer { empty.storage.close() }
+        #expect(empty.have.setCount == 0 && !empty.resumed)
+        #expect(empty.resumeIgnored != nil)
+        #expect(FileManager.default.fileExists(atPath: dir.path + "/elsewhere"), "the folder is made")
+    }
+
+    @Test("start: a seed and a leech on two nodes, the leech dialling the seed by name, complete the download")
+    func seedToLeech() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let (root, data) = try makeSample(in: dir)
+        let t = try create(root).metainfo
+        let seedNode = PeerNode(bindHost: "127.0.0.1")
+        let leechNode = PeerNode(bindHost: "127.0.0.1")
+        let seedPort = try await seedNode.listen(port: 0)
+        let leechPort = try await leechNode.listen(port: 0)
+        let quiet = TorrentRun.Discovery(trackers: [], dht: false, localDiscovery: false)
+        let seed = try TorrentRun.prepare(t, directory: dir.path, unselected: [], resume: self.resume(t))
+        var seeding = TorrentEngine.Configuration()
+        seeding.seedAfterDownload = true
+        _ = TorrentRun.start(t, seed, on: seedNode, configuration: seeding, listenPort: seedPort, discovery: quiet)
+        let leech = try TorrentRun.prepare(t, directory: dir.path + "/leech", unselected: [], resume: self.resume(t))
+        var named = quiet
+        named.peers = ["127.0.0.1:\(seedPort)", "not a peer"]
+        let problems = Problems()
+        let (_, done) = TorrentRun.start(t, leech, on: leechNode, configuration: .init(), listenPort: leechPort,
+            discovery: named, report: { problems.add($0) })
+        let finished = try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await done.get(); return true }
+            group.addTask { try await Task.sleep(for: .seconds(30)); return false }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+        #expect(finished, "the leech completes within 30 s")
+        await leechNode.shutdown()
+        await seedNode.shutdown()
+        seed.storage.close()
+        leech.storage.close()
+        for (path, bytes) in data {
+            let got = FileManager.default.contents(atPath: dir.path + "/leech/share/" + path).map { [UInt8]($0) }
+            #expect(got == bytes, "\(path)")
+        }
+        #expect(problems.all.isEmpty, "\(problems.all)")
+    }
+
+    @Test("torrent(info:magnet:): the magnet link's trackers, one tier each, and its web seeds")
+    func torrentFromInfo() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let (root, _) = try makeSample(in: dir)
+        let t = try create(root).metainfo
+        let link = "magnet:?xt=urn:btih:\(t.infoHashes.v1!.hex)&tr=udp://a:1/announce&tr=http://b:2/announce"
+            + "&ws=http://w/share"
+        let magnet = try MagnetLink(parsing: link)
+        let (made, bytes) = try TorrentRun.torrent(info: t.infoBytes, magnet: magnet)
+        #expect(made.infoHashes == t.infoHashes)
+        #expect(made.trackers == [["udp://a:1/announce"], ["http://b:2/announce"]])
+        #expect(made.webSeeds == ["http://w/share"])
+        #expect(try TorrentMetainfo(bytes: bytes).infoHashes == t.infoHashes)
+    }
+}
+
+/// What a run reported, from any thread.
+final class Problems: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [String] = []
+    func add(_ p: TorrentRun.Problem) { self.lock.withLock { self.list.append(p.description) } }
+    var all: [String] { self.lock.withLock { self.list } }
+}
