@@ -81,6 +81,15 @@ public struct SwarmReport: Sendable {
     public var hostileBanned: Int
     public var honestBanned: Int
     public var events: Int
+    /// Bytes of blocks all nodes sent, over what the honest leechers needed (N·F): above 1 is waste
+    /// (duplicates in end-game, blocks that crossed a cancel).
+    public var sentOverNeeded: Double
+    /// Bytes of blocks received and thrown away (crossed a cancel or a choke, or already in), and of end-game
+    /// requests cancelled.
+    public var thrownAway: Int64
+    public var endgameCancelled: Int64
+    /// What the nodes sent over what their upload capacity allowed until the last leecher finished.
+    public var uploadUtilization: Double
 
     public var lastFinish: Duration? { self.unfinished == 0 ? self.finishTimes.last : nil }
     public var bound: Duration { self.scenario.bound }
@@ -101,8 +110,8 @@ public struct SwarmReport: Sendable {
     }
 
     public static let header = """
-        | leechers | size | hostile | churn | loss | bound | median finish | last finish | last/bound | seed first copy | first copy/(F/U_seed) | seed uploaded | hash failures | banned (hostile/honest) | events |
-        |---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+        | leechers | size | hostile | churn | loss | bound | median finish | last finish | last/bound | seed first copy | first copy/(F/U_seed) | seed uploaded | sent/needed | upload used | hash failures | banned (hostile/honest) | events |
+        |---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
         """
 
     public var row: String {
@@ -119,7 +128,9 @@ public struct SwarmReport: Sendable {
         return "| \(sc.leechers) | \(ByteCount.format(sc.fileSize)) | \(hostile.isEmpty ? "none" : hostile.joined(separator: ", ")) "
             + "| \(Int(sc.churn * 100))% | \(Int(sc.loss * 100))% | \(s(sc.bound)) | \(s(median)) | \(last) "
             + "| \(r(self.ratio)) | \(s(self.seedFirstCopy)) | \(r(self.firstCopyRatio)) "
-            + "| \(String(format: "%.2f", Double(self.seedUploaded) / Double(sc.fileSize)))×F | \(self.hashFailures) "
+            + "| \(String(format: "%.2f", Double(self.seedUploaded) / Double(sc.fileSize)))×F "
+            + "| \(String(format: "%.3f", self.sentOverNeeded)) | \(String(format: "%.0f%%", self.uploadUtilization * 100)) "
+            + "| \(self.hashFailures) "
             + "| \(self.hostileBanned)/\(self.honestBanned) | \(self.events) |"
     }
 }
@@ -193,12 +204,15 @@ public final class SwarmSimulation {
     private var events = 0
     private var seedFirstCopy: Instant?
     private var unfinished = 0
+    /// Bytes sent by machines that were replaced when their node came back (churn).
+    private var uploadedBefore: Int64 = 0
     private let map: PieceMap
     /// Every piece's bytes, made once and shared by every honest node's reads (a read cache holds a slice of
     /// these, not a copy).
     private var contents: [Int: ByteBuffer] = [:]
-    private let highWater = 512 << 10
-    private let lowWater = 128 << 10
+    /// A connection's send buffer: blocks beyond it wait in the machine (where a cancel still finds them).
+    private let highWater = 64 << 10
+    private let lowWater = 16 << 10
 
     public init(_ scenario: SwarmScenario) throws {
         self.scenario = scenario
@@ -271,7 +285,13 @@ public final class SwarmSimulation {
         return SwarmReport(scenario: self.scenario, finishTimes: times, unfinished: leechers.count - times.count,
             seedFirstCopy: self.seedFirstCopy.map { $0 - .zero }, seedUploaded: self.nodes[0].machine.progress.uploaded,
             hashFailures: self.hashFailures, wrongPieces: self.wrongPieces, hostileBanned: bannedHostile.count,
-            honestBanned: bannedHonest, events: self.events)
+            honestBanned: bannedHonest, events: self.events,
+            sentOverNeeded: Double(self.nodes.reduce(Int64(0)) { $0 + $1.machine.progress.uploaded } + self.uploadedBefore)
+                / Double(Int64(leechers.count) * self.scenario.fileSize),
+            thrownAway: self.nodes.reduce(Int64(0)) { $0 + $1.machine.unrequestedBytes + $1.machine.duplicateBytes },
+            endgameCancelled: self.nodes.reduce(Int64(0)) { $0 + $1.machine.cancelledBytes },
+            uploadUtilization: Double(self.nodes.reduce(Int64(0)) { $0 + $1.machine.progress.uploaded } + self.uploadedBefore)
+                / (SwarmReport.seconds(self.now - .zero) * Double(self.nodes.reduce(Int64(0)) { $0 + $1.upload })))
     }
 
     // MARK: the tracker
@@ -355,6 +375,7 @@ public final class SwarmSimulation {
             self.queue.schedule(.rejoin(node: i), at: self.now + self.scenario.rejoinAfter)
         case .rejoin(let i):
             let node = self.nodes[i]
+            self.uploadedBefore += node.machine.progress.uploaded
             node.machine = self.makeMachine(i, kind: node.kind, have: node.machine.have)
             node.online = true
             node.uplinkBusy = false

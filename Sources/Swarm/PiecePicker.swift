@@ -146,15 +146,22 @@ public struct PiecePicker: Sendable {
             finishStarted(atLeast: 1)
             startNew(atLeast: 1)
         }
-        // 3. End-game: nothing left to start, so ask for blocks already asked of others.
+        // 3. Nothing left to start from this peer: blocks left open in pieces other peers own; and in end-game
+        //    (no wanted piece is left unstarted, whoever has it) blocks already asked of others. End-game is
+        //    the torrent's state, not one peer's: a peer whose few pieces are all in progress elsewhere would
+        //    otherwise get doubles of them all the way through (in a simulated swarm of 100, 19% of all
+        //    bytes sent were such doubles).
         if out.count < count && self.choose(has: has, using: &rng) == nil {
+            let endgame = !(0..<self.pieceCount).contains {
+                !self.have[$0] && self.priorities[$0] > 0 && self.partials[$0] == nil
+            }
             for piece in self.partials.keys.sorted() where has[piece] && self.priorities[piece] > 0 {
                 var p = self.partials[piece]!
                 for b in p.blocks.indices where out.count < count {
                     if p.blocks[b] == .open {  // left open in a piece another peer owns
                         p.blocks[b] = .requested([peer])
                         out.append(self.block(piece, b))
-                    } else if case .requested(var who) = p.blocks[b], !who.contains(peer),
+                    } else if endgame, case .requested(var who) = p.blocks[b], !who.contains(peer),
                         who.count < self.endgameDuplicates
                     {
                         who.append(peer)

@@ -175,6 +175,12 @@ public final class TorrentMachine {
     /// Bytes of each piece sent to peers, and how many pieces have gone out whole at least once.
     private var uploadedByPiece: [Int]
     public private(set) var piecesUploadedOnce = 0
+    /// Bytes of blocks received and thrown away: not (or no longer) asked of the sender (it crossed a cancel,
+    /// or came after a choke or snub), or asked but already in from someone else.
+    public private(set) var unrequestedBytes: Int64 = 0
+    public private(set) var duplicateBytes: Int64 = 0
+    /// Bytes of end-game requests cancelled because another peer sent the block first.
+    public private(set) var cancelledBytes: Int64 = 0
     private var ticks = 0
     private var nextTick: Instant
     private var nextPace: Instant
@@ -588,6 +594,8 @@ public final class TorrentMachine {
             break
         case .request(let b):
             self.serve(b, to: p, at: now)
+        case .cancel(let b):
+            self.cancelled(b, by: p)
         case .extended(let id, let payload):
             switch self.extensions.name(of: id) {
             case UTMetadataMessage.name?:
@@ -647,13 +655,18 @@ public final class TorrentMachine {
 
     private func receivedBlock(index: UInt32, offset: UInt32, data: ByteBuffer, from p: Peer, at now: Instant) {
         let block = BlockRef(piece: index, offset: offset, length: UInt32(data.readableBytes))
-        guard p.outstanding.remove(block) != nil else { return }
+        guard p.outstanding.remove(block) != nil else {
+            self.unrequestedBytes += Int64(data.readableBytes)
+            return
+        }
         switch self.picker.received(block, from: p.key) {
         case .unexpected:
+            self.duplicateBytes += Int64(data.readableBytes)
             return
         case .accepted(let complete, let cancel):
             for k in cancel {
                 if let other = self.peers[k], other.outstanding.remove(block) != nil {
+                    self.cancelledBytes += Int64(block.length)
                     self.send(.cancel(block), to: other, at: now)
                 }
             }
@@ -727,6 +740,26 @@ public final class TorrentMachine {
         }
         self.pendingReads[piece.value] = [(p.key, b)]
         self.actions.append(.read(piece: piece.value, length: self.map.pieceSize(piece)))
+    }
+
+    /// The peer no longer wants `b` (it came from someone else): drop it wherever it still waits here, held
+    /// back for a slow connection, for the disk, or for the upload limiter (BEP 3). Bytes already handed to
+    /// the connection are gone.
+    private func cancelled(_ b: BlockRef, by p: Peer) {
+        if let i = p.heldBack.firstIndex(of: b) {
+            p.heldBack.remove(at: i)
+            return
+        }
+        if let waiting = self.pendingReads[Int(b.piece)], let i = waiting.firstIndex(where: { $0.key == p.key && $0.block == b }) {
+            self.pendingReads[Int(b.piece)]!.remove(at: i)
+            p.queuedReads -= 1
+            return
+        }
+        if let i = self.uploadQueue.firstIndex(where: {
+            if $0.key == p.key, case .piece(b.piece, b.offset, _) = $0.message { true } else { false }
+        }) {
+            self.uploadQueue.remove(at: i)
+        }
     }
 
     /// Sends one block of a piece in memory (bytes past a v2 file's end as zeros), or queues it for the

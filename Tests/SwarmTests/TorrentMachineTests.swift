@@ -133,6 +133,29 @@ import Testing
         #expect(Set(slow.cancels()).isSubset(of: Set(fast.requests())))
     }
 
+    @Test func aCancelledRequestHeldBackForASlowConnectionIsNeverSent() throws {
+        // We seed; the remote leecher asks for four blocks while our connection to it is full.
+        let seeder = try MachineHarness(size: 8 * Int64(Self.block), pieceLength: 2 * Self.block,
+            have: Self.bits(4, 0..<4))
+        let leecher = Remote(seeder, host: "127.0.0.5", have: Self.bits(4, 0..<0))
+        seeder.connect(1, leecher)
+        leecher.session.handle(.send(.interested), at: seeder.now)
+        seeder.pump()
+        #expect(seeder.machine.connectedPeers.first?.amChoking == false)
+        seeder.machine.setWritable(1, false, at: seeder.now)
+        let asked = (0..<4).map { BlockRef(piece: UInt32($0), offset: 0, length: UInt32(Self.block)) }
+        for b in asked { leecher.session.handle(.send(.request(b)), at: seeder.now) }
+        seeder.pump()
+        #expect(!leecher.received.contains { if case .piece = $0 { true } else { false } })
+        leecher.session.handle(.send(.cancel(asked[1])), at: seeder.now)
+        leecher.session.handle(.send(.cancel(asked[3])), at: seeder.now)
+        seeder.pump()
+        seeder.machine.setWritable(1, true, at: seeder.now)
+        seeder.pump()
+        let sent = leecher.received.compactMap { if case .piece(let p, _, _) = $0 { Int(p) } else { nil } }
+        #expect(sent == [0, 2])
+    }
+
     @Test func aStreamingDeadlineIsFetchedBeforeAnythingElse() throws {
         let h = try MachineHarness(size: 64 * Int64(Self.block), pieceLength: 4 * Self.block) { $0.sequential = true }
         let seed = Remote(h, host: "127.0.0.2", have: h.all())
