@@ -84,10 +84,6 @@ public struct SwarmReport: Sendable {
     /// Bytes of blocks all nodes sent, over what the honest leechers needed (N·F): above 1 is waste
     /// (duplicates in end-game, blocks that crossed a cancel).
     public var sentOverNeeded: Double
-    /// Bytes of blocks received and thrown away (crossed a cancel or a choke, or already in), and of end-game
-    /// requests cancelled.
-    public var thrownAway: Int64
-    public var endgameCancelled: Int64
     /// What the nodes sent over what their upload capacity allowed until the last leecher finished.
     public var uploadUtilization: Double
 
@@ -282,16 +278,14 @@ public final class SwarmSimulation {
                 if hostileHosts.contains(host) { bannedHostile.insert(host) } else { bannedHonest += 1 }
             }
         }
+        let sent = Double(self.nodes.reduce(Int64(0)) { $0 + $1.machine.progress.uploaded } + self.uploadedBefore)
+        let capacity = Double(self.nodes.reduce(Int64(0)) { $0 + $1.upload })
         return SwarmReport(scenario: self.scenario, finishTimes: times, unfinished: leechers.count - times.count,
             seedFirstCopy: self.seedFirstCopy.map { $0 - .zero }, seedUploaded: self.nodes[0].machine.progress.uploaded,
             hashFailures: self.hashFailures, wrongPieces: self.wrongPieces, hostileBanned: bannedHostile.count,
             honestBanned: bannedHonest, events: self.events,
-            sentOverNeeded: Double(self.nodes.reduce(Int64(0)) { $0 + $1.machine.progress.uploaded } + self.uploadedBefore)
-                / Double(Int64(leechers.count) * self.scenario.fileSize),
-            thrownAway: self.nodes.reduce(Int64(0)) { $0 + $1.machine.unrequestedBytes + $1.machine.duplicateBytes },
-            endgameCancelled: self.nodes.reduce(Int64(0)) { $0 + $1.machine.cancelledBytes },
-            uploadUtilization: Double(self.nodes.reduce(Int64(0)) { $0 + $1.machine.progress.uploaded } + self.uploadedBefore)
-                / (SwarmReport.seconds(self.now - .zero) * Double(self.nodes.reduce(Int64(0)) { $0 + $1.upload })))
+            sentOverNeeded: sent / Double(Int64(leechers.count) * self.scenario.fileSize),
+            uploadUtilization: sent / (SwarmReport.seconds(self.now - .zero) * capacity))
     }
 
     // MARK: the tracker

@@ -32,6 +32,4 @@ struct ReadCache {
             self.entries[oldest.key] = nil
         }
     }
-
-    var count: Int { self.entries.count }
 }

@@ -16,7 +16,7 @@ import PeerWire
 /// hashing) and in `PeerSimulation`'s swarm harness (a virtual network and clock).
 ///
 /// Four kinds of method:
-/// - getters (`progress`, `isComplete`, `peers`, `nextTimeout`);
+/// - getters (`progress`, `isComplete`, `have`, `connectedPeers`, `nextTimeout`);
 /// - inputs: `addPeer`, `receive`, `peerClosed`, `setWritable`, `pieceChecked`, `pieceRead`, `resumeSaved`,
 ///   `handleTimeout(at:)`, and the whole-piece inputs of other sources (web seeds);
 /// - commands: `prioritize` (a reader waits for pieces), `stop`;
@@ -172,15 +172,10 @@ public final class TorrentMachine {
     private var pendingReads: [Int: [(key: Int, block: BlockRef)]] = [:]
     private var downloaded: Int64 = 0
     private var uploaded: Int64 = 0
-    /// Bytes of each piece sent to peers, and how many pieces have gone out whole at least once.
+    /// Bytes of each piece sent to peers, and how many pieces have had at least their size sent (the first
+    /// full copy is out when this is the piece count; a block sent twice counts twice).
     private var uploadedByPiece: [Int]
     public private(set) var piecesUploadedOnce = 0
-    /// Bytes of blocks received and thrown away: not (or no longer) asked of the sender (it crossed a cancel,
-    /// or came after a choke or snub), or asked but already in from someone else.
-    public private(set) var unrequestedBytes: Int64 = 0
-    public private(set) var duplicateBytes: Int64 = 0
-    /// Bytes of end-game requests cancelled because another peer sent the block first.
-    public private(set) var cancelledBytes: Int64 = 0
     private var ticks = 0
     private var nextTick: Instant
     private var nextPace: Instant
@@ -655,18 +650,13 @@ public final class TorrentMachine {
 
     private func receivedBlock(index: UInt32, offset: UInt32, data: ByteBuffer, from p: Peer, at now: Instant) {
         let block = BlockRef(piece: index, offset: offset, length: UInt32(data.readableBytes))
-        guard p.outstanding.remove(block) != nil else {
-            self.unrequestedBytes += Int64(data.readableBytes)
-            return
-        }
+        guard p.outstanding.remove(block) != nil else { return }
         switch self.picker.received(block, from: p.key) {
         case .unexpected:
-            self.duplicateBytes += Int64(data.readableBytes)
             return
         case .accepted(let complete, let cancel):
             for k in cancel {
                 if let other = self.peers[k], other.outstanding.remove(block) != nil {
-                    self.cancelledBytes += Int64(block.length)
                     self.send(.cancel(block), to: other, at: now)
                 }
             }
@@ -682,7 +672,7 @@ public final class TorrentMachine {
                     dst.baseAddress!.advanced(by: Int(offset)).copyMemory(from: raw.baseAddress!, byteCount: raw.count)
                 }
             }
-            self.trust.sent(piece: piece, block: Int(offset) / PieceMap.blockSize, by: p.endpoint.host)
+            self.trust.sent(piece: piece, block: block.blockIndex, by: p.endpoint.host)
             self.downloaded += Int64(data.readableBytes)
             p.receivedSecond += Int64(data.readableBytes)
             p.receivedRound += Int64(data.readableBytes)

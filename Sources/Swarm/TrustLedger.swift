@@ -36,9 +36,9 @@ public struct TrustLedger: Sendable {
         guard let blocks = self.suspects.removeValue(forKey: piece) else { return [] }
         var guilty: Set<String> = []
         for (index, suspect) in blocks where !guilty.contains(suspect.host) {
-            let range = index * blockSize..<min(bytes.count, (index + 1) * blockSize)
-            guard !range.isEmpty else { continue }
-            if Self.hash(bytes[range]) != suspect.hash { guilty.insert(suspect.host) }
+            if let hash = Self.hash(of: index, in: bytes, blockSize: blockSize), hash != suspect.hash {
+                guilty.insert(suspect.host)
+            }
         }
         return guilty.sorted().filter { self.banned.insert($0).inserted }
     }
@@ -52,8 +52,7 @@ public struct TrustLedger: Sendable {
             // Several senders: keep each block's hash until a good copy says whose was wrong.
             var kept: [Int: (hash: Insecure.SHA1Digest, host: String)] = [:]
             for (index, host) in blocks {
-                let range = index * blockSize..<min(bytes.count, (index + 1) * blockSize)
-                if !range.isEmpty { kept[index] = (Self.hash(bytes[range]), host) }
+                if let hash = Self.hash(of: index, in: bytes, blockSize: blockSize) { kept[index] = (hash, host) }
             }
             self.suspects[piece] = kept
             return (hosts, [])
@@ -68,8 +67,9 @@ public struct TrustLedger: Sendable {
     /// Forgets who sent `piece` (it was given up, as when a write failed: no one's fault).
     public mutating func forget(piece: Int) { self.senders[piece] = nil }
 
-    /// Pieces from it alone that failed their check.
-    public func failures(of host: String) -> Int { self.failures[host] ?? 0 }
-
-    private static func hash(_ bytes: ArraySlice<UInt8>) -> Insecure.SHA1Digest { Insecure.SHA1.hash(data: bytes) }
+    /// The SHA-1 of block `index` of a piece's bytes; nil past the piece's end.
+    private static func hash(of index: Int, in bytes: [UInt8], blockSize: Int) -> Insecure.SHA1Digest? {
+        let range = index * blockSize..<min(bytes.count, (index + 1) * blockSize)
+        return range.isEmpty ? nil : Insecure.SHA1.hash(data: bytes[range])
+    }
 }
