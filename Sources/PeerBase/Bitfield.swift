@@ -77,4 +77,17 @@ public struct BitfieldError: Error, Equatable, Sendable, CustomStringConvertible
 extension Bitfield {
     /// A bitfield with every bit set.
     public static func full(_ count: Int) -> Bitfield { Bitfield(count: count, allSet: true) }
+
+    /// The bits set here and clear in `other` (of the same size).
+    public func subtracting(_ other: Bitfield) -> Bitfield {
+        precondition(other.count == self.count, "bitfields of \(self.count) and \(other.count) bits")
+        var result = self
+        var set = 0
+        for i in result.bytes.indices {
+            result.bytes[i] &= ~other.bytes[i]
+            set += result.bytes[i].nonzeroBitCount
+        }
+        result.setCount = set
+        return result
+    }
 }

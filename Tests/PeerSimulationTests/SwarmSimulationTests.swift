@@ -18,10 +18,10 @@ import Testing
         print(report.row)
         #expect(report.unfinished == 0)
         #expect(report.wrongPieces == 0 && report.hashFailures == 0)
-        // 8 MiB is 32 pieces: start-up weighs more than at 64 MiB (1.27x there). A regression guard, not the
-        // target: that is the 100-leecher row.
-        #expect(try #require(report.ratio) < 2.2)
-        #expect(try #require(report.firstCopyRatio) < 2.0)
+        // 8 MiB is 32 pieces: start-up weighs more than at 64 MiB (1.10x there; 1.45x and 1.03x measured
+        // here). A regression guard, not the target: that is the 100-leecher row.
+        #expect(try #require(report.ratio) < 1.7)
+        #expect(try #require(report.firstCopyRatio) < 1.25)
         // The seed sends no more than it must while leechers can serve each other.
         #expect(report.seedUploaded < 4 * report.scenario.fileSize)
     }

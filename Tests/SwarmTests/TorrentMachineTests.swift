@@ -133,6 +133,119 @@ import Testing
         #expect(Set(slow.cancels()).isSubset(of: Set(fast.requests())))
     }
 
+    @Test func theSnubClockStartsWhenWeAskNotWhenThePeerConnected() throws {
+        let h = try MachineHarness(size: 64 * Int64(Self.block), pieceLength: 4 * Self.block)
+        let late = Remote(h, host: "127.0.0.2", have: h.all())
+        late.unchokes = false
+        late.answersPerStep = 0
+        h.connect(1, late)
+        h.advance(.seconds(40))
+        #expect(late.requests().isEmpty)
+        // It unchokes us 40 s after connecting: it has had no chance to send yet, so it is not snubbed.
+        late.session.handle(.send(.unchoke), at: h.now)
+        h.advance(.seconds(5))
+        #expect(!late.requests().isEmpty)
+        #expect(!h.logs.contains { $0.contains("snubbed us") })
+        #expect(h.machine.connectedPeers.first?.snubbed == false)
+        // Silent for the whole timeout after we asked: now it is.
+        h.advance(.seconds(30))
+        #expect(h.machine.connectedPeers.first?.snubbed == true)
+    }
+
+    /// We seed to two leechers, A (key 1) and B (key 2), each asking for blocks of its own choosing.
+    func seeding(initialSeeding: Bool) throws -> (MachineHarness, Remote, Remote) {
+        let h = try MachineHarness(size: 8 * Int64(Self.block), pieceLength: 2 * Self.block,
+            have: Self.bits(4, 0..<4)) { $0.initialSeeding = initialSeeding }
+        let a = Remote(h, host: "127.0.0.5", have: Self.bits(4, 0..<0))
+        let b = Remote(h, host: "127.0.0.6", have: Self.bits(4, 0..<0))
+        h.connect(1, a)
+        h.connect(2, b)
+        for r in [a, b] { r.session.handle(.send(.interested), at: h.now) }
+        h.pump()
+        #expect(!a.choked && !b.choked)
+        return (h, a, b)
+    }
+
+    func ask(_ r: Remote, _ piece: Int, _ h: MachineHarness) -> PeerMessage? {
+        let before = r.received.count
+        r.session.handle(.send(.request(BlockRef(piece: UInt32(piece), offset: 0, length: UInt32(Self.block)))), at: h.now)
+        h.pump()
+        return r.received[before...].first { if case .piece = $0 { true } else if case .reject = $0 { true } else { false } }
+    }
+
+    @Test func initialSeedingGivesEachPieceToTheFirstAskerUntilEveryPieceIsOut() throws {
+        let (h, a, b) = try self.seeding(initialSeeding: true)
+        func served(_ m: PeerMessage?) -> Bool { if case .piece = m { true } else { false } }
+        #expect(served(self.ask(a, 0, h)))
+        #expect(served(self.ask(a, 0, h)), "the first asker may ask again")
+        // B lacks pieces nobody asked for: piece 0 is refused and it gets one of those.
+        let refused = self.ask(b, 0, h)
+        #expect({ if case .reject = refused { true } else { false } }())
+        #expect(served(self.ask(b, 1, h)))
+        #expect(served(self.ask(a, 2, h)))
+        #expect(!served(self.ask(b, 2, h)))
+        // Every piece has been asked for: doubles are served.
+        #expect(served(self.ask(b, 3, h)))
+        #expect(served(self.ask(b, 0, h)))
+        #expect(served(self.ask(a, 1, h)))
+    }
+
+    @Test func withoutInitialSeedingADoubleIsServed() throws {
+        let (h, a, b) = try self.seeding(initialSeeding: false)
+        #expect({ if case .piece = self.ask(a, 0, h) { true } else { false } }())
+        #expect({ if case .piece = self.ask(b, 0, h) { true } else { false } }())
+    }
+
+    @Test func initialSeedingReleasesThePiecesOfAPeerThatLeft() throws {
+        let (h, a, b) = try self.seeding(initialSeeding: true)
+        #expect({ if case .piece = self.ask(a, 0, h) { true } else { false } }())
+        // A leaves having one block of piece 0's two: piece 0 is B's to have.
+        a.closed = true
+        h.machine.peerClosed(1, at: h.now)
+        #expect({ if case .piece = self.ask(b, 0, h) { true } else { false } }())
+    }
+
+    @Test func aLeecherRefusedAPieceAsksForAnotherUntilTheNextRound() throws {
+        // We leech from a seed that rejects every request for piece 0.
+        let h = try MachineHarness(size: 8 * Int64(Self.block), pieceLength: 2 * Self.block)
+        let seed = Remote(h, host: "127.0.0.2", have: h.all())
+        seed.answersPerStep = 0
+        h.connect(1, seed)
+        h.pump()
+        var rejected = 0
+        for _ in 0..<20 {
+            for b in seed.pending where b.piece == 0 {
+                seed.session.handle(.send(.reject(b)), at: h.now)
+                rejected += 1
+            }
+            seed.pending.removeAll { $0.piece == 0 }
+            h.advance(.milliseconds(100))
+        }
+        #expect(rejected > 0)
+        // Piece 0 was asked for once (one request per block), not again after the rejects.
+        #expect(seed.requests().filter { $0.piece == 0 }.count == 2)
+        #expect(Set(seed.requests().map(\.piece)) == [0, 1, 2, 3])
+    }
+
+    @Test func aSlotLeftByAPeerThatWantsNothingGoesToOneThatWaits() throws {
+        // One regular slot and the optimistic one: two of three interested leechers are unchoked.
+        let h = try MachineHarness(size: 8 * Int64(Self.block), pieceLength: 2 * Self.block,
+            have: Self.bits(4, 0..<4)) { $0.uploadSlots = 1 }
+        let rs = (0..<3).map { Remote(h, host: "127.0.0.\(10 + $0)", have: Self.bits(4, 0..<0)) }
+        for (k, r) in rs.enumerated() {
+            h.connect(k, r)
+            r.session.handle(.send(.interested), at: h.now)
+        }
+        h.pump()
+        #expect(rs.count(where: { !$0.choked }) == 2)
+        let waiting = try #require(rs.first { $0.choked })
+        // An unchoked one loses interest: the waiting one is unchoked at once, not at the next round.
+        let done = try #require(rs.first { !$0.choked })
+        done.session.handle(.send(.notInterested), at: h.now)
+        h.pump()
+        #expect(!waiting.choked)
+    }
+
     @Test func aCancelledRequestHeldBackForASlowConnectionIsNeverSent() throws {
         // We seed; the remote leecher asks for four blocks while our connection to it is full.
         let seeder = try MachineHarness(size: 8 * Int64(Self.block), pieceLength: 2 * Self.block,

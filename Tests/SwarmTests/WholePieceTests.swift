@@ -51,7 +51,7 @@ struct WholePieceTests {
         var claimed = p.claimWholePiece(for: self.seed, using: &rng)
         #expect(claimed == 0)
         let endgame = p.pick(for: 1, has: Bitfield.full(1), count: 4, using: &rng)
-        #expect(endgame.count == 2, "end-game: a peer may ask for the blocks too")
+        #expect(endgame.count == 1, "end-game: an idle peer may ask for a block too, one at a time")
         p.peerLeft(self.seed, has: Bitfield(count: 1))
         let delivered = p.receivedWholePiece(0, from: self.seed)
         #expect(delivered)
