@@ -459,6 +459,8 @@ public final class SwarmSimulation {
         } else if before > self.lowWater && after <= self.lowWater {
             node.machine.setWritable(id, true, at: self.now)
             self.drain(node)
+        } else if delta < 0 && after > self.lowWater {
+            node.machine.writeProgressed(id, at: self.now)
         }
     }
 

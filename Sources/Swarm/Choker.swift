@@ -5,7 +5,8 @@ import PeerBase
 ///   regular slots (snubbed peers, which stopped sending, do not);
 /// - seeding: the peers we upload to fastest keep their slots (they can take the most);
 /// - one optimistic slot, moved to a random choked interested peer every `optimisticRounds` rounds, lets a
-///   newcomer show what it can do.
+///   newcomer show what it can do;
+/// - a peer whose connection takes nothing (stalled: it asks and never reads) gets no slot at all.
 ///
 /// Pure: the engine passes the peers' figures and the time, and applies the answer.
 public struct Choker: Sendable {
@@ -20,13 +21,18 @@ public struct Choker: Sendable {
         /// Bytes we sent the peer in the last round.
         public var sent: Int64
         public var snubbed: Bool
+        /// Its connection has taken nothing for a while (it does not read): it gets no slot while it stays so.
+        public var stalled: Bool
 
-        public init(key: PeerKey, interested: Bool, received: Int64 = 0, sent: Int64 = 0, snubbed: Bool = false) {
+        public init(key: PeerKey, interested: Bool, received: Int64 = 0, sent: Int64 = 0, snubbed: Bool = false,
+            stalled: Bool = false)
+        {
             self.key = key
             self.interested = interested
             self.received = received
             self.sent = sent
             self.snubbed = snubbed
+            self.stalled = stalled
         }
     }
 
@@ -46,7 +52,7 @@ public struct Choker: Sendable {
     public mutating func round<G: RandomNumberGenerator>(
         _ candidates: [Candidate], seeding: Bool, using rng: inout G
     ) -> Set<PeerKey> {
-        let interested = candidates.filter(\.interested)
+        let interested = candidates.filter { $0.interested && !$0.stalled }
         let ranked = interested.filter { seeding || !$0.snubbed }.shuffled(using: &rng).sorted {
             seeding ? $0.sent > $1.sent : $0.received > $1.received
         }

@@ -54,6 +54,11 @@ public final class TorrentMachine {
         /// A peer that sends nothing for this long while we wait on its blocks is snubbed: its requests go
         /// to other peers and it is asked for one block at a time until it sends again.
         public var snubTimeout: Duration = .seconds(30)
+        /// An unchoked peer whose connection has been full and sent nothing for this long (it asks and does
+        /// not read) is choked when another peer waits for a slot, and gets none until its connection drains
+        /// (a slow reader that drains at all is not stalled: `writeProgressed`). Before, 20 such peers kept a
+        /// seed's slots and an honest leecher took 50x as long.
+        public var stallTimeout: Duration = .seconds(5)
         /// Outstanding block requests per peer waiting on the disk while serving; more are rejected.
         public var maxQueuedReads = 1024
         /// Whole pieces kept in memory for serving.
@@ -382,10 +387,20 @@ public final class TorrentMachine {
     public func setWritable(_ key: Int, _ writable: Bool, at now: Instant) {
         guard let p = self.peers[key], p.writable != writable else { return }
         p.writable = writable
+        p.unwritableSince = writable ? nil : now
         guard writable else { return }
+        p.stalled = false
         while p.writable, let b = p.heldBack.popFirst() {
             self.serve(b, to: p, at: now)
         }
+    }
+
+    /// The connection of a peer that takes no more bytes (`setWritable(false)`) sent some of what it holds:
+    /// it drains, if slowly, and is not stalled. The driver reports this about once a second at most.
+    public func writeProgressed(_ key: Int, at now: Instant) {
+        guard let p = self.peers[key], !p.writable else { return }
+        p.unwritableSince = now
+        p.stalled = false
     }
 
     // MARK: inputs: disk
@@ -994,6 +1009,7 @@ public final class TorrentMachine {
             // (end-game began, or a block was left open).
             if p.outstanding.isEmpty && !self.picker.isComplete { self.requestMore(p, at: now) }
         }
+        self.chokeStalled(at: now)
         if self.ticks % self.configuration.chokeRoundTicks == 0 { self.chokeRound(at: now) }
         self.sendPEX(at: now)
         if let interval = self.configuration.resumeInterval, self.resumeDirty, !self.resumeSaving,
@@ -1013,6 +1029,30 @@ public final class TorrentMachine {
         return self.picker.have
     }
 
+    /// Every tick: an unchoked peer whose full connection has sent nothing for `stallTimeout` is stalled; while
+    /// another peer waits for a slot, it is choked and the slot goes to one that waits (and is not stalled).
+    private func chokeStalled(at now: Instant) {
+        let ordered = self.orderedPeers
+        for p in ordered where !p.stalled {
+            if let since = p.unwritableSince, now - since >= self.configuration.stallTimeout { p.stalled = true }
+        }
+        for p in ordered where p.stalled && !p.session.amChoking {
+            let waiting = ordered.filter { $0.session.amChoking && $0.session.peerInterested && !$0.stalled && !$0.session.isClosed }
+            guard let next = waiting.randomElement(using: &self.rng) else { return }
+            self.log("choked \(p.endpoint.host): its connection sent nothing for \(self.configuration.stallTimeout)")
+            self.choke(p, at: now)
+            self.send(.unchoke, to: next, at: now)
+        }
+    }
+
+    private func choke(_ p: Peer, at now: Instant) {
+        self.send(.choke, to: p, at: now)
+        self.releaseFirstAsks(of: p.key)
+        // Choking voids its requests; with the fast extension each is rejected explicitly (BEP 6).
+        if p.session.fastExtension { for b in p.heldBack { self.send(.reject(b), to: p, at: now) } }
+        p.heldBack.removeAll()
+    }
+
     /// Every `chokeRoundTicks`: tit-for-tat (or, when seeding, fastest upload) picks who may download from us.
     private func chokeRound(at now: Instant) {
         let seeding = self.picker.isComplete
@@ -1020,7 +1060,7 @@ public final class TorrentMachine {
         let ordered = self.orderedPeers.filter { $0.session.remote != nil }
         let candidates = ordered.map {
             Choker.Candidate(key: $0.key, interested: $0.session.peerInterested, received: $0.receivedRound,
-                sent: $0.sentRound, snubbed: $0.snubbed)
+                sent: $0.sentRound, snubbed: $0.snubbed, stalled: $0.stalled)
         }
         let unchoke = self.choker.round(candidates, seeding: seeding, using: &self.rng)
         for p in ordered {
@@ -1030,11 +1070,7 @@ public final class TorrentMachine {
             if unchoke.contains(p.key) && p.session.amChoking {
                 self.send(.unchoke, to: p, at: now)
             } else if !unchoke.contains(p.key) && !p.session.amChoking {
-                self.send(.choke, to: p, at: now)
-                self.releaseFirstAsks(of: p.key)
-                // Choking voids its requests; with the fast extension each is rejected explicitly (BEP 6).
-                if p.session.fastExtension { for b in p.heldBack { self.send(.reject(b), to: p, at: now) } }
-                p.heldBack.removeAll()
+                self.choke(p, at: now)
             }
         }
     }
@@ -1055,6 +1091,10 @@ extension TorrentMachine {
         /// Requests held back while the peer's connection does not take more bytes (it reads slowly).
         var heldBack: Deque<BlockRef> = []
         var writable = true
+        /// Since when its connection has been full and sent nothing of what it holds; nil while it takes bytes.
+        var unwritableSince: Instant?
+        /// Its connection sent nothing for `stallTimeout`: no slot until it drains.
+        var stalled = false
         var queuedForTransmit = false
         let role: PeerWireSession.Role
         let connectedAt: Instant

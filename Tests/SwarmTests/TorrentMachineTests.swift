@@ -246,6 +246,44 @@ import Testing
         #expect(!waiting.choked)
     }
 
+    @Test func peersWhoseConnectionsTakeNothingLoseTheirSlotsToOneThatWaits() throws {
+        // We seed with one regular slot and the optimistic one: two hogs take them, ask for everything and never
+        // read (their connections stay unwritable); an honest leecher comes a second later and waits.
+        let h = try MachineHarness(size: 32 * Int64(Self.block), pieceLength: 2 * Self.block,
+            have: Self.bits(16, 0..<16)) { $0.uploadSlots = 1 }
+        let hogs = (0..<2).map { Remote(h, host: "127.0.0.\(20 + $0)", have: Self.bits(16, 0..<0)) }
+        for (k, r) in hogs.enumerated() {
+            h.connect(k, r)
+            r.session.handle(.send(.interested), at: h.now)
+            h.pump()
+            for i in 0..<16 { r.session.handle(.send(.request(BlockRef(piece: UInt32(i), offset: 0, length: UInt32(Self.block)))), at: h.now) }
+            h.pump()
+            h.machine.setWritable(k, false, at: h.now)
+        }
+        #expect(hogs.allSatisfy { !$0.choked })
+        h.advance(.seconds(1))
+        let honest = Remote(h, host: "127.0.0.30", have: Self.bits(16, 0..<0))
+        h.connect(5, honest)
+        honest.session.handle(.send(.interested), at: h.now)
+        h.pump()
+        #expect(honest.choked)
+        // A slow reader whose connection drains a little is not stalled.
+        h.advance(.seconds(3))
+        h.machine.writeProgressed(1, at: h.now)
+        // Within the stall timeout and a tick, the other hog is choked and the honest peer has its slot.
+        h.advance(.seconds(3))
+        #expect(!honest.choked)
+        #expect(!hogs[1].choked)
+        #expect(h.logs.contains { $0.contains("127.0.0.20: its connection sent nothing") })
+        // Then the slow one stops draining too; the choke round (every 10 s) gives stalled peers no slot.
+        h.advance(.seconds(11))
+        #expect(!honest.choked)
+        #expect(h.logs.contains { $0.contains("its connection sent nothing") })
+        h.advance(.seconds(20))
+        #expect(!honest.choked)
+        #expect(hogs.allSatisfy { $0.choked })
+    }
+
     @Test func aCancelledRequestHeldBackForASlowConnectionIsNeverSent() throws {
         // We seed; the remote leecher asks for four blocks while our connection to it is full.
         let seeder = try MachineHarness(size: 8 * Int64(Self.block), pieceLength: 2 * Self.block,

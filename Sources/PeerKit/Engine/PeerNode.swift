@@ -35,6 +35,11 @@ public final class PeerNode: @unchecked Sendable {
     private var listeners: [any Channel] = []
     /// Connections open now, over every torrent; `maxConnections` at most.
     private let connections = Atomic<Int>(0)
+    /// Incoming connections by address and those still waiting for their handshake (`ConnectionGate`), with
+    /// the channels it may tell us to close.
+    private let gate = Mutex<(gate: ConnectionGate, waiting: [Int: any Channel], next: Int)>((ConnectionGate(), [:], 0))
+    /// An incoming connection that has not sent its handshake by then is closed (libtorrent waits as long).
+    static let handshakeTimeout: TimeAmount = .seconds(10)
     public let maxConnections: Int
     public let encryption: EncryptionMode
     /// A channel takes up to this many bytes queued for writing before it reports itself unwritable.
@@ -132,6 +137,37 @@ public final class PeerNode: @unchecked Sendable {
         return true
     }
 
+    /// Passes a new incoming connection through the gate: its id, or nil (close it) when its address has all
+    /// the connections it may. Closes the connection the gate pushes out to make room, if any.
+    private func gateIncoming(_ channel: any Channel) -> Int? {
+        let host = channel.remoteAddress?.ipAddress ?? "?"
+        let (id, admission, evicted) = self.gate.withLock { state -> (Int, ConnectionGate.Admission, (any Channel)?) in
+            let id = state.next
+            state.next += 1
+            let admission = state.gate.opened(id, host: host)
+            guard case .admit(let evict) = admission else { return (id, admission, nil) }
+            state.waiting[id] = channel
+            return (id, admission, evict.flatMap { state.waiting.removeValue(forKey: $0) })
+        }
+        evicted?.close(promise: nil)
+        guard admission != .refuse else { return nil }
+        channel.closeFuture.whenComplete { _ in
+            self.gate.withLock {
+                $0.gate.closed(id)
+                $0.waiting[id] = nil
+            }
+        }
+        return id
+    }
+
+    /// The incoming connection `id` sent its handshake: it no longer waits at the gate.
+    fileprivate func routed(_ id: Int) {
+        self.gate.withLock {
+            $0.gate.routed(id)
+            $0.waiting[id] = nil
+        }
+    }
+
     /// Starts listening; returns the bound port (useful with port 0).
     public func listen(port: Int) async throws -> Int {
         let bootstrap = ServerBootstrap(group: self.group, childGroup: self.loop)
@@ -140,8 +176,8 @@ public final class PeerNode: @unchecked Sendable {
             .childChannelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
             .childChannelInitializer { channel in
-                guard self.admit(channel) else { return channel.close() }
-                return channel.pipeline.addHandler(HandshakeRouter(node: self))
+                guard let id = self.gateIncoming(channel), self.admit(channel) else { return channel.close() }
+                return channel.pipeline.addHandler(HandshakeRouter(node: self, id: id))
             }
         let channel = try await bootstrap.bind(host: self.bindHost ?? "0.0.0.0", port: port).get()
         let bound = channel.localAddress?.port ?? port
@@ -441,12 +477,28 @@ public final class PeerNode: @unchecked Sendable {
 private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     let node: PeerNode
+    /// The connection's id at the node's `ConnectionGate`.
+    let id: Int
     var buffered = ByteBuffer()
     /// Whether the bytes come out of an encrypted handshake (MSE) already.
     var decrypted = false
+    /// Closes the connection if no handshake (plain, or after an encrypted one) came in time.
+    var timeout: Scheduled<Void>?
     static let plainStart: [UInt8] = [19] + Handshake.protocolName
 
-    init(node: PeerNode) { self.node = node }
+    init(node: PeerNode, id: Int) {
+        self.node = node
+        self.id = id
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        self.timeout = context.eventLoop.scheduleTask(in: PeerNode.handshakeTimeout) { channel.close(promise: nil) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timeout?.cancel()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = self.unwrapInboundIn(data)
@@ -473,6 +525,8 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
         }
         let channel = context.channel
         let replay = self.buffered
+        self.timeout?.cancel()
+        self.node.routed(self.id)
         context.pipeline.syncOperations.removeHandler(self, promise: nil)
         if engine.eventLoop === context.eventLoop {
             engine.attach(channel, role: .incoming, key: nil)

@@ -57,6 +57,10 @@ public final class TorrentEngine: @unchecked Sendable {
     public var localID: PeerID { self.machine.localID }
     private let machine: TorrentMachine
     private var channels: [Int: any Channel] = [:]
+    /// Connections that take no more bytes, with the bytes they held at the last look (`checkFullConnections`;
+    /// -1 before the first).
+    private var full: [Int: Int] = [:]
+    private var lastFullCheck: Instant = .zero
     private let nextKey = Atomic<Int>(0)
     private var timer: RepeatedTask?
     private let started = ContinuousClock.now
@@ -111,6 +115,7 @@ public final class TorrentEngine: @unchecked Sendable {
             let paced = self.configuration.maxUploadRate != nil || self.configuration.maxDownloadRate != nil
             let period: TimeAmount = paced ? .milliseconds(50) : .seconds(1)
             self.timer = self.eventLoop.scheduleRepeatedTask(initialDelay: period, delay: period) { _ in
+                self.checkFullConnections()
                 self.machine.handleTimeout(at: self.now)
                 self.drive()
             }
@@ -177,7 +182,31 @@ public final class TorrentEngine: @unchecked Sendable {
     /// taking bytes.
     private func flushed(_ key: Int, _ channel: any Channel) {
         channel.flush()
-        if !channel.isWritable { self.machine.setWritable(key, false, at: self.now) }
+        if !channel.isWritable && self.full[key] == nil {
+            self.full[key] = -1  // not looked at yet
+            self.machine.setWritable(key, false, at: self.now)
+        }
+    }
+
+    /// About once a second: for each connection that takes no more bytes, whether it sent some of what it holds
+    /// since the last look (the machine chokes a peer whose connection sends nothing: it asks and never reads).
+    private func checkFullConnections() {
+        guard self.now - self.lastFullCheck >= .seconds(1) else { return }
+        self.lastFullCheck = self.now
+        for (key, before) in self.full {
+            guard let channel = self.channels[key] else {
+                self.full[key] = nil
+                continue
+            }
+            channel.getOption(.bufferedWritableBytes).hop(to: self.eventLoop).whenSuccess { held in
+                guard self.full[key] != nil else { return }
+                self.full[key] = held
+                if before >= 0 && held < before {
+                    self.machine.writeProgressed(key, at: self.now)
+                    self.drive()
+                }
+            }
+        }
     }
 
     private func carryOut(_ action: TorrentMachine.Action) {
@@ -314,6 +343,7 @@ public final class TorrentEngine: @unchecked Sendable {
 
     func disconnected(_ key: Int) {
         guard self.channels.removeValue(forKey: key) != nil else { return }
+        self.full[key] = nil
         self.machine.peerClosed(key, at: self.now)
         self.drive()
     }
@@ -321,6 +351,7 @@ public final class TorrentEngine: @unchecked Sendable {
     /// The peer's connection takes bytes again: serve the requests held back.
     func writabilityChanged(_ key: Int) {
         guard let channel = self.channels[key], channel.isWritable else { return }
+        self.full[key] = nil
         self.machine.setWritable(key, true, at: self.now)
         self.drive()
     }
