@@ -174,3 +174,38 @@ def test_peers_that_ask_for_everything_and_never_read_lose_their_slots(tmp_path,
         asker.join(5)
         for s, _ in hogs:
             s.close()
+
+
+def test_a_named_peer_that_refused_handshakes_is_dialled_again(tmp_path, procs):
+    """`peer get --peer X` while X serves another torrent (it hangs up on our handshakes), then X serves ours:
+    before, the get dialled X twice (plaintext, then encrypted), gave up, and sat at 0 B for good. Now it dials
+    again after 1, 2, 4 … s and finishes once X has the torrent."""
+    from clients import free_port
+    addr = "127.0.9.21"
+    port = free_port(addr)
+    src = tmp_path / "src" / "late"
+    src.mkdir(parents=True)
+    (src / "data.bin").write_bytes(os.urandom(2 * MiB))
+    torrent = tmp_path / "late.torrent"
+    run_peer("create", src, "-o", torrent, "--v1", "--piece-length", "64K")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.bin").write_bytes(os.urandom(100_000))
+    other_torrent = tmp_path / "other.torrent"
+    run_peer("create", other / "x.bin", "-o", other_torrent)
+    wrong = procs([PEER, "share", other_torrent, "--data", other, "--bind", addr, "--port", str(port), "--state",
+                   tmp_path / "wrong-state"], tmp_path / "wrong.log")
+    wrong.wait_for("listening on")
+    out = tmp_path / "out"
+    get = procs([PEER, "get", torrent, "-o", out, "--peer", f"{addr}:{port}", "--bind", "127.0.9.22", "--port", "0",
+                 "--state", tmp_path / "get-state"], tmp_path / "get.log")
+    get.wait_for("closed the connection before its handshake", timeout=15)
+    time.sleep(3)
+    wrong.stop()
+    seed = procs([PEER, "share", torrent, "--data", src.parent, "--bind", addr, "--port", str(port), "--state",
+                  tmp_path / "seed-state"], tmp_path / "seed.log")
+    seed.wait_for("listening on")
+    t0 = time.monotonic()
+    assert get.p.wait(60) == 0
+    print(f"named peer: the get finished {time.monotonic() - t0:.1f} s after the seed came up")
+    assert tree_digest(out / "late") == tree_digest(src)

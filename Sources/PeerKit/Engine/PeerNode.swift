@@ -203,7 +203,8 @@ public final class PeerNode: @unchecked Sendable {
     /// - Parameter encrypted: open with an encrypted handshake (always when encryption is required). In the
     ///   default mode a plaintext connection that the peer closes before sending a byte (what a client that
     ///   requires encryption does with a plaintext handshake) is dialled again once, encrypted.
-    private func open(_ engine: any PeerHost, host: String, port: Int, encrypted: Bool? = nil)
+    ///   - fallback: in the default mode, dial a plaintext connection the peer hung up on again, encrypted.
+    private func open(_ engine: any PeerHost, host: String, port: Int, encrypted: Bool? = nil, fallback: Bool = true)
         -> EventLoopFuture<any Channel>
     {
         let encrypted = encrypted ?? (self.encryption == .required)
@@ -232,7 +233,7 @@ public final class PeerNode: @unchecked Sendable {
         }
         return bootstrap.connect(host: host, port: port).map { channel in
             if self.admit(channel) { engine.attach(channel, role: .outgoing, key: nil) } else { channel.close(promise: nil) }
-            if !encrypted && self.encryption == .enabled {
+            if fallback && !encrypted && self.encryption == .enabled {
                 channel.closeFuture.whenComplete { _ in
                     guard !silence.heard, !self.closing.load(ordering: .relaxed),
                         let skey, self.engines.withLock({ $0[skey] }) === engine
@@ -242,6 +243,45 @@ public final class PeerNode: @unchecked Sendable {
                 }
             }
             return channel
+        }
+    }
+
+    /// Dials a peer the user named (`--peer`) until the torrent is complete: again whenever the connection fails
+    /// or ends, 1, 2, 4 … 60 s later (the wait starts over after a connection that lasted a minute), alternating
+    /// plaintext and encrypted handshakes in the default mode. Before, a named peer that refused two handshakes
+    /// (not up yet, or full) was never dialled again and `peer get` sat at 0 B after it was free.
+    /// - Parameter failed: told of the first failure to connect only.
+    public func keepDialing(_ engine: TorrentEngine, host: String, port: Int,
+        failed: @escaping @Sendable (any Error) -> Void)
+    {
+        self.keepDialing(engine, host: host, port: port, attempt: 0, failed: failed)
+    }
+
+    private func keepDialing(_ engine: TorrentEngine, host: String, port: Int, attempt: Int,
+        failed: @escaping @Sendable (any Error) -> Void)
+    {
+        let encrypted = self.encryption == .required || (self.encryption == .enabled && attempt % 2 == 1)
+        let started = NIODeadline.now()
+        let again: @Sendable (Int) -> Void = { next in
+            guard !self.closing.load(ordering: .relaxed) else { return }
+            let wait = TimeAmount.seconds(Int64(min(60, 1 << min(next - 1, 6))))
+            engine.eventLoop.scheduleTask(in: wait) {
+                guard !self.closing.load(ordering: .relaxed), !engine.isComplete,
+                    let key = engine.handshakeHashes.first, self.engines.withLock({ $0[key] }) === engine
+                else { return }
+                self.keepDialing(engine, host: host, port: port, attempt: next, failed: failed)
+            }
+        }
+        self.open(engine, host: host, port: port, encrypted: encrypted, fallback: false).whenComplete { result in
+            switch result {
+            case .success(let channel):
+                channel.closeFuture.whenComplete { _ in
+                    again(NIODeadline.now() - started >= .seconds(60) ? 1 : attempt + 1)
+                }
+            case .failure(let error):
+                if attempt == 0 { failed(error) }
+                again(attempt + 1)
+            }
         }
     }
 

@@ -117,11 +117,17 @@ public enum TorrentRun {
         return (engine, done)
     }
 
-    /// Dials each HOST:PORT for the torrent (one that does not parse is left out).
+    /// Dials each HOST:PORT for the torrent (one that does not parse is left out), and again after a failure
+    /// or a hang-up until the torrent is complete (`PeerNode.keepDialing`).
     public static func dial(_ peers: [String], _ engine: TorrentEngine, on node: PeerNode,
         report: @escaping @Sendable (Problem) -> Void = { _ in })
     {
-        Self.dial(peers, { node.connect(engine, host: $0, port: $1) }, report)
+        for peer in peers {
+            guard let (host, port) = PeerNode.splitHostPort(peer) else { continue }
+            node.keepDialing(engine, host: host, port: port) { error in
+                report(.cannotDial(peer: peer, reason: "\(error)"))
+            }
+        }
     }
 
     private static func dial(_ peers: [String], _ connect: (String, Int) -> EventLoopFuture<Void>,
