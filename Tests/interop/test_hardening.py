@@ -12,7 +12,7 @@ import threading
 import time
 
 from conftest import PEER, run_peer, wait_until
-from test_swarm import procs, tree_digest  # noqa: F401 (procs is a fixture)
+from test_swarm import magnet_of, procs, tree_digest  # noqa: F401 (procs is a fixture)
 
 MiB = 1024 * 1024
 
@@ -209,3 +209,29 @@ def test_a_named_peer_that_refused_handshakes_is_dialled_again(tmp_path, procs):
     assert get.p.wait(60) == 0
     print(f"named peer: the get finished {time.monotonic() - t0:.1f} s after the seed came up")
     assert tree_digest(out / "late") == tree_digest(src)
+
+
+def test_byte_counters_survive_kill_9(tmp_path, procs):
+    """The daemon downloads a torrent and serves it to a leecher, then is killed with SIGKILL: on the same state
+    its byte counters come back. Before, what was uploaded since the torrent's last change of state was written
+    every 30 s only, so the upload came back as 0 B."""
+    from test_daemon import Daemon
+    src, torrent, port = share(procs, tmp_path, "counted", 3 * MiB, "127.0.9.31")
+    state = tmp_path / "state"
+    d = Daemon(procs, tmp_path, "127.0.9.32", state=state, log="serve-1.log")
+    link, info = magnet_of(torrent, x_pe=[f"127.0.9.31:{port}"])
+    id = info["id"]
+    d.ok("POST", "/api/torrents", {"magnet": link}, expect=201)
+    d.wait(id, lambda t: t["state"] == "seeding", timeout=60, what="complete")
+    daemon_port = d.ok("GET", "/api/session")["listen_port"]
+    run_peer("get", torrent, "-o", tmp_path / "leech", "--peer", f"127.0.9.32:{daemon_port}", "--bind",
+             "127.0.9.33", "--port", "0", "--state", tmp_path / "leech-state", timeout=60)
+    served = d.wait(id, lambda t: t["uploaded"] >= 3 * MiB, timeout=20, what="the upload counted")
+    time.sleep(6)  # one save interval
+    os.kill(d.proc.p.pid, 9)
+    d.proc.p.wait(10)
+    d2 = Daemon(procs, tmp_path, "127.0.9.32", state=state, log="serve-2.log")
+    after = next(t for t in d2.ok("GET", "/api/torrents")["torrents"] if t["id"] == id)
+    print(f"counters: uploaded {served['uploaded']} before the kill, {after['uploaded']} after; downloaded "
+          f"{after['downloaded']}")
+    assert after["uploaded"] >= 3 * MiB and after["downloaded"] >= 3 * MiB

@@ -844,16 +844,29 @@ public actor Session {
                 self.emit(.updated(s))
             }
         }
-        if now - self.lastCounterSave >= .seconds(30) { self.saveCounters() }
+        if now - self.lastCounterSave >= Self.counterSaveInterval { self.saveCounters() }
     }
 
+    /// How often the byte counters of running torrents are written: what a `kill -9` can lose of them (it was
+    /// 30 s, and a download shorter than that came back from a kill with its counters at zero).
+    static let counterSaveInterval: Duration = .seconds(5)
+
+    /// Writes the counters of running torrents that changed since they were last written, in one transaction.
     private func saveCounters() {
         self.lastCounterSave = ContinuousClock.now
         var rows: [(id: String, downloaded: Int64, uploaded: Int64, seeding: Int64)] = []
         for m in self.torrents.values where !m.runtime.isIdle {
-            rows.append((m.record.id, m.totalDownloaded, m.totalUploaded, m.record.seedingSeconds))
+            let row = (m.record.id, m.totalDownloaded, m.totalUploaded, m.record.seedingSeconds)
+            guard m.savedCounters.map({ $0 != (row.1, row.2, row.3) }) ?? true else { continue }
+            rows.append(row)
         }
-        try? self.store.saveCounters(rows)
+        guard !rows.isEmpty else { return }
+        do {
+            try self.store.saveCounters(rows)
+            for r in rows { self.torrents[r.id]?.savedCounters = (r.downloaded, r.uploaded, r.seeding) }
+        } catch {
+            self.configuration.log?("cannot save byte counters: \(error)")
+        }
     }
 
     /// Deletes the files a torrent names under `directory`, then the folders they leave empty.
@@ -902,6 +915,8 @@ final class Managed {
     var lastDial: ContinuousClock.Instant?
     var baseDownloaded: Int64
     var baseUploaded: Int64
+    /// Downloaded, uploaded and seeding seconds as last written to the store.
+    var savedCounters: (Int64, Int64, Int64)?
     var lastStatus: TorrentStatus?
 
     init(record: TorrentRecord) {
