@@ -128,6 +128,11 @@ struct API: Sendable {
     }
 }
 
+/// For tests that save outside `ROOT/downloads`: all of `ROOT` allowed, as `peer serve --allow-path ROOT` would.
+func allowTestRoot(_ c: inout Session.Configuration) {
+    c.allowedSavePaths = [(c.stateDirectory as NSString).deletingLastPathComponent]
+}
+
 /// A session and its API for one test.
 func withAPI<R: Sendable>(allowedHosts: [String] = [], configure: (inout Session.Configuration) -> Void = { _ in },
     _ body: @escaping @Sendable (API) async throws -> R) async throws -> R
@@ -382,7 +387,7 @@ struct AddTests {
 
     @Test("a .torrent as base64 JSON, with save_path, paused and sequential")
     func base64() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let media = try Media(in: api.root + "/source")
             let r = try await api.call(.post, "/api/torrents", json: """
                 {"torrent": "\(Data(media.bytes).base64EncodedString())", "save_path": "\(api.root)/elsewhere",
@@ -409,7 +414,7 @@ struct AddTests {
 
     @Test("raw application/x-bittorrent with ?paused=true&save_path=/abs; again: 409")
     func raw() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let media = try Media(in: api.root + "/source", version: .v1)
             let r = try await api.call(.post, "/api/torrents?paused=true&save_path=\(api.root)/raw",
                 body: media.bytes, contentType: "application/x-bittorrent")
@@ -494,7 +499,7 @@ struct AddTests {
 struct PathTests {
     @Test("'..', absolute and '/'-holding components are sanitized on disk, in the detail, and for a peer that downloads it")
     func hostilePaths() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let tag = randomHex(6)
             // Each file: the path the torrent gives, and where PathSanitizer's rules put it under the name.
             let files: [(raw: [String], safe: String, length: Int)] = [
@@ -742,7 +747,7 @@ struct ChangeTests {
 
     @Test("move: the files go to the new folder; a relative path is 400 and moves nothing")
     func move() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let media = try Media(in: api.downloads)
             _ = try await api.addTorrent(media.bytes, seeding: true)
             for bad in [#"{"save_path": "relative/dir"}"#, #"{"save_path": 5}"#, "{}", "nonsense"] {
@@ -1140,7 +1145,7 @@ struct SessionTests {
 
     @Test("GET and PATCH /api/settings; bad values are 400 and change nothing")
     func settings() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let r = try await api.call(.get, "/api/settings")
             #expect(r.status == .ok)
             let initial = try r.json()

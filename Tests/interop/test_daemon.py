@@ -252,7 +252,7 @@ def test_add_by_url_paused_then_resumed(media, tmp_path, procs):
     port = free_port("127.0.0.88")
     procs(["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.88", "--directory", web, str(port)],
           tmp_path / "http.log")
-    d = Daemon(procs, tmp_path, "127.0.0.89")
+    d = Daemon(procs, tmp_path, "127.0.0.89", extra=("--allow-path", tmp_path / "elsewhere"))
     deadline = time.monotonic() + 10
     while True:  # the web server takes a moment to listen
         status, _, body = d.request("POST", "/api/torrents", {"url": f"http://127.0.0.88:{port}/show.torrent",
@@ -268,3 +268,4 @@ def test_add_by_url_paused_then_resumed(media, tmp_path, procs):
     assert status == 400 and "missing.torrent" in body["error"]["message"]
     resumed = d.ok("POST", f"/api/torrents/{id}/resume")
     assert resumed["state"] in ("checking", "downloading", "queued")
+
