@@ -1,0 +1,47 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import PeerKit
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@testable import PeerServer
+
+// Issue 13, found by attacking a running daemon: the Host header, bodies that are too large, Range headers,
+// malformed requests, and the mode of the database. Each test failed before its fix.
+
+@Suite("Issue 13: the daemon's HTTP face under attack")
+struct Issue13Tests {
+    @Test("Host is parsed strictly: userinfo, lists, a bad port, none or two are 400")
+    func strictHost() async throws {
+        let auth = APIAuth(token: testToken, allowedHosts: [])
+        for host in ["127.0.0.1:9091@evil.com", "host, evil.com", "127.0.0.1:9091, evil.com", "127.0.0.1:99999",
+            "127.0.0.1:", "127.0.0.1:90a", "127.0.0.1 :9091", "[::1", "[::1]x", "local host", "127.0.0.1/x"]
+        {
+            #expect(auth.refusal(hosts: [host], origin: nil)?.status == .badRequest, "\(host)")
+        }
+        #expect(auth.refusal(hosts: [], origin: nil)?.status == .badRequest, "no Host")
+        #expect(auth.refusal(hosts: ["127.0.0.1:9091", "127.0.0.1:9091"], origin: nil)?.status == .badRequest)
+        #expect(auth.refusal(hosts: ["evil.example:9091"], origin: nil)?.status == .forbidden)
+        #expect(auth.refusal(hosts: ["127.0.0.1:9091"], origin: nil) == nil)
+
+        try await LiveTests().withLiveAPI { port, _ in
+            let bearer = "Authorization: Bearer \(testToken)"
+            func send(_ hostLines: [String]) async throws -> String {
+                let lines = ["GET /api/session HTTP/1.1"] + hostLines + [bearer, "Connection: close"]
+                return try await rawHTTP(port: port, lines.joined(separator: "\r\n") + "\r\n\r\n")
+            }
+            #expect(try await send(["Host: 127.0.0.1:\(port)"]).hasPrefix("HTTP/1.1 200"))
+            for lines in [["Host: 127.0.0.1:\(port)@evil.com"], ["Host: 127.0.0.1, evil.com"], [],
+                ["Host: 127.0.0.1:\(port)", "Host: 127.0.0.1:\(port)"], ["Host: 127.0.0.1:\(port)", "Host: evil.com"]]
+            {
+                let r = try await send(lines)
+                #expect(r.hasPrefix("HTTP/1.1 400"), "\(lines): \(r.prefix(100))")
+                #expect(r.contains(#""code":"bad_request""#), "\(lines)")
+            }
+        }
+    }
+}
