@@ -46,7 +46,7 @@ public enum PeerServer {
     {
         var logger = Logger(label: "peer.api")
         logger.logLevel = .warning
-        let app = Application(router: Self.router(session: session, auth: auth),
+        let app = Application(router: Self.router(session: session, auth: auth), server: Self.http1,
             configuration: .init(address: .hostname(host, port: port), serverName: "Peer"),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)

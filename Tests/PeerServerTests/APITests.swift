@@ -1565,7 +1565,7 @@ struct LiveTests {
     func withLiveAPI(_ body: @escaping @Sendable (Int, Session) async throws -> Void) async throws {
         try await withSession { session, _ in
             let auth = APIAuth(token: testToken, allowedHosts: ["nas.lan"])
-            let app = Application(router: PeerServer.router(session: session, auth: auth),
+            let app = Application(router: PeerServer.router(session: session, auth: auth), server: PeerServer.http1,
                 configuration: .init(address: .hostname("127.0.0.1", port: 0)))
             try await app.test(.live) { client in try await body(try #require(client.port), session) }
         }

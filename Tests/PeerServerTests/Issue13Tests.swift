@@ -44,4 +44,20 @@ struct Issue13Tests {
             }
         }
     }
+
+    @Test("413 says Connection: close and closes, without waiting for the rest of the body")
+    func tooLargeCloses() async throws {
+        try await LiveTests().withLiveAPI { port, _ in
+            let head = ["POST /api/torrents HTTP/1.1", "Host: 127.0.0.1:\(port)", "Authorization: Bearer \(testToken)",
+                "Content-Type: application/json", "Content-Length: \(64 << 20)"]
+            let start = ContinuousClock.now
+            let r = try await rawHTTP(port: port, head.joined(separator: "\r\n") + "\r\n\r\n{\"magnet\": \"")
+            let waited = ContinuousClock.now - start
+            #expect(r.hasPrefix("HTTP/1.1 413"), "\(r.prefix(100))")
+            #expect(r.lowercased().contains("connection: close"))
+            #expect(r.contains(#""code":"payload_too_large""#))
+            // rawHTTP gives up after 5 s; a closed connection ends the read at once.
+            #expect(waited < .seconds(3), "the connection stayed open for \(waited)")
+        }
+    }
 }
