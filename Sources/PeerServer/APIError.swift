@@ -66,13 +66,18 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         self.response
     }
 
-    var response: Response {
+    /// `{"error": {"code", "message"}}`.
+    var body: ByteBuffer {
         struct Body: Encodable {
             struct Inner: Encodable { var code: String; var message: String }
             var error: Inner
         }
-        var r = (try? JSON.response(Body(error: .init(code: self.code, message: self.message)), status: self.status))
-            ?? Response(status: self.status)
+        return ByteBuffer(bytes: (try? JSON.encoder.encode(Body(error: .init(code: self.code, message: self.message)))) ?? Data())
+    }
+
+    var response: Response {
+        var r = Response(status: self.status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: self.body))
         r.headers.append(contentsOf: self.headers)
         return r
     }

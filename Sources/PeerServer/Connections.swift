@@ -1,12 +1,13 @@
 import Hummingbird
 import HummingbirdCore
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 
 extension PeerServer {
     /// How the daemon serves HTTP/1.1 connections; `run` and the tests over real sockets use the same.
     static var http1: HTTPServerBuilder {
-        .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponse()]))
+        .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponse(), MalformedRequestAnswer()]))
     }
 }
 
@@ -41,5 +42,39 @@ final class CloseAfterResponse: ChannelOutboundHandler, RemovableChannelHandler 
             }
             context.writeAndFlush(data, promise: written)
         }
+    }
+}
+
+/// Answers a request NIO cannot parse (a malformed request line or header) with the API's JSON 400 and
+/// `Connection: close`, where Hummingbird would send an empty 400. Placed after `CloseAfterResponse`, which
+/// then closes the connection. When a response is already on its way, the parse error can only close it.
+final class MalformedRequestAnswer: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+    private var requestsAnswering = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = self.unwrapInboundIn(data) { self.requestsAnswering += 1 }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = self.unwrapOutboundIn(data) { self.requestsAnswering -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else { return context.fireErrorCaught(error) }
+        guard self.requestsAnswering == 0 else { return context.close(promise: nil) }
+        let answer = APIError.badRequest("the request is not HTTP/1.1: \(error)")
+        let body = answer.body
+        let head = HTTPResponse(status: .badRequest, headerFields: [.contentType: "application/json; charset=utf-8",
+            .contentLength: "\(body.readableBytes)", .connection: "close"])
+        self.requestsAnswering += 1
+        context.write(self.wrapOutboundOut(.head(head)), promise: nil)
+        context.write(self.wrapOutboundOut(.body(body)), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
     }
 }

@@ -60,4 +60,45 @@ struct Issue13Tests {
             #expect(waited < .seconds(3), "the connection stayed open for \(waited)")
         }
     }
+
+    @Test("Range: malformed or of another unit is 416; of several, the first satisfiable is answered")
+    func ranges() async throws {
+        try await withAPI { api in
+            let media = try Media(in: api.downloads)
+            _ = try await api.addTorrent(media.bytes, seeding: true)
+            let data = try #require(media.data["clip.webm"])
+            let uri = "/api/torrents/\(media.id)/files/\(media.index("clip.webm"))/stream"
+            for header in ["items=0-5", "bytes=abc", "bytes=0-5, junk", "bytes=0-5,-", "bytes=+1-5", "bytes=0-+5",
+                "bytes=", "bytes=-", "bytes", "0-5", "bytes=0-5;x", "bytes=0x10-20", "bytes=5-3,0-1"]
+            {
+                let r = try await api.call(.get, uri, headers: [.range: header])
+                expectError(r, .rangeNotSatisfiable, "range_not_satisfiable")
+                #expect(r.headers[.contentRange] == "bytes */\(data.count)", "\(header)")
+            }
+            let answered: [(header: String, range: ClosedRange<Int>)] = [
+                ("bytes=40000-,0-9", 0...9), ("bytes=0-9,20-29", 0...9), ("Bytes=10-19", 10...19),
+                ("bytes= 10-19 , 30-39", 10...19), ("bytes=99999999999999999999-,-10", 39990...39999),
+            ]
+            for (header, range) in answered {
+                let r = try await api.call(.get, uri, headers: [.range: header])
+                #expect(r.status == .partialContent, "\(header): \(r.text.prefix(200))")
+                #expect(r.headers[.contentRange] == "bytes \(range.lowerBound)-\(range.upperBound)/\(data.count)", "\(header)")
+                #expect(r.bytes == Array(data[range]), "\(header)")
+            }
+        }
+    }
+
+    @Test("a malformed request line gets a JSON 400 and the connection closes")
+    func malformedRequestLine() async throws {
+        try await LiveTests().withLiveAPI { port, _ in
+            for request in ["NONSENSE\r\n\r\n", "GET /api/session HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n",
+                "GET /api/session HTTP/1.1\r\nHost 127.0.0.1\r\n\r\n"]
+            {
+                let r = try await rawHTTP(port: port, request)
+                #expect(r.hasPrefix("HTTP/1.1 400"), "\(request.debugDescription): \(r.prefix(100))")
+                #expect(r.contains(#""code":"bad_request""#), "\(request.debugDescription): \(r)")
+                #expect(r.lowercased().contains("connection: close"))
+            }
+        }
+    }
 }
