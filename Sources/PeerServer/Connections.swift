@@ -5,9 +5,26 @@ import NIOHTTP1
 import NIOHTTPTypes
 
 extension PeerServer {
+    /// How long a connection may be idle: from its start (or its last response) to a whole request head, or
+    /// between the parts of a request's body. Slowloris connections, which send half a head and then
+    /// nothing, held their socket for ever; a browser reopens a closed keep-alive connection by itself.
+    /// A request being answered (a stream, the events) is never idle.
+    static let idleTimeout = TimeAmount.seconds(15)
+
+    /// The API connections open at once; further ones wait in the kernel's backlog until one closes. Each
+    /// is a file descriptor and buffers: 19 990 idle ones used up the process's open files (the torrents'
+    /// too) and took its memory from 37 to 211 MiB. The web UI needs a handful.
+    static let maxConnections = 256
+
     /// How the daemon serves HTTP/1.1 connections; `run` and the tests over real sockets use the same.
     static var http1: HTTPServerBuilder {
-        .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponse(), MalformedRequestAnswer()]))
+        .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponse(), MalformedRequestAnswer()],
+            idleTimeout: Self.idleTimeout))
+    }
+
+    static func configuration(host: String, port: Int) -> ApplicationConfiguration {
+        .init(address: .hostname(host, port: port), serverName: "Peer",
+            availableConnectionsDelegate: MaximumAvailableConnections(Self.maxConnections))
     }
 }
 

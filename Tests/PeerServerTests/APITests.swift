@@ -1566,7 +1566,7 @@ struct LiveTests {
         try await withSession { session, _ in
             let auth = APIAuth(token: testToken, allowedHosts: ["nas.lan"])
             let app = Application(router: PeerServer.router(session: session, auth: auth), server: PeerServer.http1,
-                configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+                configuration: PeerServer.configuration(host: "127.0.0.1", port: 0))
             try await app.test(.live) { client in try await body(try #require(client.port), session) }
         }
     }
