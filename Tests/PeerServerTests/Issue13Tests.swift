@@ -101,4 +101,28 @@ struct Issue13Tests {
             }
         }
     }
+
+    @Test("peer.sqlite and its -wal and -shm are readable only by the user, like the token; also from an older run")
+    func databaseMode() async throws {
+        let names = ["peer.sqlite", "peer.sqlite-wal", "peer.sqlite-shm"]
+        func expectPrivate(_ state: String) {
+            for name in names {
+                var s = stat()
+                #expect(stat(state + "/" + name, &s) == 0, "\(name) is missing")
+                #expect(s.st_mode & 0o777 == 0o600, "\(name): mode \(String(s.st_mode & 0o777, radix: 8))")
+            }
+        }
+        try await withSession { session, root in
+            _ = try await session.add(.magnet(magnet(randomHex(20), name: "x")), options: AddOptions(paused: true))
+            expectPrivate(root + "/state")
+        }
+        // Files an older version left readable by all (empty ones are a valid database, WAL and index).
+        try await withSession(configure: { c in
+            try? FileManager.default.createDirectory(atPath: c.stateDirectory, withIntermediateDirectories: true)
+            for name in names {
+                #expect(FileManager.default.createFile(atPath: c.stateDirectory + "/" + name, contents: nil,
+                    attributes: [.posixPermissions: 0o644]))
+            }
+        }) { _, root in expectPrivate(root + "/state") }
+    }
 }
