@@ -1,8 +1,10 @@
 import Hummingbird
 import HummingbirdCore
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
 
 extension PeerServer {
     /// How long a connection may be idle: from its start (or its last response) to a whole request head, or
@@ -18,13 +20,49 @@ extension PeerServer {
 
     /// How the daemon serves HTTP/1.1 connections; `run` and the tests over real sockets use the same.
     static var http1: HTTPServerBuilder {
-        .http1(configuration: .init(additionalChannelHandlers: [CloseAfterResponse(), MalformedRequestAnswer()],
-            idleTimeout: Self.idleTimeout))
+        HTTPServerBuilder { responder in
+            HTTP1WithClose(inner: HTTP1Channel(responder: responder, configuration: .init(
+                additionalChannelHandlers: [CloseAfterResponse(), MalformedRequestAnswer()], idleTimeout: Self.idleTimeout)))
+        }
     }
 
     static func configuration(host: String, port: Int) -> ApplicationConfiguration {
         .init(address: .hostname(host, port: port), serverName: "Peer",
             availableConnectionsDelegate: MaximumAvailableConnections(Self.maxConnections))
+    }
+}
+
+/// Hummingbird's HTTP/1 channel with `CloseWhenNotKeptAlive` in front of its codec, where a request's
+/// version is still known (Hummingbird's own handlers come after the codec, which drops it).
+struct HTTP1WithClose: ServerChildChannel {
+    let inner: HTTP1Channel
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
+        self.inner.setup(channel: channel, logger: logger).flatMapThrowing { value in
+            let codec = try channel.pipeline.syncOperations.handler(type: HTTP1ToHTTPServerCodec.self)
+            try channel.pipeline.syncOperations.addHandler(CloseWhenNotKeptAlive(), position: .before(codec))
+            return value
+        }
+    }
+
+    func handle(value: HTTP1Channel.Value, logger: Logger) async {
+        await self.inner.handle(value: value, logger: logger)
+    }
+}
+
+/// Marks a request after which the connection must close with `Connection: close`, the one form Hummingbird
+/// acts on: HTTP/1.0 without keep-alive (its default), and `Connection: Close` or `close, te` in 1.1. An
+/// HTTP/1.0 client waited for the close after its answer until the idle timeout.
+final class CloseWhenNotKeptAlive: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(var head) = self.unwrapInboundIn(data), !head.isKeepAlive else {
+            return context.fireChannelRead(data)
+        }
+        head.headers.replaceOrAdd(name: "Connection", value: "close")
+        context.fireChannelRead(self.wrapInboundOut(.head(head)))
     }
 }
 

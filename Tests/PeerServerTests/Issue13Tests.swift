@@ -102,6 +102,21 @@ struct Issue13Tests {
         }
     }
 
+    @Test("HTTP/1.0 without keep-alive, and Connection: Close in 1.1, close after the answer")
+    func closeAfterAnswer() async throws {
+        try await LiveTests().withLiveAPI { port, _ in
+            for (version, extra) in [("HTTP/1.0", [String]()), ("HTTP/1.1", ["Connection: Close"])] {
+                let lines = ["GET /api/session \(version)", "Host: 127.0.0.1:\(port)", "Authorization: Bearer \(testToken)"]
+                let start = ContinuousClock.now
+                let r = try await rawHTTP(port: port, (lines + extra).joined(separator: "\r\n") + "\r\n\r\n")
+                let waited = ContinuousClock.now - start
+                #expect(r.hasPrefix("HTTP/1.1 200"), "\(version): \(r.prefix(100))")
+                // rawHTTP gives up after 5 s; a closed connection ends the read at once.
+                #expect(waited < .seconds(3), "\(version): the connection stayed open for \(waited)")
+            }
+        }
+    }
+
     @Test("peer.sqlite and its -wal and -shm are readable only by the user, like the token; also from an older run")
     func databaseMode() async throws {
         let names = ["peer.sqlite", "peer.sqlite-wal", "peer.sqlite-shm"]
