@@ -52,17 +52,31 @@ public final class APIAuth: Sendable {
 
     static let cookieName = "peer_token"
 
-    /// The host part of a `Host` header or an origin's authority ("name:port", "[v6]:port").
-    static func split(_ authority: String) -> (host: String, port: Int?) {
-        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
-            let host = String(authority[authority.index(after: authority.startIndex)..<close])
-            let rest = authority[authority.index(after: close)...]
-            return (host, rest.hasPrefix(":") ? Int(rest.dropFirst()) : nil)
+    /// The host of a `Host` header (RFC 9110 §7.2): `name`, `1.2.3.4` or `[v6]`, then an optional `:port` of
+    /// at most 65535. Nil for anything else: a reader that takes the part before the last colon lets
+    /// `127.0.0.1:9091@evil.com` pass as 127.0.0.1.
+    static func host(ofAuthority authority: String) -> String? {
+        let host: Substring
+        let rest: Substring
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            var v6 = in6_addr()
+            guard inet_pton(AF_INET6, String(host), &v6) == 1 else { return nil }
+            rest = authority[authority.index(after: close)...]
+        } else {
+            let colon = authority.firstIndex(of: ":") ?? authority.endIndex
+            host = authority[..<colon]
+            rest = authority[colon...]
+            guard !host.isEmpty, host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-._".contains($0)) })
+            else { return nil }
         }
-        if let colon = authority.lastIndex(of: ":") {
-            return (String(authority[..<colon]), Int(authority[authority.index(after: colon)...]))
-        }
-        return (authority, nil)
+        guard !rest.isEmpty else { return String(host) }
+        let digits = rest.dropFirst()
+        guard rest.first == ":", (1...5).contains(digits.count), digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+            let port = Int(digits), port <= 65535
+        else { return nil }
+        return String(host)
     }
 
     /// IP addresses are always allowed: DNS rebinding needs a name.
@@ -73,18 +87,25 @@ public final class APIAuth: Sendable {
         return inet_pton(AF_INET, h, &v4) == 1 || inet_pton(AF_INET6, h, &v6) == 1
     }
 
-    /// Why a request's `Host` or `Origin` is refused; nil when both are fine.
-    func refusal(host: String?, origin: String?) -> String? {
-        if let host {
-            let (name, _) = Self.split(host)
-            guard self.allowsHost(name) else {
-                return "Host \(host) is not this daemon's; start it with --allow-host \(name) to use that name"
-            }
+    /// The error a request's `Host` values (`hosts`) and `Origin` get; nil when both are fine.
+    ///
+    /// Exactly one well-formed `Host`, as RFC 9112 §3.2 demands of HTTP/1.1 (400 otherwise; HTTP/1.0 needs
+    /// one too here: every browser and client sends it): two could be read one way here and another by a
+    /// proxy in front. A well-formed name that is not ours is 403.
+    func refusal(hosts: [String], origin: String?) -> APIError? {
+        guard hosts.count == 1, let host = hosts.first else {
+            return .badRequest(hosts.isEmpty ? "the request has no Host header" : "the request has \(hosts.count) Host headers")
+        }
+        guard let name = Self.host(ofAuthority: host) else {
+            return .badRequest("Host \(host) is not NAME or NAME:PORT")
+        }
+        guard self.allowsHost(name) else {
+            return .forbidden("Host \(host) is not this daemon's; start it with --allow-host \(name) to use that name")
         }
         if let origin {  // "null" too: a sandboxed frame or a file:// page is not the daemon's own
             // Same origin: the page was served by this server under the name the request uses.
-            guard let host, origin.lowercased() == "http://" + host.lowercased() else {
-                return "requests from pages at \(origin) are refused"
+            guard origin.lowercased() == "http://" + host.lowercased() else {
+                return .forbidden("requests from pages at \(origin) are refused")
             }
         }
         return nil
@@ -125,8 +146,11 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let auth: APIAuth
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if let why = self.auth.refusal(host: request.head.authority, origin: request.headers[.origin]) {
-            return APIError.forbidden(why).response
+        // Hummingbird makes the first Host the authority and leaves any other among the fields.
+        let others = request.headers.filter { $0.name.canonicalName == "host" }.map(\.value)
+        let hosts = [request.head.authority].compactMap { $0 } + others
+        if let refused = self.auth.refusal(hosts: hosts, origin: request.headers[.origin]) {
+            return refused.response
         }
         // By components, as the router matches: it skips empty ones, so "//api/torrents" and "/metrics/" reach
         // the same handlers as "/api/torrents" and "/metrics", and must need the token as much.

@@ -20,8 +20,14 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     static let unauthorized = APIError(.unauthorized, "unauthorized",
         "send the token from STATE/api-token as 'Authorization: Bearer TOKEN', or log in at /login")
     static func forbidden(_ m: String) -> APIError { APIError(.forbidden, "forbidden", m) }
-    static func tooLarge(_ limit: Int) -> APIError {
-        APIError(.contentTooLarge, "payload_too_large", "the body is larger than \(limit) bytes")
+    static func tooLarge(_ limit: Int) -> APIError { Self.tooLarge("the body is larger than \(limit) bytes") }
+
+    /// With `Connection: close`: the rest of the body is not read, so the connection cannot carry another
+    /// request (and `CloseAfterResponse` closes it at once instead of reading the rest).
+    static func tooLarge(_ message: String) -> APIError {
+        var e = APIError(.contentTooLarge, "payload_too_large", message)
+        e.headers[.connection] = "close"
+        return e
     }
 
     /// The one place where the session's errors get their status and code.
@@ -47,8 +53,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         case let e as APIError: self = e
         case let e as SessionError: self.init(e)
         case let e as any HTTPResponseError where e.status == .notFound: self = .notFound("no such path")
-        case let e as any HTTPResponseError where e.status == .contentTooLarge:
-            self.init(.contentTooLarge, "payload_too_large", "the body is too large")
+        case let e as any HTTPResponseError where e.status == .contentTooLarge: self = .tooLarge("the body is too large")
         case let e as any HTTPResponseError where e.status == .methodNotAllowed:
             self.init(.methodNotAllowed, "method_not_allowed", "this path does not take that method")
         case let e as any HTTPResponseError:
@@ -61,13 +66,18 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         self.response
     }
 
-    var response: Response {
+    /// `{"error": {"code", "message"}}`.
+    var body: ByteBuffer {
         struct Body: Encodable {
             struct Inner: Encodable { var code: String; var message: String }
             var error: Inner
         }
-        var r = (try? JSON.response(Body(error: .init(code: self.code, message: self.message)), status: self.status))
-            ?? Response(status: self.status)
+        return ByteBuffer(bytes: (try? JSON.encoder.encode(Body(error: .init(code: self.code, message: self.message)))) ?? Data())
+    }
+
+    var response: Response {
+        var r = Response(status: self.status, headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: self.body))
         r.headers.append(contentsOf: self.headers)
         return r
     }

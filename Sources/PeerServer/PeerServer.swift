@@ -46,8 +46,8 @@ public enum PeerServer {
     {
         var logger = Logger(label: "peer.api")
         logger.logLevel = .warning
-        let app = Application(router: Self.router(session: session, auth: auth),
-            configuration: .init(address: .hostname(host, port: port), serverName: "Peer"),
+        let app = Application(router: Self.router(session: session, auth: auth), server: Self.http1,
+            configuration: Self.configuration(host: host, port: port),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
         try await app.runService()

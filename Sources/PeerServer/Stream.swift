@@ -14,7 +14,7 @@ extension PeerServer {
         if let header = request.headers[.range] {
             guard let r = ByteRange.parse(header, length: file.length) else {
                 var e = APIError(.rangeNotSatisfiable, "range_not_satisfiable",
-                    "\(header) is outside the file (\(file.length) bytes)")
+                    "\(header) names no bytes of the file (\(file.length) bytes); expected bytes=A-B, bytes=A- or bytes=-N")
                 e.headers[.contentRange] = "bytes */\(file.length)"
                 throw e
             }
@@ -45,20 +45,37 @@ extension PeerServer {
     }
 }
 
-/// `Range: bytes=A-B`, `bytes=A-` and `bytes=-N` (one range; several are answered with the first).
+/// `Range: bytes=A-B`, `bytes=A-` and `bytes=-N` (RFC 9110 §14.1.2), several separated by commas.
+///
+/// The answer is the first satisfiable range of the list, as one part that `Content-Range` names: players ask
+/// for one range, and multipart/byteranges would be code for nobody. Nil (416) for a header that names no
+/// byte of the file, and also for one that does not parse or counts in another unit: a client that sent it
+/// wants part of the file, and all of it with 200 would look like an answer to what it asked.
 enum ByteRange {
     static func parse(_ header: String, length: Int64) -> ClosedRange<Int64>? {
-        guard header.hasPrefix("bytes="), length > 0 else { return nil }
-        let first = header.dropFirst(6).split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        let parts = first.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
-        guard parts.count == 2 else { return nil }
-        if parts[0].isEmpty {
-            guard let n = Int64(parts[1]), n > 0 else { return nil }
-            return max(0, length - n)...(length - 1)
+        guard header.prefix(6).lowercased() == "bytes=" else { return nil }
+        // List elements may be empty and have spaces around them (RFC 9110 §5.6.1).
+        let elements = header.dropFirst(6).split(separator: ",").map { $0.trimmingCharacters(in: [" ", "\t"]) }
+            .filter { !$0.isEmpty }
+        var specs: [(first: Int64?, last: Int64?)] = []
+        for element in elements {
+            let parts = element.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !(parts[0].isEmpty && parts[1].isEmpty),
+                parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } })
+            else { return nil }
+            // More digits than Int64 holds: past the end of any file.
+            let first = parts[0].isEmpty ? nil : Int64(parts[0]) ?? .max
+            let last = parts[1].isEmpty ? nil : Int64(parts[1]) ?? .max
+            if let first, let last, last < first { return nil }
+            specs.append((first, last))
         }
-        guard let start = Int64(parts[0]), start >= 0, start < length else { return nil }
-        if parts[1].isEmpty { return start...(length - 1) }
-        guard let end = Int64(parts[1]), end >= start else { return nil }
-        return start...min(end, length - 1)
+        for spec in specs {
+            if let first = spec.first {
+                if first < length { return first...min(spec.last ?? (length - 1), length - 1) }
+            } else if let suffix = spec.last, suffix > 0, length > 0 {
+                return max(0, length - suffix)...(length - 1)
+            }
+        }
+        return nil
     }
 }

@@ -17,10 +17,14 @@ struct Serve: AsyncParsableCommand {
             needs --api 0.0.0.0:9091 and --allow-host THAT-NAME: pages under other names are refused, so that a \
             web site cannot drive the daemon through DNS rebinding.
 
+            The API saves torrents only inside the download folder and the folders given with --allow-path \
+            (after following `..` and symbolic links), so that the token does not open the whole file system.
+
             Examples:
               peer serve                                  API and UI on http://127.0.0.1:9091
               peer serve --download-dir ~/Downloads --port 51413
               peer serve --api 0.0.0.0:9091 --allow-host mybox.local
+              peer serve --download-dir ~/Downloads --allow-path /srv/media
             """)
 
     @Option(help: ArgumentHelp("Where the API and web UI listen.", valueName: "HOST:PORT"))
@@ -41,6 +45,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("allow-host"), help: ArgumentHelp("Accept API requests that name this host (besides localhost and IP addresses); repeatable.", valueName: "NAME"))
     var allowHosts: [String] = []
 
+    @Option(name: .customLong("allow-path"), help: ArgumentHelp("Let the API save torrents in this folder too (besides the download folder); repeatable.", valueName: "DIR"))
+    var allowPaths: [String] = []
+
     @OptionGroup var discovery: DiscoveryOptions
     @OptionGroup var encryption: EncryptionOption
 
@@ -57,6 +64,7 @@ struct Serve: AsyncParsableCommand {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "/tmp"
         var config = Session.Configuration(stateDirectory: stateDir,
             downloadDirectory: absolute(self.downloadDir ?? home + "/Downloads"))
+        config.allowedSavePaths = self.allowPaths.map(absolute)
         config.bindHost = self.bind
         config.port = self.port
         config.dht = self.discovery.dhtEnabled

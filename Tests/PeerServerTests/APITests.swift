@@ -128,6 +128,11 @@ struct API: Sendable {
     }
 }
 
+/// For tests that save outside `ROOT/downloads`: all of `ROOT` allowed, as `peer serve --allow-path ROOT` would.
+func allowTestRoot(_ c: inout Session.Configuration) {
+    c.allowedSavePaths = [(c.stateDirectory as NSString).deletingLastPathComponent]
+}
+
 /// A session and its API for one test.
 func withAPI<R: Sendable>(allowedHosts: [String] = [], configure: (inout Session.Configuration) -> Void = { _ in },
     _ body: @escaping @Sendable (API) async throws -> R) async throws -> R
@@ -382,7 +387,7 @@ struct AddTests {
 
     @Test("a .torrent as base64 JSON, with save_path, paused and sequential")
     func base64() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let media = try Media(in: api.root + "/source")
             let r = try await api.call(.post, "/api/torrents", json: """
                 {"torrent": "\(Data(media.bytes).base64EncodedString())", "save_path": "\(api.root)/elsewhere",
@@ -409,7 +414,7 @@ struct AddTests {
 
     @Test("raw application/x-bittorrent with ?paused=true&save_path=/abs; again: 409")
     func raw() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let media = try Media(in: api.root + "/source", version: .v1)
             let r = try await api.call(.post, "/api/torrents?paused=true&save_path=\(api.root)/raw",
                 body: media.bytes, contentType: "application/x-bittorrent")
@@ -494,7 +499,7 @@ struct AddTests {
 struct PathTests {
     @Test("'..', absolute and '/'-holding components are sanitized on disk, in the detail, and for a peer that downloads it")
     func hostilePaths() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let tag = randomHex(6)
             // Each file: the path the torrent gives, and where PathSanitizer's rules put it under the name.
             let files: [(raw: [String], safe: String, length: Int)] = [
@@ -742,7 +747,7 @@ struct ChangeTests {
 
     @Test("move: the files go to the new folder; a relative path is 400 and moves nothing")
     func move() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let media = try Media(in: api.downloads)
             _ = try await api.addTorrent(media.bytes, seeding: true)
             for bad in [#"{"save_path": "relative/dir"}"#, #"{"save_path": 5}"#, "{}", "nonsense"] {
@@ -1140,7 +1145,7 @@ struct SessionTests {
 
     @Test("GET and PATCH /api/settings; bad values are 400 and change nothing")
     func settings() async throws {
-        try await withAPI { api in
+        try await withAPI(configure: allowTestRoot) { api in
             let r = try await api.call(.get, "/api/settings")
             #expect(r.status == .ok)
             let initial = try r.json()
@@ -1403,35 +1408,35 @@ struct SecurityTests {
         for host in ["127.0.0.1:9091", "127.0.0.1", "localhost:9091", "LOCALHOST", "[::1]:9091", "[::1]",
             "192.168.1.20:9091", "my-nas.lan:9091", "MY-NAS.LAN"]
         {
-            #expect(auth.refusal(host: host, origin: nil) == nil, "\(host)")
+            #expect(auth.refusal(hosts: [host], origin: nil) == nil, "\(host)")
         }
         for host in ["evil.example:9091", "evil.example", "localhost.evil.example:9091", "127.0.0.1.nip.io:9091",
             "nas.lan:9091", "[evil.example]:9091", "", ":9091"]
         {
-            #expect(auth.refusal(host: host, origin: nil)?.contains("Host") == true, "\(host)")
+            #expect(auth.refusal(hosts: [host], origin: nil)?.message.contains("Host") == true, "\(host)")
         }
-        #expect(auth.refusal(host: nil, origin: nil) == nil)
         // Origin: the scheme http, and exactly the host and port the request names.
-        #expect(auth.refusal(host: "127.0.0.1:9091", origin: "http://127.0.0.1:9091") == nil)
-        #expect(auth.refusal(host: "localhost:9091", origin: "http://LOCALHOST:9091") == nil)
-        #expect(auth.refusal(host: "[::1]:9091", origin: "http://[::1]:9091") == nil)
-        #expect(auth.refusal(host: "my-nas.lan:9091", origin: "http://my-nas.lan:9091") == nil)
+        #expect(auth.refusal(hosts: ["127.0.0.1:9091"], origin: "http://127.0.0.1:9091") == nil)
+        #expect(auth.refusal(hosts: ["localhost:9091"], origin: "http://LOCALHOST:9091") == nil)
+        #expect(auth.refusal(hosts: ["[::1]:9091"], origin: "http://[::1]:9091") == nil)
+        #expect(auth.refusal(hosts: ["my-nas.lan:9091"], origin: "http://my-nas.lan:9091") == nil)
         for (host, origin) in [("127.0.0.1:9091", "http://127.0.0.1:9092"), ("127.0.0.1:9091", "http://localhost:9091"),
             ("127.0.0.1:9091", "https://127.0.0.1:9091"), ("127.0.0.1:9091", "http://evil.example"),
             ("localhost:9091", "http://localhost:9091.evil.example")]
         {
-            #expect(auth.refusal(host: host, origin: origin) != nil, "\(host) from \(origin)")
+            #expect(auth.refusal(hosts: [host], origin: origin) != nil, "\(host) from \(origin)")
         }
-        #expect(auth.refusal(host: nil, origin: "http://127.0.0.1:9091") != nil, "an Origin needs a Host to match")
+        #expect(auth.refusal(hosts: [], origin: "http://127.0.0.1:9091") != nil, "an Origin needs a Host to match")
     }
 
-    @Test("split: host and port of an authority")
-    func split() {
-        #expect(APIAuth.split("127.0.0.1:9091") == ("127.0.0.1", 9091))
-        #expect(APIAuth.split("localhost") == ("localhost", nil))
-        #expect(APIAuth.split("[::1]:9091") == ("::1", 9091))
-        #expect(APIAuth.split("[::1]") == ("::1", nil))
-        #expect(APIAuth.split("name:x") == ("name", nil))
+    @Test("host(ofAuthority:): the host of NAME[:PORT] and [IPv6][:PORT], nil for anything else")
+    func hostOfAuthority() {
+        #expect(APIAuth.host(ofAuthority: "127.0.0.1:9091") == "127.0.0.1")
+        #expect(APIAuth.host(ofAuthority: "localhost") == "localhost")
+        #expect(APIAuth.host(ofAuthority: "[::1]:9091") == "::1")
+        #expect(APIAuth.host(ofAuthority: "[::1]") == "::1")
+        #expect(APIAuth.host(ofAuthority: "name:x") == nil)
+        #expect(APIAuth.host(ofAuthority: "name:65536") == nil)
     }
 }
 
@@ -1560,8 +1565,8 @@ struct LiveTests {
     func withLiveAPI(_ body: @escaping @Sendable (Int, Session) async throws -> Void) async throws {
         try await withSession { session, _ in
             let auth = APIAuth(token: testToken, allowedHosts: ["nas.lan"])
-            let app = Application(router: PeerServer.router(session: session, auth: auth),
-                configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            let app = Application(router: PeerServer.router(session: session, auth: auth), server: PeerServer.http1,
+                configuration: PeerServer.configuration(host: "127.0.0.1", port: 0))
             try await app.test(.live) { client in try await body(try #require(client.port), session) }
         }
     }

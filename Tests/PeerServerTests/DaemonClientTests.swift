@@ -67,7 +67,8 @@ struct DaemonClientTests {
         try await LiveTests().withLiveAPI { port, session in
             let endpoint = DaemonClient.Endpoint(base: "http://127.0.0.1:\(port)", token: testToken)
             try await DaemonClient.with(endpoint) { client in
-                let root = FileManager.default.temporaryDirectory.appendingPathComponent("peer-dc-\(UUID().uuidString)").path
+                // In the download folder: the daemon saves nowhere else.
+                let root = await session.configuration.downloadDirectory + "/peer-dc-\(UUID().uuidString)"
                 defer { try? FileManager.default.removeItem(atPath: root) }
                 let media = try Media(in: root, trackers: [["udp://127.0.0.1:6969/announce"]])
                 let added = try await client.add(.torrentFile(media.bytes),

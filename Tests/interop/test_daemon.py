@@ -5,7 +5,9 @@ import http.client
 import json
 import os
 import pathlib
+import select
 import signal
+import socket
 import stat
 import threading
 import time
@@ -252,7 +254,7 @@ def test_add_by_url_paused_then_resumed(media, tmp_path, procs):
     port = free_port("127.0.0.88")
     procs(["/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.88", "--directory", web, str(port)],
           tmp_path / "http.log")
-    d = Daemon(procs, tmp_path, "127.0.0.89")
+    d = Daemon(procs, tmp_path, "127.0.0.89", extra=("--allow-path", tmp_path / "elsewhere"))
     deadline = time.monotonic() + 10
     while True:  # the web server takes a moment to listen
         status, _, body = d.request("POST", "/api/torrents", {"url": f"http://127.0.0.88:{port}/show.torrent",
@@ -268,3 +270,48 @@ def test_add_by_url_paused_then_resumed(media, tmp_path, procs):
     assert status == 400 and "missing.torrent" in body["error"]["message"]
     resumed = d.ok("POST", f"/api/torrents/{id}/resume")
     assert resumed["state"] in ("checking", "downloading", "queued")
+
+
+def api_sockets(pid):
+    """How many sockets the process has open (its API connections, listeners and peer sockets)."""
+    fds = pathlib.Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:")) if fds.exists() else 0
+
+
+def test_slowloris_connections_are_closed_and_capped(tmp_path, procs):
+    """Issue 13: 300 connections that send half a request head and then nothing. Each is closed within the
+    header timeout (15 s; those waiting for a slot in the connection cap within two), the daemon never holds
+    more than the cap of 256 API connections, and an authorised request is answered meanwhile."""
+    d = Daemon(procs, tmp_path, "127.0.0.91")
+    baseline = api_sockets(d.proc.p.pid)
+    hanging = []
+    try:
+        for _ in range(300):
+            s = socket.create_connection((d.addr, d.port), timeout=5)
+            s.sendall(f"GET /api/session HTTP/1.1\r\nHost: {d.addr}:{d.port}\r\nX-Slow: ".encode())
+            hanging.append(s)
+        start = time.monotonic()
+        time.sleep(1)
+        held = api_sockets(d.proc.p.pid) - baseline
+        status, _, body = d.request("GET", "/api/session")
+        answered = time.monotonic() - start
+        assert status == 200 and body["torrents"] == 0
+        still_open = set(hanging)
+        while still_open and time.monotonic() - start < 45:
+            readable, _, _ = select.select(list(still_open), [], [], 1)
+            for s in readable:
+                try:
+                    closed = s.recv(4096) == b""
+                except ConnectionResetError:
+                    closed = True
+                if closed:
+                    still_open.discard(s)
+        elapsed = time.monotonic() - start
+        print(f"held {held} API connections of 300; authorised answer after {answered:.1f} s; "
+              f"{300 - len(still_open)} of 300 closed after {elapsed:.1f} s")
+        assert not still_open, f"{len(still_open)} of 300 half-sent connections still open after {elapsed:.0f} s"
+        assert held <= 256, f"the daemon accepted {held} connections"
+        assert answered < 20, f"the authorised request waited {answered:.0f} s"
+    finally:
+        for s in hanging:
+            s.close()

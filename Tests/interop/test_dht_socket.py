@@ -478,7 +478,8 @@ class DHTDaemon(Daemon):
         self.addr = addr
         self.state = tmp_path / f"state-{addr}"
         self.proc = procs([PEER, "serve", "--api", f"{addr}:0", "--bind", addr, "--port", "0", "--state", self.state,
-                           "--download-dir", tmp_path / f"dl-{addr}", "--dht-bootstrap", hub], tmp_path / "serve.log")
+                           "--download-dir", tmp_path / f"dl-{addr}", "--allow-path", tmp_path / "src",
+                           "--dht-bootstrap", hub], tmp_path / "serve.log")
         self.port = int(self.proc.wait_for(r"API and web UI on http://([\d.]+):(\d+)").group(2))
         self.token = (self.state / "api-token").read_text().strip()
 

@@ -23,6 +23,9 @@ public actor Session {
         public var stateDirectory: String
         /// Where torrents are saved unless added with a save path (a setting; this is its first value).
         public var downloadDirectory: String
+        /// Folders besides `downloadDirectory` where the API may save torrents (`peer serve --allow-path`);
+        /// every save path and download folder the API sends must lead into one of them.
+        public var allowedSavePaths: [String] = []
         /// The local address for peers, trackers and the DHT (tests give each node its own 127.0.0.x).
         public var bindHost: String?
         /// The TCP port for peers and the UDP port of the DHT; 0 picks a free one.
@@ -165,6 +168,11 @@ public actor Session {
 
     private func log(_ line: String) { self.configuration.log?(line) }
 
+    /// The folders given at start, not the `download_dir` setting: the API changes that one.
+    private var saveFolders: SaveFolders {
+        SaveFolders(roots: [self.configuration.downloadDirectory] + self.configuration.allowedSavePaths)
+    }
+
     // MARK: adding and removing
 
     /// Adds a torrent; it starts at once unless `options.paused`.
@@ -173,7 +181,7 @@ public actor Session {
     public func add(_ source: TorrentSource, options: AddOptions = AddOptions()) async throws(SessionError) -> TorrentStatus {
         // Checked before a URL is fetched: a request that cannot succeed makes no connection.
         let savePath = options.savePath ?? self.settings.downloadDir
-        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path, got \"\(savePath)\"") }
+        try self.saveFolders.check(savePath, field: "save_path")
         var magnetText: String?
         var magnet: MagnetLink?
         var metainfo: TorrentMetainfo?
@@ -308,7 +316,7 @@ public actor Session {
     /// Replaces the settings (a caller changing a few reads `currentSettings()` first).
     public func updateSettings(_ s: SessionSettings) throws(SessionError) -> SessionSettings {
         var s = s
-        guard s.downloadDir.hasPrefix("/") else { throw .badRequest("download_dir must be an absolute path") }
+        try self.saveFolders.check(s.downloadDir, field: "download_dir")
         guard s.maxActiveDownloads >= 1 else { throw .badRequest("max_active_downloads must be at least 1") }
         // Every engine started later takes these limits: a negative rate would stop it on RateLimiter's
         // precondition (the whole process, on every start once saved), a negative seeding limit pause it at once.
@@ -367,7 +375,7 @@ public actor Session {
     /// Moves the torrent's files to `savePath` (renamed, or copied when on another file system).
     public func move(_ id: String, to savePath: String) async throws(SessionError) -> TorrentStatus {
         let m = try self.get(id)
-        guard savePath.hasPrefix("/") else { throw .badRequest("save_path must be an absolute path") }
+        try self.saveFolders.check(savePath, field: "save_path")
         let wasActive = !m.runtime.isIdle
         await self.deactivate(m)
         if let t = m.metainfo, let top = t.files.first?.path.first {

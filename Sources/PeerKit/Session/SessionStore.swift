@@ -1,6 +1,10 @@
 import Foundation
 import GRDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A torrent as the session keeps it between runs: one row of the `torrent` table.
 struct TorrentRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
     static let databaseTableName = "torrent"
@@ -57,10 +61,23 @@ final class SessionStore: Sendable {
     let database: DatabasePool
 
     init(path: String) throws {
+        try Self.restrictMode(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         self.database = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(self.database)
+    }
+
+    /// Makes the database readable by its user only (0600, like `api-token`): it holds every torrent's
+    /// save path, trackers (their URLs may carry passkeys) and resume data. Created empty with that mode
+    /// before SQLite opens it, since SQLite gives the -wal and -shm files the mode of the database; an
+    /// existing database and its companions from an older run are changed to it.
+    static func restrictMode(_ path: String) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(fd) }
+        fchmod(fd, 0o600)
+        for companion in ["-wal", "-shm"] { chmod(path + companion, 0o600) }
     }
 
     static var migrator: DatabaseMigrator {
