@@ -11,7 +11,7 @@ extension PeerServer {
         var headers: HTTPFields = [.contentType: file.mime, .acceptRanges: "bytes", .cacheControl: "no-store"]
         let range: ClosedRange<Int64>
         var status = HTTPResponse.Status.ok
-        if let header = request.headers[.range] {
+        if let header = request.headers[.range], !ByteRange.countsInAnotherUnit(header) {
             guard let r = ByteRange.parse(header, length: file.length) else {
                 var e = APIError(.rangeNotSatisfiable, "range_not_satisfiable",
                     "\(header) names no bytes of the file (\(file.length) bytes); expected bytes=A-B, bytes=A- or bytes=-N")
@@ -49,9 +49,18 @@ extension PeerServer {
 ///
 /// The answer is the first satisfiable range of the list, as one part that `Content-Range` names: players ask
 /// for one range, and multipart/byteranges would be code for nobody. Nil (416) for a header that names no
-/// byte of the file, and also for one that does not parse or counts in another unit: a client that sent it
-/// wants part of the file, and all of it with 200 would look like an answer to what it asked.
+/// byte of the file, and also for one that does not parse: a client that sent it wants part of the file, and
+/// all of it with 200 would look like an answer to what it asked (RFC 9110 §14.2 lets a server reject an
+/// invalid range set). A range in another unit (`items=0-5`) is ignored instead, as §14.2 requires.
 enum ByteRange {
+    /// `UNIT=…` with a unit other than `bytes`: the header is ignored (the whole file, 200).
+    static func countsInAnotherUnit(_ header: String) -> Bool {
+        guard let eq = header.firstIndex(of: "=") else { return false }
+        let unit = header[..<eq]
+        return !unit.isEmpty && unit.lowercased() != "bytes"
+            && unit.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "!#$%&'*+-.^_`|~".contains($0)) }
+    }
+
     static func parse(_ header: String, length: Int64) -> ClosedRange<Int64>? {
         guard header.prefix(6).lowercased() == "bytes=" else { return nil }
         // List elements may be empty and have spaces around them (RFC 9110 §5.6.1).

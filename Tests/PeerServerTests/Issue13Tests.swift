@@ -61,14 +61,16 @@ struct Issue13Tests {
         }
     }
 
-    @Test("Range: malformed or of another unit is 416; of several, the first satisfiable is answered")
+    @Test("Range: malformed is 416, another unit is ignored; of several, the first satisfiable is answered")
     func ranges() async throws {
         try await withAPI { api in
             let media = try Media(in: api.downloads)
             _ = try await api.addTorrent(media.bytes, seeding: true)
             let data = try #require(media.data["clip.webm"])
             let uri = "/api/torrents/\(media.id)/files/\(media.index("clip.webm"))/stream"
-            for header in ["items=0-5", "bytes=abc", "bytes=0-5, junk", "bytes=0-5,-", "bytes=+1-5", "bytes=0-+5",
+            let other = try await api.call(.get, uri, headers: [.range: "items=0-5"])
+            #expect(other.status == .ok && other.bytes == Array(data), "another unit is ignored (RFC 9110 §14.2)")
+            for header in ["bytes=abc", "bytes=0-5, junk", "bytes=0-5,-", "bytes=+1-5", "bytes=0-+5",
                 "bytes=", "bytes=-", "bytes", "0-5", "bytes=0-5;x", "bytes=0x10-20", "bytes=5-3,0-1"]
             {
                 let r = try await api.call(.get, uri, headers: [.range: header])
