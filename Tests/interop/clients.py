@@ -456,3 +456,12 @@ class Rtorrent:
         wait_done(done, lambda: last.get("completed_bytes"), "rtorrent", timeout, stall,
                   details=lambda: f"{last}\n--- rtorrent log (tail):\n{self.log()[-4000:]}")
         return last
+
+    def wait_announced(self, timeout=20):
+        """Until the tracker has answered rtorrent's first announce (its tracker's success counter moved)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.call("t.success_counter", f"{self.hash}:t0") > 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"rtorrent never got an answer from the tracker: {self.d('message')}")

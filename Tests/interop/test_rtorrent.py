@@ -6,7 +6,6 @@ node has its own address on 127.0.5.x (used by no other test): opentracker .1, P
 .3, rtorrent's seed .4, Peer's leecher .5.
 """
 import json
-import os
 import time
 
 import pytest
@@ -45,13 +44,22 @@ def tracked(payload, tmp_path, procs):
     tracker.close()
 
 
-def test_peer_seeds_to_rtorrent(payload, tmp_path, procs, tracked):
-    """`peer share` seeds; rtorrent, which knows only the tracker, downloads everything."""
-    seed = procs([PEER, "share", tracked, "--data", payload["data"], "--bind", PEER_SEED, "--port", "0",
-                  "--state", tmp_path / "peer-state"], tmp_path / "peer-share.log")
-    seed.wait_for(r"listening on [\d.]+:(\d+)")
+@pytest.mark.parametrize("first", ["peer", "rtorrent"])
+def test_peer_seeds_to_rtorrent(payload, tmp_path, procs, tracked, first):
+    """`peer share` seeds; rtorrent, which knows only the tracker, downloads everything. Whoever announces
+    second gets the other from the tracker and dials it: with rtorrent first, Peer's seed dials rtorrent."""
+    def share():
+        s = procs([PEER, "share", tracked, "--data", payload["data"], "--bind", PEER_SEED, "--port", "0",
+                   "--state", tmp_path / "peer-state"], tmp_path / "peer-share.log")
+        s.wait_for(r"listening on [\d.]+:(\d+)")
+        return s
+
     start = time.monotonic()
+    seed = share() if first == "peer" else None
     rt = Rtorrent(procs, tmp_path, RT_LEECH, free_port(RT_LEECH), tracked, tmp_path / "rt-out")
+    if seed is None:
+        rt.wait_announced()
+        seed = share()
     rt.wait_complete(TIMEOUT, other=seed, stall=STALL)
     print(f"rtorrent had all {sum(FILES.values())} bytes after {time.monotonic() - start:.1f} s")
     assert tree_digest(tmp_path / "rt-out" / "album") == payload["digest"]
