@@ -369,7 +369,12 @@ class Rtorrent:
     XML-RPC is on a Unix socket (SCGI) in its own folder. Its peer socket is on addr:port; DHT and PEX are off,
     encryption is allowed but not required. Everything it logs (`debug` level) goes to rtorrent.log.
 
-    folder is where the torrent's data is, or goes: a seeder finds the payload there and checks it first."""
+    folder is where the torrent's data is, or goes: a seeder finds the payload there and checks it first.
+
+    The settings go in an rc file (`-o import=`) because `-o` splits its value at commas: `-o
+    encryption=allow_incoming,try_outgoing` and `-o log.open_file=main,FILE` are refused, and 0.9.8 has no
+    `peer_exchange` (it is `protocol.pex.set`). Under `script -qfc` (its curses UI on a pseudo-terminal) it works
+    too, but then only its files tell how far it got."""
 
     def __init__(self, procs, workdir, addr, port, torrent, folder, extra=()):
         self.addr, self.port = addr, port
