@@ -361,3 +361,112 @@ def free_port(host, kind=socket.SOCK_STREAM):
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+class Rtorrent:
+    """rtorrent 0.9.8 (Debian's, libtorrent-rakshasa) with one torrent, headless: `system.daemon.set` runs it
+    without a terminal (it does not fork, so the Proc's pid is rtorrent's own and SIGTERM stops it), and its
+    XML-RPC is on a Unix socket (SCGI) in its own folder. Its peer socket is on addr:port; DHT and PEX are off,
+    encryption is allowed but not required. Everything it logs (`debug` level) goes to rtorrent.log.
+
+    folder is where the torrent's data is, or goes: a seeder finds the payload there and checks it first.
+
+    The settings go in an rc file (`-o import=`) because `-o` splits its value at commas: `-o
+    encryption=allow_incoming,try_outgoing` and `-o log.open_file=main,FILE` are refused, and 0.9.8 has no
+    `peer_exchange` (it is `protocol.pex.set`). Under `script -qfc` (its curses UI on a pseudo-terminal) it works
+    too, but then only its files tell how far it got."""
+
+    def __init__(self, procs, workdir, addr, port, torrent, folder, extra=()):
+        self.addr, self.port = addr, port
+        self.dir = pathlib.Path(workdir) / f"rtorrent-{addr}"
+        (self.dir / "session").mkdir(parents=True)
+        pathlib.Path(folder).mkdir(parents=True, exist_ok=True)
+        self.sock = self.dir / "rpc.sock"
+        self.logfile = self.dir / "rtorrent.log"
+        rc = [f"session.path.set = {self.dir / 'session'}",
+              f"directory.default.set = {folder}",
+              f"network.bind_address.set = {addr}",
+              f"network.port_range.set = {port}-{port}",
+              "network.port_random.set = no",
+              "dht.mode.set = disable",
+              "protocol.pex.set = no",
+              "trackers.use_udp.set = yes",
+              "protocol.encryption.set = allow_incoming,try_outgoing,enable_retry",
+              f"network.scgi.open_local = {self.sock}",
+              f"log.open_file = main, {self.logfile}",
+              "log.add_output = debug, main",
+              "system.daemon.set = true",
+              *extra,
+              f"load.start = {torrent}"]
+        (self.dir / "rtorrent.rc").write_text("".join(line + "\n" for line in rc))
+        self.proc = procs(["rtorrent", "-n", "-o", f"import={self.dir / 'rtorrent.rc'}"], self.dir / "stdout.log")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                hashes = self.call("download_list", "")
+                if hashes:
+                    self.hash = hashes[0]
+                    break
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline or self.proc.p.poll() is not None:
+                raise AssertionError(f"rtorrent never answered XML-RPC:\n{self.log()[-3000:]}")
+            time.sleep(0.1)
+
+    def log(self):
+        try:
+            return self.logfile.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def call(self, method, *params):
+        """One XML-RPC call over SCGI (what rtorrent speaks on network.scgi.open_local)."""
+        import xmlrpc.client
+        body = xmlrpc.client.dumps(tuple(params), method).encode()
+        headers = b"CONTENT_LENGTH\0%d\0SCGI\x001\0REQUEST_METHOD\0POST\0REQUEST_URI\0/RPC2\0" % len(body)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(self.sock))
+            s.sendall(b"%d:%s," % (len(headers), headers) + body)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        head, sep, xml = data.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError(f"no SCGI answer: {data[:200]!r}")
+        return xmlrpc.client.loads(xml)[0][0]
+
+    def d(self, method):
+        """A d.* command on the torrent (d.complete, d.completed_bytes, d.up.total, d.message, …)."""
+        return self.call(f"d.{method}", self.hash)
+
+    def status(self):
+        return {m: self.d(m) for m in ("complete", "completed_bytes", "size_bytes", "up.total", "peers_connected",
+                                         "hashing", "message")}
+
+    def wait_complete(self, timeout, other=None, stall=25):
+        """Until the torrent is complete and checked. Fails early when its completed bytes do not move for
+        stall seconds, or when other (a Proc: the Peer side) exits."""
+        last = {}
+
+        def done():
+            if self.proc.p.poll() is not None:
+                raise AssertionError(f"rtorrent exited:\n{self.log()[-3000:]}")
+            if other is not None and other.p.poll() is not None:
+                other.log.seek(0)
+                raise AssertionError(f"the Peer side exited early:\n{other.log.read()[-3000:]}")
+            last.update(self.status())
+            return last["complete"] == 1 and last["hashing"] == 0
+
+        wait_done(done, lambda: last.get("completed_bytes"), "rtorrent", timeout, stall,
+                  details=lambda: f"{last}\n--- rtorrent log (tail):\n{self.log()[-4000:]}")
+        return last
+
+    def wait_announced(self, timeout=20):
+        """Until the tracker has answered rtorrent's first announce (its tracker's success counter moved)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.call("t.success_counter", f"{self.hash}:t0") > 0:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"rtorrent never got an answer from the tracker: {self.d('message')}")
