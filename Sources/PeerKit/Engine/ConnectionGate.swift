@@ -17,7 +17,8 @@ struct ConnectionGate {
     var maxPending: Int
     private var perHost: [String: Int] = [:]
     private var hostOf: [Int: String] = [:]
-    /// Ids of connections waiting for their handshake, oldest first (ids of routed or closed ones are skipped).
+    /// Ids of connections waiting for their handshake, oldest first (ids of routed or closed ones are skipped,
+    /// and dropped in `opened`).
     private var waiting: Deque<Int> = []
     private var pending: Set<Int> = []
 
@@ -48,6 +49,9 @@ struct ConnectionGate {
                 }
             }
         }
+        // Ids of connections routed or closed since stay in `waiting` until passed over: drop them once they
+        // outnumber the ones waiting, so a long run of connections that time out leaves no trail.
+        if self.waiting.count > 2 * self.maxPending { self.waiting.removeAll { !self.pending.contains($0) } }
         self.pending.insert(id)
         self.waiting.append(id)
         return .admit(evict: evict)
@@ -56,7 +60,6 @@ struct ConnectionGate {
     /// Connection `id` sent its handshake and went to a torrent.
     mutating func routed(_ id: Int) {
         self.pending.remove(id)
-        if self.waiting.count > 2 * self.maxPending { self.waiting.removeAll { !self.pending.contains($0) } }
     }
 
     /// Connection `id` closed.

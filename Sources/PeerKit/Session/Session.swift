@@ -856,7 +856,7 @@ public actor Session {
     }
 
     /// How often the byte counters of running torrents are written: what a `kill -9` can lose of them (it was
-    /// 30 s, and a download shorter than that came back from a kill with its counters at zero).
+    /// 30 s, and a seed killed sooner after serving came back with that upload at zero).
     static let counterSaveInterval: Duration = .seconds(5)
 
     /// Writes the counters of running torrents that changed since they were last written, in one transaction.
