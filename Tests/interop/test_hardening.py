@@ -80,10 +80,15 @@ def open_silent(addr, port, sources):
 
 
 def established(addr, port):
-    """Established TCP connections whose local end is addr:port (the seed's side)."""
+    """The remote ends of established TCP connections whose local end is addr:port (the seed's side)."""
     out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"], capture_output=True,
                          text=True, check=True).stdout
-    return sum(1 for line in out.splitlines() if f"{addr}:{port}" in line)
+    remotes = set()
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[2] == f"{addr}:{port}":
+            remotes.add(fields[3])
+    return remotes
 
 
 def test_a_flood_of_silent_connections_neither_starves_an_honest_peer_nor_stays(tmp_path, procs):
@@ -101,18 +106,28 @@ def test_a_flood_of_silent_connections_neither_starves_an_honest_peer_nor_stays(
         took = honest_get(tmp_path, torrent, src, f"127.0.9.1:{port}", "127.0.9.2", timeout=60)
         print(f"flood: {len(attack)} silent connections open; the honest get took {took:.2f} s")
         assert took < 30
-        # Every silent connection the seed accepted is closed: refused, pushed out or timed out. (Counted on the
-        # seed's side: with 2 000 at once, some never leave the kernel's accept queue.)
-        open_at_seed = -1
-        deadline = time.monotonic() + 25
+        # Every silent connection the seed accepted is closed: refused, pushed out or timed out. Counted on the
+        # seed's side, each by how long it was seen there. A connect whose last ACK the kernel dropped while the
+        # accept queue was full is established only when the client answers a SYN-ACK retry (at 1, 3, 7, 15,
+        # 31 s: up to a minute after the attack), so the wait covers that window and each connection is held to
+        # the handshake time-out from when it was first seen.
+        first_seen, last_seen = {}, {}
+        deadline = time.monotonic() + 80
+        remotes = set()
         while time.monotonic() < deadline:
-            open_at_seed = established("127.0.9.1", port)
-            if open_at_seed == 0:
+            now = time.monotonic()
+            remotes = established("127.0.9.1", port)
+            for r in remotes:
+                first_seen.setdefault(r, now)
+                last_seen[r] = now
+            if not remotes:
                 break
             time.sleep(0.5)
-        print(f"flood: {open_at_seed} connections still open at the seed {time.monotonic() - t0:.1f} s after the "
-              f"attack began")
-        assert open_at_seed == 0
+        longest = max((last_seen[r] - first_seen[r] for r in first_seen), default=0)
+        print(f"flood: {len(first_seen)} connections seen at the seed after the get, {len(remotes)} still open "
+              f"{time.monotonic() - t0:.1f} s after the attack began; the longest lived {longest:.1f} s")
+        assert not remotes
+        assert longest < 25
     finally:
         for s in attack:
             s.close()

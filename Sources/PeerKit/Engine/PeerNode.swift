@@ -168,10 +168,17 @@ public final class PeerNode: @unchecked Sendable {
         }
     }
 
+    /// How many finished handshakes the kernel may hold before we accept them (capped by `net.core.somaxconn`).
+    static let acceptBacklog: Int32 = 1024
+
     /// Starts listening; returns the bound port (useful with port 0).
     public func listen(port: Int) async throws -> Int {
         let bootstrap = ServerBootstrap(group: self.group, childGroup: self.loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // A deep accept queue: under a burst of connects (a flood, or a popular torrent's first minute) the
+            // kernel keeps them for the gate to judge instead of dropping their ACKs, which would establish them
+            // up to a minute later when its SYN-ACK retries run out. (NIO's default is 128.)
+            .serverChannelOption(.backlog, value: Self.acceptBacklog)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
