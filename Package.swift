@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "DHT", targets: ["DHT"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Swarm", targets: ["Swarm"]),
+        .library(name: "Search", targets: ["Search"]),
         .library(name: "PeerKit", targets: ["PeerKit"]),
         .library(name: "PeerServer", targets: ["PeerServer"]),
         .library(name: "PeerSimulation", targets: ["PeerSimulation"]),
@@ -102,9 +103,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Search",
+            dependencies: ["PeerBase", "Bencode", "Metainfo", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "PeerKit",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT",
+                "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -177,6 +183,11 @@ let package = Package(
                 "DHT", "PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SearchTests",
+            dependencies: ["Search", "Metainfo", "PeerBase", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(name: "PeerSimulationTests", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),

@@ -1,0 +1,124 @@
+import Foundation
+import Metainfo
+import PeerBase
+
+/// Where the node learned of a torrent. A row keeps every source it was seen from.
+public struct IndexSource: OptionSet, Sendable, Hashable, Codable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// Created or shared by this node.
+    public static let own = IndexSource(rawValue: 1 << 0)
+    /// Added to this node by its user (a .torrent or a magnet link whose metadata arrived).
+    public static let added = IndexSource(rawValue: 1 << 1)
+    /// Metadata fetched for an info-hash seen on the DHT.
+    public static let dht = IndexSource(rawValue: 1 << 2)
+    /// A hit from a search neighbour.
+    public static let peer = IndexSource(rawValue: 1 << 3)
+    /// A hit from an index node.
+    public static let indexNode = IndexSource(rawValue: 1 << 4)
+    /// An item of a subscribed channel.
+    public static let channel = IndexSource(rawValue: 1 << 5)
+
+    static let names: [(IndexSource, String)] = [
+        (.own, "own"), (.added, "added"), (.dht, "dht"), (.peer, "peer"), (.indexNode, "index"),
+        (.channel, "channel"),
+    ]
+
+    /// The sources by name, for JSON and the terminal.
+    public var names: [String] { Self.names.filter { self.contains($0.0) }.map(\.1) }
+
+    public init(names: [String]) {
+        self = Self.names.reduce(into: []) { set, pair in if names.contains(pair.1) { set.insert(pair.0) } }
+    }
+}
+
+/// What the index keeps of one torrent.
+public struct IndexEntry: Sendable, Hashable {
+    /// The torrent's identifier: its v1 info-hash (20 bytes) when it has one, else its v2 hash (32 bytes).
+    public var infoHash: [UInt8]
+    public var name: String
+    /// Bytes of payload (padding files excluded).
+    public var size: Int64
+    public var fileCount: Int
+    /// The first few file paths (`IndexEntry.maxPaths`), `/`-joined; searched beside the name.
+    public var paths: [String]
+    public var source: IndexSource
+    public var seeders: Int?
+    public var leechers: Int?
+    /// The metadata was checked against the info-hash (fetched, created or added here), not only claimed.
+    public var verified: Bool
+    /// Never evicted: the node's own torrents and those its user added.
+    public var pinned: Bool
+    public var seenAt: Date
+
+    /// File paths kept per torrent, and characters kept of each.
+    public static let maxPaths = 20
+    public static let maxPathLength = 200
+    /// Characters kept of a name.
+    public static let maxNameLength = 400
+
+    public init(
+        infoHash: [UInt8], name: String, size: Int64, fileCount: Int, paths: [String] = [], source: IndexSource,
+        seeders: Int? = nil, leechers: Int? = nil, verified: Bool, pinned: Bool = false, seenAt: Date = Date()
+    ) {
+        self.infoHash = infoHash
+        self.name = name
+        self.size = size
+        self.fileCount = fileCount
+        self.paths = paths
+        self.source = source
+        self.seeders = seeders
+        self.leechers = leechers
+        self.verified = verified
+        self.pinned = pinned
+        self.seenAt = seenAt
+    }
+
+    /// A torrent whose info dictionary the node holds: verified by construction.
+    public init(metainfo t: TorrentMetainfo, source: IndexSource, pinned: Bool, seenAt: Date = Date()) {
+        let files = t.files.filter { !$0.isPadding }
+        self.init(
+            infoHash: t.infoHashes.v1?.bytes ?? t.infoHashes.v2!.bytes, name: t.name, size: t.totalLength,
+            fileCount: files.count, paths: t.isMultiFile ? files.prefix(Self.maxPaths).map(\.displayPath) : [],
+            source: source, verified: true, pinned: pinned, seenAt: seenAt)
+    }
+
+    /// The entry as stored: NFC text (so decomposed accents index like composed ones), bounded lengths.
+    var normalized: IndexEntry {
+        var e = self
+        e.name = String(self.name.precomposedStringWithCanonicalMapping.prefix(Self.maxNameLength))
+        e.paths = self.paths.prefix(Self.maxPaths).map {
+            String($0.precomposedStringWithCanonicalMapping.prefix(Self.maxPathLength))
+        }
+        e.size = max(0, self.size)
+        e.fileCount = max(0, self.fileCount)
+        return e
+    }
+}
+
+/// One search result.
+public struct SearchHit: Sendable, Hashable, Codable {
+    /// The v1 info-hash in hex (40 digits), or the v2 hash (64) for a v2-only torrent.
+    public var infoHash: String
+    public var name: String
+    public var size: Int64
+    public var files: Int
+    public var paths: [String]
+    public var seeders: Int?
+    public var leechers: Int?
+    /// Where it was seen: "own", "added", "dht", "peer", "index", "channel".
+    public var sources: [String]
+    public var verified: Bool
+    public var firstSeen: Date
+    public var lastSeen: Date
+    /// The rank's score, higher first (relevance, then health and freshness); comparable within one search.
+    public var score: Double
+
+    /// A magnet link with the hash and name.
+    public var magnet: String {
+        let xt = self.infoHash.count == 64 ? "urn:btmh:1220\(self.infoHash)" : "urn:btih:\(self.infoHash)"
+        let dn = self.name.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed.subtracting(["&", "=", "+"]))
+        return "magnet:?xt=\(xt)" + (dn.map { "&dn=\($0)" } ?? "")
+    }
+}
