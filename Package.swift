@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "PeerSimulation", targets: ["PeerSimulation"]),
         .executable(name: "peer", targets: ["peer"]),
         .executable(name: "peer-sim", targets: ["peer-sim"]),
+        .executable(name: "peer-bench", targets: ["peer-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -84,6 +85,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "peer-sim", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),
+        .executableTarget(name: "peer-bench", dependencies: ["Search", "PeerBase"], swiftSettings: strict),
         .target(
             name: "Storage",
             dependencies: [

@@ -87,13 +87,19 @@ public struct IndexEntry: Sendable, Hashable {
     /// The entry as stored: NFC text (so decomposed accents index like composed ones), bounded lengths.
     var normalized: IndexEntry {
         var e = self
-        e.name = String(self.name.precomposedStringWithCanonicalMapping.prefix(Self.maxNameLength))
-        e.paths = self.paths.prefix(Self.maxPaths).map {
-            String($0.precomposedStringWithCanonicalMapping.prefix(Self.maxPathLength))
-        }
+        e.name = Self.nfc(self.name, Self.maxNameLength)
+        e.paths = self.paths.prefix(Self.maxPaths).map { Self.nfc($0, Self.maxPathLength) }
         e.size = max(0, self.size)
         e.fileCount = max(0, self.fileCount)
         return e
+    }
+}
+
+extension IndexEntry {
+    /// NFC, at most `limit` characters; ASCII (most names) is already both.
+    static func nfc(_ text: String, _ limit: Int) -> String {
+        if text.utf8.count <= limit, text.utf8.allSatisfy({ $0 < 0x80 }) { return text }
+        return String(text.precomposedStringWithCanonicalMapping.prefix(limit))
     }
 }
 
