@@ -128,7 +128,7 @@ let package = Package(
         .target(
             name: "PeerServer",
             dependencies: [
-                "PeerKit", "PeerBase", "Metainfo", "Bencode", "DHT",
+                "PeerKit", "PeerBase", "Metainfo", "Bencode", "DHT", "Search",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // The server's own channel handlers (Connections.swift) sit between these two.
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -145,7 +145,7 @@ let package = Package(
         .executableTarget(
             name: "peer",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerKit", "PeerServer", "Storage", "DHT",
+                "PeerBase", "Bencode", "Metainfo", "PeerKit", "PeerServer", "Storage", "DHT", "Search",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -223,7 +223,7 @@ let package = Package(
         .testTarget(
             name: "PeerServerTests",
             dependencies: [
-                "PeerServer", "PeerKit", "Metainfo", "PeerBase", "DHT", "Bencode",
+                "PeerServer", "PeerKit", "Metainfo", "PeerBase", "DHT", "Bencode", "Search",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

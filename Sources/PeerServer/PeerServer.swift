@@ -12,6 +12,7 @@ public enum PeerServer {
         router.add(middleware: GuardMiddleware(auth: auth))
         Self.addAPI(to: router, session: session, auth: auth)
         Self.addDHT(to: router, session: session)
+        Self.addSearch(to: router, session: session)
         router.get("/") { _, _ in Assets.page("index.html") }
         router.get(":file") { _, context -> Response in
             let name = try context.parameters.require("file")

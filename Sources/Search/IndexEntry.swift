@@ -121,6 +121,61 @@ public struct SearchHit: Sendable, Hashable, Codable {
     /// The rank's score, higher first (relevance, then health and freshness); comparable within one search.
     public var score: Double
 
+    enum CodingKeys: String, CodingKey {
+        case name, size, files, paths, seeders, leechers, sources, verified, score, magnet
+        case infoHash = "info_hash"
+        case firstSeen = "first_seen"
+        case lastSeen = "last_seen"
+    }
+
+    public init(
+        infoHash: String, name: String, size: Int64, files: Int, paths: [String], seeders: Int? = nil,
+        leechers: Int? = nil, sources: [String], verified: Bool, firstSeen: Date, lastSeen: Date, score: Double
+    ) {
+        self.infoHash = infoHash
+        self.name = name
+        self.size = size
+        self.files = files
+        self.paths = paths
+        self.seeders = seeders
+        self.leechers = leechers
+        self.sources = sources
+        self.verified = verified
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.score = score
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            infoHash: try c.decode(String.self, forKey: .infoHash), name: try c.decode(String.self, forKey: .name),
+            size: try c.decode(Int64.self, forKey: .size), files: try c.decode(Int.self, forKey: .files),
+            paths: try c.decode([String].self, forKey: .paths), seeders: try c.decodeIfPresent(Int.self, forKey: .seeders),
+            leechers: try c.decodeIfPresent(Int.self, forKey: .leechers),
+            sources: try c.decode([String].self, forKey: .sources), verified: try c.decode(Bool.self, forKey: .verified),
+            firstSeen: try c.decode(Date.self, forKey: .firstSeen), lastSeen: try c.decode(Date.self, forKey: .lastSeen),
+            score: try c.decode(Double.self, forKey: .score))
+    }
+
+    /// Every field, and the magnet link, so a client adds a hit as it is.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.infoHash, forKey: .infoHash)
+        try c.encode(self.name, forKey: .name)
+        try c.encode(self.size, forKey: .size)
+        try c.encode(self.files, forKey: .files)
+        try c.encode(self.paths, forKey: .paths)
+        try c.encodeIfPresent(self.seeders, forKey: .seeders)
+        try c.encodeIfPresent(self.leechers, forKey: .leechers)
+        try c.encode(self.sources, forKey: .sources)
+        try c.encode(self.verified, forKey: .verified)
+        try c.encode(self.firstSeen, forKey: .firstSeen)
+        try c.encode(self.lastSeen, forKey: .lastSeen)
+        try c.encode(self.score, forKey: .score)
+        try c.encode(self.magnet, forKey: .magnet)
+    }
+
     /// A magnet link with the hash and name.
     public var magnet: String {
         let xt = self.infoHash.count == 64 ? "urn:btmh:1220\(self.infoHash)" : "urn:btih:\(self.infoHash)"

@@ -38,6 +38,12 @@ public final class SearchIndex: Sendable {
         /// The database and its write-ahead log on disk; nil in memory.
         public var bytesOnDisk: Int64?
         public var maxRows: Int
+
+        enum CodingKeys: String, CodingKey {
+            case rows, sources, verified, pinned
+            case bytesOnDisk = "bytes_on_disk"
+            case maxRows = "max_rows"
+        }
     }
 
     public let configuration: Configuration

@@ -14,6 +14,7 @@ struct PeerCommand: AsyncParsableCommand {
               peer share holiday.torrent --data ~/Videos        seed it
               peer get holiday.torrent -o ~/Downloads --peer 192.0.2.10:6881
               peer scrape holiday.torrent             seeders, completed and leechers from each tracker
+              peer search big buck bunny              find torrents by keyword in the node's index
 
             With a daemon running (peer serve), these talk to it through its HTTP API:
               peer add 'magnet:?xt=urn:btih:…'        add a magnet link, a URL or a .torrent file
@@ -29,7 +30,10 @@ struct PeerCommand: AsyncParsableCommand {
               PEER_HOME       the state folder when --state is not given
             """,
         version: PeerVersion.current,
-        subcommands: [Create.self, Info.self, Get.self, Share.self, Serve.self, Scrape.self, DHTCommand.self],
+        subcommands: [
+            Create.self, Info.self, Get.self, Share.self, Serve.self, Scrape.self, DHTCommand.self, SearchCommand.self,
+            IndexCommand.self,
+        ],
         groupedSubcommands: [CommandGroup(name: "Daemon client", subcommands: Client.commands)]
     )
 }

@@ -2,6 +2,7 @@
 // `peer dht` call, and what a program that drives a daemon can use. It reads PeerKit's own model types.
 import AsyncHTTPClient
 import Foundation
+import Search
 import NIOCore
 
 /// Calls a daemon's API with its token and decodes the answers as PeerKit's models (`TorrentStatus`,
@@ -130,6 +131,16 @@ public struct DaemonClient: Sendable {
     /// `GET /api/session`: figures over the whole session.
     public func stats() async throws(DaemonClientError) -> Answer<SessionStats> {
         Answer(bytes: try await self.send(.GET, "/api/session"))
+    }
+
+    /// `GET /api/search`: the daemon's index, best first.
+    public func search(_ text: String, limit: Int) async throws(DaemonClientError) -> Answer<SearchResults> {
+        Answer(bytes: try await self.send(.GET, "/api/search?q=\(Self.escape(text))&limit=\(limit)"))
+    }
+
+    /// `GET /api/index`: what the daemon's index holds.
+    public func indexStatistics() async throws(DaemonClientError) -> Answer<SearchIndex.Statistics> {
+        Answer(bytes: try await self.send(.GET, "/api/index"))
     }
 
     /// The full id of the torrent that `text` names: a whole id is taken as it is, a shorter prefix is looked up.

@@ -5,6 +5,7 @@ import Foundation
 import Metainfo
 import NIOCore
 import PeerBase
+import Search
 import Storage
 import SystemPackage
 
@@ -52,6 +53,8 @@ public actor Session {
     public let configuration: Configuration
     public nonisolated let node: PeerNode
     let store: SessionStore
+    /// The keyword index (`STATE/index.sqlite`): every torrent the node knows, found by the words of its name.
+    public nonisolated let index: SearchIndex
     public private(set) var listenPort = 0
     var dht: DHTService?
     private var torrents: [String: Managed] = [:]
@@ -71,6 +74,9 @@ public actor Session {
         self.configuration = configuration
         try FileManager.default.createDirectory(atPath: configuration.stateDirectory, withIntermediateDirectories: true)
         self.store = try SessionStore(path: configuration.stateDirectory + "/peer.sqlite")
+        // Its own file: it grows to millions of rows, and its batched writes never wait on the torrents' table.
+        try SessionStore.restrictMode(configuration.stateDirectory + "/index.sqlite")
+        self.index = try SearchIndex(path: configuration.stateDirectory + "/index.sqlite")
         var settings = SessionSettings(downloadDir: configuration.downloadDirectory)
         if let data = try? self.store.setting("settings"),
             var saved = try? JSONDecoder().decode(SessionSettings.self, from: data)
@@ -122,6 +128,7 @@ public actor Session {
             self.torrents[record.id] = m
             if let alias = record.alias { self.aliases[alias] = record.id }
         }
+        self.indexTorrents(self.torrents.values.compactMap(\.metainfo))
         self.rebalance()
         self.ticker = Task { [weak self] in
             while !Task.isCancelled {
@@ -136,6 +143,7 @@ public actor Session {
         self.ticker?.cancel()
         for m in self.torrents.values { await self.deactivate(m) }
         self.saveCounters()
+        try? self.index.flush()
         if let dht = self.dht {
             let nodes = await dht.knownNodes()
             if !nodes.isEmpty {
@@ -228,10 +236,42 @@ public actor Session {
         for w in metainfo?.warnings ?? [] { self.log("\(name): \(w.message)") }
         self.torrents[id] = m
         if let alias { self.aliases[alias] = id }
+        if let metainfo { self.indexTorrents([metainfo]) }
         self.rebalance()
         let status = self.status(m)
         self.emit(.added(status))
         return status
+    }
+
+    // MARK: search
+
+    /// The torrents the session holds go into the index, pinned, as verified: their info dictionaries are here.
+    private func indexTorrents(_ list: [TorrentMetainfo]) {
+        self.index.add(list.map { IndexEntry(metainfo: $0, source: .added, pinned: true) })
+    }
+
+    static func indexKey(_ t: TorrentMetainfo) -> [UInt8] { t.infoHashes.v1?.bytes ?? t.infoHashes.v2!.bytes }
+
+    /// The best `limit` torrents of the index for `text`, best first.
+    public func search(_ text: String, limit: Int = 50) throws(SessionError) -> SearchResults {
+        let query: SearchQuery
+        do { query = try SearchQuery(text) } catch { throw .badRequest(error.description) }
+        let start = ContinuousClock.now
+        do {
+            let hits = try self.index.search(query, limit: limit)
+            let took = ContinuousClock.now - start
+            return SearchResults(query: text, terms: query.terms, hits: hits,
+                milliseconds: Double(took.components.attoseconds) / 1e15 + Double(took.components.seconds) * 1000)
+        } catch {
+            throw .database(action: "search the index", reason: "\(error)")
+        }
+    }
+
+    /// What the index holds.
+    public func indexStatistics() throws(SessionError) -> SearchIndex.Statistics {
+        do { return try self.index.statistics() } catch {
+            throw .database(action: "read the index", reason: "\(error)")
+        }
     }
 
     /// A .torrent file (an upload or a URL's body) of at most this many bytes.
@@ -247,6 +287,8 @@ public actor Session {
             throw .database(action: "forget the torrent", reason: "\(error)")
         }
         if deleteData, let t = m.metainfo { Self.deleteFiles(of: t, in: m.record.savePath) }
+        // It stays findable (the node knew it) until evicted like any other row.
+        if let t = m.metainfo { try? self.index.unpin(infoHash: Self.indexKey(t)) }
         self.emit(.removed(id: m.record.id))
         self.rebalance()
     }
@@ -654,6 +696,7 @@ public actor Session {
             m.record.metainfo = Data(bytes)
             m.record.name = t.name
             try self.persist(m)
+            self.indexTorrents([t])
             self.log("\(t.name): got the metadata (\(info.count) bytes)")
             self.startEngine(m, t, generation: generation)
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import Search
 import Metainfo
 import Storage
 
@@ -316,6 +317,24 @@ public struct TorrentUpdate: Sendable {
 
 /// Why a session call failed, or why a torrent stopped (its `error`). Lower errors come along as they were
 /// thrown; the API maps each case to an HTTP status in one place (PeerServer's `APIError`).
+/// A search's answer: `GET /api/search`, `peer search`.
+public struct SearchResults: Sendable, Codable, Equatable {
+    /// The query as typed, and the words searched for.
+    public var query: String
+    public var terms: [String]
+    /// Best first.
+    public var hits: [SearchHit]
+    /// How long the index took.
+    public var milliseconds: Double
+
+    public init(query: String, terms: [String], hits: [SearchHit], milliseconds: Double) {
+        self.query = query
+        self.terms = terms
+        self.hits = hits
+        self.milliseconds = milliseconds
+    }
+}
+
 public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Where a torrent's metadata came from when it did not parse.
     public enum MetadataSource: Sendable, Equatable {

@@ -1,0 +1,145 @@
+// `peer search` and `peer index`: the node's keyword index, through the daemon when one runs, else read
+// straight from STATE/index.sqlite.
+import ArgumentParser
+import Foundation
+import PeerBase
+import PeerKit
+import Search
+
+struct SearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Find torrents by the words of their names and file paths.",
+        discussion: """
+            Searches the node's index: every torrent the daemon holds or has seen. Words are matched whole, \
+            with case and accents folded (amelie finds Amélie); punctuation separates words (Big.Buck.Bunny is \
+            three); every word must be there. Operators and quotes are words too: nothing is special syntax. \
+            Results are ranked by how well the name matches, then seeders and freshness; VERIFIED says the \
+            node checked the torrent's metadata itself rather than taking another node's word for it.
+
+            With a daemon running it is asked; without one, its state folder's index is read directly.
+
+            Examples:
+              peer search big buck bunny
+              peer search ubuntu 24.04 --limit 5
+              peer search amelie --json | jq -r '.hits[0].magnet' | xargs peer add
+            """)
+
+    @Argument(help: "The words to look for.")
+    var words: [String]
+
+    @Option(help: "At most this many results (1 to 500).")
+    var limit = 20
+
+    @OptionGroup var daemon: DaemonOptions
+
+    func validate() throws {
+        guard !self.words.isEmpty else { throw ValidationError("give the words to search for") }
+        guard (1...500).contains(self.limit) else { throw ValidationError("--limit must be from 1 to 500") }
+    }
+
+    func run() async throws {
+        let text = self.words.joined(separator: " ")
+        let results: SearchResults
+        let bytes: [UInt8]
+        do {
+            (results, bytes) = try await Self.ask(text, limit: self.limit, state: self.daemon.state)
+        } catch let failure {
+            Terminal.error("search", String(describing: failure))
+            throw ExitCode(1)
+        }
+        if self.daemon.json { return print(JSONText.pretty(bytes)) }
+        if results.hits.isEmpty { return print("nothing found for \(results.terms.joined(separator: " "))") }
+        var rows = [["#", "NAME", "SIZE", "SEEDS", "SOURCE", "VERIFIED", "HASH"]]
+        for (i, h) in results.hits.enumerated() {
+            rows.append([
+                String(i + 1), Format.truncate(h.name, 50), ByteCount.format(h.size), h.seeders.map(String.init) ?? "?",
+                h.sources.joined(separator: ","), h.verified ? "yes" : "claim", String(h.infoHash.prefix(8)),
+            ])
+        }
+        print(Format.table(rows, rightAligned: [0, 2, 3]))
+        print("\(results.hits.count) found in \(ByteCount.fixed(results.milliseconds, 1)) ms; "
+            + "add one with: peer add '\(results.hits[0].magnet)'")
+    }
+
+    /// The daemon's answer, or the index file's when no daemon runs on the state folder.
+    static func ask(_ text: String, limit: Int, state: String?) async throws -> (SearchResults, [UInt8]) {
+        do {
+            let endpoint = try Daemon.endpoint(state)
+            return try await DaemonClient.with(endpoint) { client in
+                let answer = try await client.search(text, limit: limit)
+                return (try answer.decode(), answer.bytes)
+            }
+        } catch let e as DaemonClientError where Self.noDaemon(e) {
+            let results = try Self.local(text, limit: limit, state: state)
+            return (results, Array(try APIJSON.encoder.encode(results)))
+        }
+    }
+
+    static func noDaemon(_ e: DaemonClientError) -> Bool {
+        switch e {
+        case .noDaemon, .connectionRefused: true
+        default: false
+        }
+    }
+
+    static func local(_ text: String, limit: Int, state: String?) throws -> SearchResults {
+        let path = stateDirectory(state) + "/index.sqlite"
+        guard let index = try SearchIndex.openReadOnly(path: path) else {
+            throw CommandFailure("no daemon runs and there is no index at \(path) yet: start one with `peer serve`")
+        }
+        let query: SearchQuery
+        do { query = try SearchQuery(text) } catch { throw CommandFailure(error.description) }
+        let start = ContinuousClock.now
+        let hits = try index.search(query, limit: limit)
+        let took = ContinuousClock.now - start
+        return SearchResults(query: text, terms: query.terms, hits: hits,
+            milliseconds: Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15)
+    }
+}
+
+struct IndexCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "index",
+        abstract: "What the node's keyword index holds: rows, their sources, and its size on disk.",
+        discussion: """
+            Examples:
+              peer index
+              peer index --json | jq .rows
+            """)
+
+    @OptionGroup var daemon: DaemonOptions
+
+    func run() async throws {
+        let stats: SearchIndex.Statistics
+        let bytes: [UInt8]
+        do {
+            do {
+                let endpoint = try Daemon.endpoint(self.daemon.state)
+                (stats, bytes) = try await DaemonClient.with(endpoint) { client in
+                    let answer = try await client.indexStatistics()
+                    return (try answer.decode(), answer.bytes)
+                }
+            } catch let e as DaemonClientError where SearchCommand.noDaemon(e) {
+                let path = stateDirectory(self.daemon.state) + "/index.sqlite"
+                guard let index = try SearchIndex.openReadOnly(path: path) else {
+                    throw CommandFailure("no daemon runs and there is no index at \(path) yet: start one with `peer serve`")
+                }
+                stats = try index.statistics()
+                bytes = Array(try APIJSON.encoder.encode(stats))
+            }
+        } catch let failure {
+            Terminal.error("index", String(describing: failure))
+            throw ExitCode(1)
+        }
+        if self.daemon.json { return print(JSONText.pretty(bytes)) }
+        print("rows:         \(stats.rows) (at most \(stats.maxRows))")
+        print("verified:     \(stats.verified)")
+        print("pinned:       \(stats.pinned) (the daemon's own torrents, never evicted)")
+        let sources = stats.sources.filter { $0.value > 0 }.sorted { $0.value > $1.value }
+        print("sources:      " + (sources.isEmpty ? "none" : sources.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
+        if let b = stats.bytesOnDisk {
+            print("on disk:      \(ByteCount.format(b))" + (stats.rows > 0 ? " (\(b / Int64(stats.rows)) bytes a torrent)" : ""))
+        }
+    }
+}
