@@ -106,7 +106,11 @@ let package = Package(
         ),
         .target(
             name: "Search",
-            dependencies: ["PeerBase", "Bencode", "Metainfo", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "PeerBase", "Bencode", "Metainfo", .product(name: "GRDB", package: "GRDB.swift"),
+                // SHA-1 and SHA-256: a hit's info dictionary checked against its info-hash.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .target(
