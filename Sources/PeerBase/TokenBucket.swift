@@ -48,6 +48,9 @@ public struct TokenBucket: Equatable, Sendable {
 
 extension Duration {
     /// The duration in seconds as a floating-point number.
+    /// The duration in milliseconds, as a floating-point number (latencies in reports).
+    public var milliseconds: Double { self.seconds * 1000 }
+
     public var seconds: Double {
         let (s, atto) = self.components
         return Double(s) + Double(atto) * 1e-18

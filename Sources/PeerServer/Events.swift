@@ -46,6 +46,7 @@ extension PeerServer {
         case .completed(let s): Self.event("completed", s)
         case .removed(let id): Self.event("removed", ["id": id])
         case .error(let id, let message): Self.event("error", ["id": id, "message": message])
+        case .search(let report): Self.event("search", report)
         }
     }
 

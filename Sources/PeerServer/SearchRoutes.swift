@@ -15,7 +15,11 @@ extension PeerServer {
                 }
                 limit = n
             }
-            return try JSON.response(try await session.search(text, limit: limit))
+            let remote = q.get("remote").map { Self.truthy($0) } ?? false
+            return try JSON.response(try await session.search(text, limit: limit, remote: remote))
+        }
+        router.get("api/search/:id") { _, context in
+            try JSON.response(try await session.remoteSearch(context.parameters.require("id")))
         }
         router.get("api/index") { _, _ in try JSON.response(try await session.indexStatistics()) }
     }

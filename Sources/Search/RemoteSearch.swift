@@ -29,6 +29,9 @@ public struct QueryFanout<Key: Hashable & Sendable>: Sendable {
     private var wave: Int
     private var nextWiden: Instant
     private var results: Set<[UInt8]> = []
+    /// Neighbours that said busy, with when to ask them again (once each).
+    private var retries: [(key: Key, at: Instant)] = []
+    private var retried: Set<Key> = []
     public private(set) var asked = 0
     public private(set) var answered = 0
     public private(set) var refused = 0
@@ -48,15 +51,18 @@ public struct QueryFanout<Key: Hashable & Sendable>: Sendable {
     /// The neighbours to ask now.
     public mutating func poll(at now: Instant) -> [Key] {
         self.checkStop(at: now)
-        guard self.stopped == nil, !self.waiting.isEmpty else { return [] }
-        guard now >= self.nextWiden || self.pending.isEmpty else { return [] }
+        guard self.stopped == nil else { return [] }
+        let due = self.retries.filter { $0.at <= now }.map(\.key)
+        self.retries.removeAll { $0.at <= now }
+        self.pending.formUnion(due)
+        guard !self.waiting.isEmpty, now >= self.nextWiden || self.pending.isEmpty else { return due }
         let ask = Array(self.waiting.prefix(min(self.wave, self.configuration.maxResponders - self.asked)))
         self.waiting.removeFirst(ask.count)
         self.pending.formUnion(ask)
         self.asked += ask.count
         self.wave *= 2
         self.nextWiden = now + self.configuration.widenEvery
-        return ask
+        return due + ask
     }
 
     /// `key` answered with these info-hashes.
@@ -67,18 +73,29 @@ public struct QueryFanout<Key: Hashable & Sendable>: Sendable {
         self.checkStop(at: now)
     }
 
-    /// `key` said busy, or went away before answering.
+    /// `key` went away before answering.
     public mutating func refused(_ key: Key, at now: Instant) {
         guard self.pending.remove(key) != nil else { return }
         self.refused += 1
         self.checkStop(at: now)
     }
 
+    /// `key` said busy: it is asked once more `after` from now, if the search still runs then.
+    public mutating func busy(_ key: Key, after: Duration, at now: Instant) {
+        guard self.pending.contains(key) else { return }
+        guard self.retried.insert(key).inserted, now + after < self.started + self.configuration.timeout else {
+            return self.refused(key, at: now)
+        }
+        self.pending.remove(key)
+        self.retries.append((key, now + after))
+    }
+
     /// When `poll` has something new to say: the next wave or the time-out.
     public var deadline: Instant? {
         guard self.stopped == nil else { return nil }
         let timeout = self.started + self.configuration.timeout
-        return self.waiting.isEmpty ? timeout : min(self.nextWiden, timeout)
+        let retry = self.retries.map(\.at).min() ?? timeout
+        return min(retry, self.waiting.isEmpty ? timeout : min(self.nextWiden, timeout))
     }
 
     private mutating func checkStop(at now: Instant) {
@@ -89,7 +106,9 @@ public struct QueryFanout<Key: Hashable & Sendable>: Sendable {
             self.stopped = .enoughResponders
         } else if now >= self.started + self.configuration.timeout {
             self.stopped = .timeout
-        } else if self.pending.isEmpty && (self.waiting.isEmpty || self.asked >= self.configuration.maxResponders) {
+        } else if self.pending.isEmpty && self.retries.isEmpty
+            && (self.waiting.isEmpty || self.asked >= self.configuration.maxResponders)
+        {
             self.stopped = .exhausted
         }
     }

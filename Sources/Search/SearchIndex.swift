@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import GRDB
 import PeerBase
@@ -134,10 +135,10 @@ public final class SearchIndex: Sendable {
         if full {
             try? self.flush()
         } else if schedule {
+            // On a dispatch queue, not a task: a busy cooperative pool must not hold back the commit.
             let delay = self.configuration.flushDelay
-            Task.detached { [weak self] in
-                try? await Task.sleep(for: delay)
-                try? self?.flush()
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(delay.seconds * 1e9))) {
+                [weak self] in try? self?.flush()
             }
         }
     }
@@ -223,8 +224,11 @@ public final class SearchIndex: Sendable {
 
     // MARK: reading
 
-    /// The best `limit` matches for `query`, best first, from the newest `candidates` rows that match.
-    public func search(_ query: SearchQuery, limit: Int = 50, now: Date = Date()) throws -> [SearchHit] {
+    /// The best `limit` matches for `query`, best first, from the newest `candidates` rows that match; with
+    /// `pinnedOnly`, of the node's own torrents only (what it answers neighbours with).
+    public func search(_ query: SearchQuery, limit: Int = 50, pinnedOnly: Bool = false, now: Date = Date()) throws
+        -> [SearchHit]
+    {
         let limit = max(1, min(limit, 500))
         let candidates = max(limit, self.configuration.candidates)
         let relevance = Relevance(query.terms)
@@ -238,7 +242,8 @@ public final class SearchIndex: Sendable {
                 sql: """
                     SELECT item.id, item.name, item.paths, item.seeders, item.last_seen, item.verified
                     FROM item_fts JOIN item ON item.id = item_fts.rowid
-                    WHERE item_fts MATCH ? ORDER BY item_fts.rowid DESC LIMIT ?
+                    WHERE item_fts MATCH ?\(pinnedOnly ? " AND item.pinned = 1" : "")
+                    ORDER BY item_fts.rowid DESC LIMIT ?
                     """, arguments: [query.match, candidates])
             while let row = try cursor.next() {
                 let fit = try row.withUnsafeData(atIndex: 1) { name in

@@ -93,7 +93,7 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
     return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
 }
 
-func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+func ms(_ d: Duration) -> Double { d.milliseconds }
 
 var rng = SeededGenerator(seed: seed)
 let vocabulary = makeVocabulary(vocabularySize, rng: &rng)

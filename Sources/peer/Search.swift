@@ -31,6 +31,9 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "At most this many results (1 to 500).")
     var limit = 20
 
+    @Flag(help: "Also ask the daemon's search neighbours (other Peer nodes); waits for their answers, at most 30 s.")
+    var remote = false
+
     @OptionGroup var daemon: DaemonOptions
 
     func validate() throws {
@@ -40,6 +43,7 @@ struct SearchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let text = self.words.joined(separator: " ")
+        if self.remote { return try await self.runRemote(text) }
         let results: SearchResults
         let bytes: [UInt8]
         do {
@@ -60,6 +64,40 @@ struct SearchCommand: AsyncParsableCommand {
         print(Format.table(rows, rightAligned: [0, 2, 3]))
         print("\(results.hits.count) found in \(ByteCount.fixed(results.milliseconds, 1)) ms; "
             + "add one with: peer add '\(results.hits[0].magnet)'")
+    }
+
+    /// Local hits, then the neighbours' as they arrive and are checked; the last report decides.
+    func runRemote(_ text: String) async throws {
+        try await Daemon.run("search", self.daemon) { client in
+            let local = try await client.search(text, limit: self.limit, remote: true).decode()
+            guard let id = local.remote else { throw CommandFailure("the daemon started no remote search") }
+            var answer = try await client.remoteSearch(id)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try !answer.decode().done, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                answer = try await client.remoteSearch(id)
+            }
+            if self.daemon.json { return print(JSONText.pretty(answer.bytes)) }
+            let report = try answer.decode()
+            if !local.hits.isEmpty {
+                print("this node (\(local.hits.count)):")
+                let rows = local.hits.map { h in
+                    [Format.truncate(h.name, 50), ByteCount.format(h.size), h.sources.joined(separator: ","), String(h.infoHash.prefix(8))]
+                }
+                print(Format.table(rows, rightAligned: [1], indent: "  "))
+            }
+            print("neighbours (\(report.hits.count)):")
+            var rows = [["#", "NAME", "SIZE", "NODES", "CHECK", "HASH"]]
+            for (i, h) in report.hits.prefix(self.limit).enumerated() {
+                rows.append([String(i + 1), Format.truncate(h.name, 50), ByteCount.format(h.size), String(h.responders),
+                    h.check.rawValue, String(h.infoHash.prefix(8))])
+            }
+            print(Format.table(rows, rightAligned: [0, 2, 3], indent: "  "))
+            print("asked \(report.asked) of \(report.neighbours) neighbours, \(report.answered) answered, "
+                + "\(report.refused) busy or gone; \(ByteCount.format(Int64(report.bytesReceived))) received; "
+                + "\(report.failed) hits failed their check; stopped: \(report.stopped?.rawValue ?? "no")"
+                + (report.done ? "" : " (still running after 30 s)"))
+        }
     }
 
     /// The daemon's answer, or the index file's when no daemon runs on the state folder.
@@ -93,8 +131,35 @@ struct SearchCommand: AsyncParsableCommand {
         let start = ContinuousClock.now
         let hits = try index.search(query, limit: limit)
         let took = ContinuousClock.now - start
-        return SearchResults(query: text, terms: query.terms, hits: hits,
-            milliseconds: Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15)
+        return SearchResults(query: text, terms: query.terms, hits: hits, milliseconds: took.milliseconds)
+    }
+}
+
+/// `peer serve`'s options for search among peers.
+struct SearchOptions: ParsableArguments {
+    @Flag(name: .customLong("no-search"), help: "Do not join the search overlay: neither answer nor ask other nodes' searches.")
+    var noSearch = false
+
+    @Option(name: .customLong("search-peer"), help: ArgumentHelp(
+        "A search neighbour to connect to besides those the DHT names; repeatable.", valueName: "HOST:PORT"))
+    var searchPeers: [String] = []
+
+    @Option(name: .customLong("search-prefix-bits"), help: ArgumentHelp(
+        "Hits vouched for by more networks rank higher; a network is this many leading bits of an IPv4 address "
+            + "(default 24; 32 counts every address, for tests on one loopback network).", valueName: "BITS"))
+    var prefixBits = 24
+
+    func validate() throws {
+        guard (8...32).contains(self.prefixBits) else { throw ValidationError("--search-prefix-bits must be from 8 to 32") }
+        for p in self.searchPeers where PeerNode.splitHostPort(p) == nil {
+            throw ValidationError("--search-peer \(p): expected HOST:PORT")
+        }
+    }
+
+    func apply(to config: inout Session.Configuration) {
+        config.search = !self.noSearch
+        config.searchNeighbours = self.searchPeers
+        config.searchOverlay.prefix = NetworkPrefix(v4Bits: self.prefixBits)
     }
 }
 

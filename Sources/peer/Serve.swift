@@ -50,6 +50,7 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var discovery: DiscoveryOptions
     @OptionGroup var encryption: EncryptionOption
+    @OptionGroup var search: SearchOptions
 
     func validate() throws {
         guard PeerNode.splitHostPort(self.api) != nil || self.api.hasSuffix(":0") else {
@@ -73,6 +74,7 @@ struct Serve: AsyncParsableCommand {
         config.localDiscovery = self.discovery.localDiscovery
         config.encryption = self.encryption.encryption
         config.log = { line in Terminal.stderr("\(line)\n") }
+        self.search.apply(to: &config)
         let session: Session
         let token: String
         do {

@@ -54,6 +54,21 @@ import Testing
         #expect(f.deadline == nil)
     }
 
+    @Test func aBusyNeighbourIsAskedOnceMore() {
+        var f = QueryFanout(neighbours: [1, 2], at: t0)
+        #expect(f.poll(at: t0) == [1, 2])
+        f.answered(1, infoHashes: [], at: t0 + .milliseconds(10))
+        f.busy(2, after: .seconds(1), at: t0 + .milliseconds(10))
+        #expect(f.stopped == nil)
+        #expect(f.deadline == t0 + .milliseconds(1010))
+        #expect(f.poll(at: t0 + .milliseconds(500)).isEmpty)
+        #expect(f.poll(at: t0 + .milliseconds(1010)) == [2])
+        // Busy again: not asked a third time.
+        f.busy(2, after: .seconds(1), at: t0 + .milliseconds(1020))
+        #expect(f.stopped == .exhausted)
+        #expect(f.refused == 1 && f.asked == 2)
+    }
+
     @Test func networkPrefixesGroupAddresses() {
         let p = NetworkPrefix()
         #expect(p.of("10.1.2.3") == p.of("10.1.2.200"))

@@ -134,8 +134,17 @@ public struct DaemonClient: Sendable {
     }
 
     /// `GET /api/search`: the daemon's index, best first.
-    public func search(_ text: String, limit: Int) async throws(DaemonClientError) -> Answer<SearchResults> {
-        Answer(bytes: try await self.send(.GET, "/api/search?q=\(Self.escape(text))&limit=\(limit)"))
+    /// With `remote`, also among the daemon's neighbours: follow `remote` with `remoteSearch`.
+    public func search(_ text: String, limit: Int, remote: Bool = false) async throws(DaemonClientError)
+        -> Answer<SearchResults>
+    {
+        Answer(bytes: try await self.send(.GET, "/api/search?q=\(Self.escape(text))&limit=\(limit)"
+            + (remote ? "&remote=1" : "")))
+    }
+
+    /// `GET /api/search/{id}`: a remote search's report as it stands.
+    public func remoteSearch(_ id: String) async throws(DaemonClientError) -> Answer<RemoteSearchReport> {
+        Answer(bytes: try await self.send(.GET, "/api/search/\(Self.escape(id))"))
     }
 
     /// `GET /api/index`: what the daemon's index holds.

@@ -139,6 +139,12 @@ public final class DHTService: @unchecked Sendable {
         }
     }
 
+    /// Looks a tracked hash up again now (and announces it again, if it announces).
+    public func refresh(infoHash: [UInt8]) {
+        guard let id = NodeID(bytes: infoHash) else { return }
+        self.eventLoop.execute { if self.joined { self.lookUp(id) } }
+    }
+
     /// Stops looking for (and announcing) `infoHash`.
     public func untrack(infoHash: [UInt8]) {
         guard let id = NodeID(bytes: infoHash) else { return }

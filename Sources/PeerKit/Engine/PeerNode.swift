@@ -442,6 +442,24 @@ public final class PeerNode: @unchecked Sendable {
         }
     }
 
+    /// Looks `host`'s first hash up on the DHT now and every 5 minutes, announcing it on `listenPort`; the
+    /// addresses found go to `onPeers` (which dials those it wants), not straight to the dialler.
+    func trackOnDHT(_ host: any PeerHost, listenPort: Int, onPeers: @escaping @Sendable ([String]) -> Void) {
+        guard let service = self.dht.withLock({ $0 }), let hash = host.handshakeHashes.first else { return }
+        service.track(infoHash: hash, announcePort: listenPort, onPeers: onPeers)
+    }
+
+    /// Takes connections for `host`'s hashes.
+    func register(_ host: any PeerHost) {
+        self.engines.withLock { for h in host.handshakeHashes { $0[h] = host } }
+    }
+
+    /// Looks `host`'s first hash up on the DHT now, besides the lookup every 5 minutes.
+    func refreshOnDHT(_ host: any PeerHost) {
+        guard let service = self.dht.withLock({ $0 }), let hash = host.handshakeHashes.first else { return }
+        service.refresh(infoHash: hash)
+    }
+
     public func trackOnDHT(_ engine: TorrentEngine, listenPort: Int) {
         self.trackOnDHT(engine as any PeerHost, listenPort: listenPort, announce: true)
     }

@@ -41,6 +41,12 @@ public actor Session {
         public var localDiscovery = true
         /// How message stream encryption is used.
         public var encryption = EncryptionMode.enabled
+        /// Join the search overlay: answer neighbours' searches from this node's torrents, and search theirs.
+        public var search = true
+        /// Search neighbours to dial besides those the DHT names ("host:port").
+        public var searchNeighbours: [String] = []
+        /// The overlay's limits, and the networks hits are counted by.
+        public var searchOverlay = SearchOverlay.Configuration()
         /// Lines worth logging (a torrent's errors, peers dropped).
         public var log: (@Sendable (String) -> Void)?
 
@@ -55,6 +61,11 @@ public actor Session {
     let store: SessionStore
     /// The keyword index (`STATE/index.sqlite`): every torrent the node knows, found by the words of its name.
     public nonisolated let index: SearchIndex
+    /// The node's place among search neighbours (nil with `search` off).
+    public private(set) var overlay: SearchOverlay?
+    /// Remote searches of the last while, newest last (at most `keptSearches`).
+    private var remoteSearches: [(id: String, report: RemoteSearchReport)] = []
+    static let keptSearches = 32
     public private(set) var listenPort = 0
     var dht: DHTService?
     private var torrents: [String: Managed] = [:]
@@ -127,6 +138,13 @@ public actor Session {
             }
             self.torrents[record.id] = m
             if let alias = record.alias { self.aliases[alias] = record.id }
+        }
+        if self.configuration.search {
+            let overlay = self.node.startSearchOverlay(index: self.index, listenPort: self.listenPort,
+                configuration: self.configuration.searchOverlay)
+            overlay.onLog = self.configuration.log
+            self.overlay = overlay
+            for address in self.configuration.searchNeighbours { self.node.dialSearchNeighbour(overlay, address) }
         }
         self.indexTorrents(self.torrents.values.compactMap(\.metainfo))
         self.rebalance()
@@ -248,23 +266,53 @@ public actor Session {
     /// The torrents the session holds go into the index, pinned, as verified: their info dictionaries are here.
     private func indexTorrents(_ list: [TorrentMetainfo]) {
         self.index.add(list.map { IndexEntry(metainfo: $0, source: .added, pinned: true) })
+        for t in list { self.overlay?.hold(t) }
     }
 
     static func indexKey(_ t: TorrentMetainfo) -> [UInt8] { t.infoHashes.v1?.bytes ?? t.infoHashes.v2!.bytes }
 
-    /// The best `limit` torrents of the index for `text`, best first.
-    public func search(_ text: String, limit: Int = 50) throws(SessionError) -> SearchResults {
+    /// The best `limit` torrents of the index for `text`, best first; with `remote`, also starts a search among
+    /// the node's neighbours, whose id the answer carries.
+    public func search(_ text: String, limit: Int = 50, remote: Bool = false) throws(SessionError) -> SearchResults {
         let query: SearchQuery
         do { query = try SearchQuery(text) } catch { throw .badRequest(error.description) }
         let start = ContinuousClock.now
-        do {
-            let hits = try self.index.search(query, limit: limit)
-            let took = ContinuousClock.now - start
-            return SearchResults(query: text, terms: query.terms, hits: hits,
-                milliseconds: Double(took.components.attoseconds) / 1e15 + Double(took.components.seconds) * 1000)
-        } catch {
+        let hits: [SearchHit]
+        do { hits = try self.index.search(query, limit: limit) } catch {
             throw .database(action: "search the index", reason: "\(error)")
         }
+        let took = ContinuousClock.now - start
+        var remoteID: String?
+        if remote {
+            guard let overlay = self.overlay else { throw .conflict("search among peers is off on this node") }
+            let id = overlay.search(query, text: text) { report in Task { await self.remoteUpdate(report) } }
+            remoteID = String(id, radix: 16)
+            self.remember(RemoteSearchReport(id: remoteID!, query: text, done: false, stopped: nil, neighbours: 0,
+                asked: 0, answered: 0, refused: 0, bytesReceived: 0, offTopic: 0, failed: 0, milliseconds: 0, hits: []))
+        }
+        return SearchResults(query: text, terms: query.terms, hits: hits,
+            milliseconds: took.milliseconds, remote: remoteID)
+    }
+
+    /// A remote search's report as it stands.
+    public func remoteSearch(_ id: String) throws(SessionError) -> RemoteSearchReport {
+        guard let r = self.remoteSearches.last(where: { $0.id == id.lowercased() })?.report else {
+            throw .badRequest("no remote search \(id) (the last \(Self.keptSearches) are kept)")
+        }
+        return r
+    }
+
+    private func remoteUpdate(_ report: RemoteSearchReport) {
+        // A late report of a search whose final one came already is dropped.
+        if let old = self.remoteSearches.last(where: { $0.id == report.id })?.report, old.done { return }
+        self.remember(report)
+        self.emit(.search(report))
+    }
+
+    private func remember(_ report: RemoteSearchReport) {
+        self.remoteSearches.removeAll { $0.id == report.id }
+        self.remoteSearches.append((report.id, report))
+        if self.remoteSearches.count > Self.keptSearches { self.remoteSearches.removeFirst() }
     }
 
     /// What the index holds.
@@ -288,7 +336,10 @@ public actor Session {
         }
         if deleteData, let t = m.metainfo { Self.deleteFiles(of: t, in: m.record.savePath) }
         // It stays findable (the node knew it) until evicted like any other row.
-        if let t = m.metainfo { try? self.index.unpin(infoHash: Self.indexKey(t)) }
+        if let t = m.metainfo {
+            try? self.index.unpin(infoHash: Self.indexKey(t))
+            self.overlay?.release(infoHash: Self.indexKey(t))
+        }
         self.emit(.removed(id: m.record.id))
         self.rebalance()
     }

@@ -280,6 +280,8 @@ public enum SessionEvent: Sendable {
     case completed(TorrentStatus)
     case removed(id: String)
     case error(id: String, message: String)
+    /// A remote search's progress: answers, checks, and at last `done`.
+    case search(RemoteSearchReport)
 }
 
 /// Where a torrent comes from.
@@ -326,12 +328,16 @@ public struct SearchResults: Sendable, Codable, Equatable {
     public var hits: [SearchHit]
     /// How long the index took.
     public var milliseconds: Double
+    /// The id of the search started among the node's neighbours (`remote=1`): its report is at
+    /// `GET /api/search/{id}`, and comes as `search` events.
+    public var remote: String?
 
-    public init(query: String, terms: [String], hits: [SearchHit], milliseconds: Double) {
+    public init(query: String, terms: [String], hits: [SearchHit], milliseconds: Double, remote: String? = nil) {
         self.query = query
         self.terms = terms
         self.hits = hits
         self.milliseconds = milliseconds
+        self.remote = remote
     }
 }
 
