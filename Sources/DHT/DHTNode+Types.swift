@@ -142,6 +142,9 @@ extension DHTNode {
         case peersFound(LookupID, infoHash: NodeID, peers: [DHTEndpoint])
         /// Another node announced a peer to us (stored in the peer store).
         case peerAnnounced(infoHash: NodeID, peer: DHTEndpoint)
+        /// Another node asked us for the peers of an info-hash (what a crawler may look into; the node answers
+        /// as always).
+        case infoHashAsked(NodeID)
         /// The nodes we ask agree on a new external address for us (BEP 42 `ip`). A node whose ID does not
         /// match it changes ID (`idChanged`) unless its ID was configured.
         case externalAddressChanged(DHTEndpoint.IP)

@@ -355,6 +355,7 @@ public struct DHTNode: Sendable {
         case .findNode(let target):
             self.reply(t, to: source, r, nodesNear: target, want: query.want, peersOf: nil)
         case .getPeers(let infoHash):
+            self.events.append(.infoHashAsked(infoHash))
             r.token = self.tokens.token(for: source.ip)
             self.reply(t, to: source, r, nodesNear: infoHash, want: query.want, peersOf: infoHash)
         case .announcePeer(let infoHash, let port, let implied, let token):

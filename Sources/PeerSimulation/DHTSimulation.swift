@@ -214,7 +214,7 @@ public struct DHTSimulation {
                 peers.contains(want)
             else { return }
             self.firstPeer[t.index] = self.now
-        case .peerAnnounced, .externalAddressChanged, .idChanged:
+        case .peerAnnounced, .infoHashAsked, .externalAddressChanged, .idChanged:
             break
         }
     }

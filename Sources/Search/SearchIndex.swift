@@ -4,6 +4,64 @@ import GRDB
 import PeerBase
 import Synchronization
 
+/// What the DHT harvester has done, and its budget (`peer index`, `GET /api/index`).
+public struct HarvestStatistics: Sendable, Codable, Equatable {
+    /// Info-hashes waiting for their metadata, remembered as done, and being fetched.
+    public var waiting: Int
+    public var known: Int
+    public var fetching: Int
+    public var samplesAsked: Int
+    public var lookups: Int
+    public var fetchesStarted: Int
+    public var fetched: Int
+    public var failed: Int
+    /// The most fetches at once, and at once from one address, since the start.
+    public var maxConcurrentFetches: Int
+    public var maxFetchesPerAddress: Int
+    /// The most crawler queries within any one second, and all of them.
+    public var maxQueriesPerSecond: Double
+    public var queriesCharged: Double
+    /// The budget.
+    public var queriesPerSecond: Double
+    public var concurrentFetches: Int
+    public var fetchTimeoutSeconds: Double
+
+    public init(
+        waiting: Int, known: Int, fetching: Int, samplesAsked: Int, lookups: Int, fetchesStarted: Int, fetched: Int,
+        failed: Int, maxConcurrentFetches: Int, maxFetchesPerAddress: Int, maxQueriesPerSecond: Double,
+        queriesCharged: Double, queriesPerSecond: Double, concurrentFetches: Int, fetchTimeoutSeconds: Double
+    ) {
+        self.waiting = waiting
+        self.known = known
+        self.fetching = fetching
+        self.samplesAsked = samplesAsked
+        self.lookups = lookups
+        self.fetchesStarted = fetchesStarted
+        self.fetched = fetched
+        self.failed = failed
+        self.maxConcurrentFetches = maxConcurrentFetches
+        self.maxFetchesPerAddress = maxFetchesPerAddress
+        self.maxQueriesPerSecond = maxQueriesPerSecond
+        self.queriesCharged = queriesCharged
+        self.queriesPerSecond = queriesPerSecond
+        self.concurrentFetches = concurrentFetches
+        self.fetchTimeoutSeconds = fetchTimeoutSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case waiting, known, fetching, lookups, fetched, failed
+        case samplesAsked = "samples_asked"
+        case fetchesStarted = "fetches_started"
+        case maxConcurrentFetches = "max_concurrent_fetches"
+        case maxFetchesPerAddress = "max_fetches_per_address"
+        case maxQueriesPerSecond = "max_queries_per_second"
+        case queriesCharged = "queries_charged"
+        case queriesPerSecond = "queries_per_second"
+        case concurrentFetches = "concurrent_fetches"
+        case fetchTimeoutSeconds = "fetch_timeout_seconds"
+    }
+}
+
 /// The node's keyword index of torrents: SQLite FTS5 over each torrent's name and first file paths.
 ///
 /// - **Words.** `unicode61` with diacritics folded: `Amélie.2001.1080p-[x]` is the words `amelie 2001 1080p x`.
@@ -39,9 +97,13 @@ public final class SearchIndex: Sendable {
         /// The database and its write-ahead log on disk; nil in memory.
         public var bytesOnDisk: Int64?
         public var maxRows: Int
+        /// Search neighbours connected (filled in by the node).
+        public var neighbours: Int?
+        /// The DHT harvester's figures, when it runs (filled in by the node).
+        public var harvest: HarvestStatistics?
 
         enum CodingKeys: String, CodingKey {
-            case rows, sources, verified, pinned
+            case rows, sources, verified, pinned, neighbours, harvest
             case bytesOnDisk = "bytes_on_disk"
             case maxRows = "max_rows"
         }
@@ -306,7 +368,7 @@ public final class SearchIndex: Sendable {
             }
         }
         return Statistics(rows: rows, sources: bits, verified: verified, pinned: pinned, bytesOnDisk: bytes,
-            maxRows: self.configuration.maxRows)
+            maxRows: self.configuration.maxRows, neighbours: nil, harvest: nil)
     }
 
     /// Folds the write-ahead log into the database (the benchmark's bytes on disk; a clean stop).

@@ -151,12 +151,26 @@ struct SearchOptions: ParsableArguments {
 
     func validate() throws {
         guard (8...32).contains(self.prefixBits) else { throw ValidationError("--search-prefix-bits must be from 8 to 32") }
+        guard self.harvestRate >= 1, self.harvestRate <= 1000 else { throw ValidationError("--harvest-rate must be from 1 to 1000") }
+        guard (1...64).contains(self.harvestFetches) else { throw ValidationError("--harvest-fetches must be from 1 to 64") }
         for p in self.searchPeers where PeerNode.splitHostPort(p) == nil {
             throw ValidationError("--search-peer \(p): expected HOST:PORT")
         }
     }
 
+    @Flag(help: "Fill the index from the DHT: info-hashes other nodes announce or ask about, and BEP 51 samples (each node only as often as it asks); their metadata is fetched and checked. Off unless given.")
+    var harvest = false
+
+    @Option(name: .customLong("harvest-rate"), help: ArgumentHelp("At most this many harvesting DHT queries a second.", valueName: "N"))
+    var harvestRate = 20.0
+
+    @Option(name: .customLong("harvest-fetches"), help: ArgumentHelp("At most this many metadata fetches at once (one per address).", valueName: "N"))
+    var harvestFetches = 4
+
     func apply(to config: inout Session.Configuration) {
+        config.harvest = self.harvest
+        config.harvestQueriesPerSecond = self.harvestRate
+        config.harvestConcurrentFetches = self.harvestFetches
         config.search = !self.noSearch
         config.searchNeighbours = self.searchPeers
         config.searchOverlay.prefix = NetworkPrefix(v4Bits: self.prefixBits)
@@ -205,6 +219,14 @@ struct IndexCommand: AsyncParsableCommand {
         print("sources:      " + (sources.isEmpty ? "none" : sources.map { "\($0.key) \($0.value)" }.joined(separator: ", ")))
         if let b = stats.bytesOnDisk {
             print("on disk:      \(ByteCount.format(b))" + (stats.rows > 0 ? " (\(b / Int64(stats.rows)) bytes a torrent)" : ""))
+        }
+        if let n = stats.neighbours { print("neighbours:   \(n) search neighbours connected") }
+        if let h = stats.harvest {
+            print("harvest:      \(h.fetched) fetched, \(h.failed) failed, \(h.fetching) fetching, \(h.waiting) waiting; "
+                + "\(h.samplesAsked) samples asked, \(h.lookups) lookups")
+            print("              at most \(ByteCount.fixed(h.maxQueriesPerSecond, 0)) queries in a second (budget "
+                + "\(ByteCount.fixed(h.queriesPerSecond, 0))), \(h.maxConcurrentFetches) fetches at once (budget "
+                + "\(h.concurrentFetches)), \(h.maxFetchesPerAddress) per address")
         }
     }
 }

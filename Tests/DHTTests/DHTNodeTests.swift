@@ -117,6 +117,8 @@ struct DHTNodeAnswerTests {
         #expect(try implied[0].message().response != nil)
         #expect(
             node.drainEvents() == [
+                // The get_peers that fetched the token: a crawler may look into what others ask about.
+                .infoHashAsked(ih),
                 .peerAnnounced(infoHash: ih, peer: v4(1, 2, 3, 4, port: 6881)),
                 .peerAnnounced(infoHash: ih, peer: v4(1, 2, 3, 4, port: 5555)),
             ])

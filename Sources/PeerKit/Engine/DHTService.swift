@@ -139,6 +139,15 @@ public final class DHTService: @unchecked Sendable {
         }
     }
 
+    /// Info-hashes other nodes ask about or announce (with the announcing peer), for the harvester; on the
+    /// DHT's loop. Set before or after start, from the loop.
+    public var onInfoHashSeen: (@Sendable ([UInt8], String?) -> Void)?
+
+    /// Sets `onInfoHashSeen` on the DHT's loop.
+    public func observeInfoHashes(_ body: @escaping @Sendable ([UInt8], String?) -> Void) {
+        self.eventLoop.execute { self.onInfoHashSeen = body }
+    }
+
     /// Looks a tracked hash up again now (and announces it again, if it announces).
     public func refresh(infoHash: [UInt8]) {
         guard let id = NodeID(bytes: infoHash) else { return }
@@ -269,7 +278,11 @@ public final class DHTService: @unchecked Sendable {
             }
         case .peersFound(_, let hash, let peers):
             self.deliver(peers, for: hash)
-        case .peerAnnounced, .externalAddressChanged, .idChanged:
+        case .peerAnnounced(let hash, let peer):
+            self.onInfoHashSeen?(hash.bytes, peer.hostPort)
+        case .infoHashAsked(let hash):
+            self.onInfoHashSeen?(hash.bytes, nil)
+        case .externalAddressChanged, .idChanged:
             break
         }
     }

@@ -526,6 +526,9 @@ public final class PeerNode: @unchecked Sendable {
     /// Where accepted connections are registered (the node's own loop).
     var incomingLoop: any EventLoop { self.loop }
 
+    /// A torrent, a metadata fetch or the search overlay takes connections for this hash already.
+    func hasHost(for infoHash: [UInt8]) -> Bool { self.engine(for: infoHash) != nil }
+
     fileprivate func engine(for infoHash: [UInt8]) -> (any PeerHost)? {
         self.engines.withLock { $0[infoHash] }
     }

@@ -47,6 +47,11 @@ public actor Session {
         public var searchNeighbours: [String] = []
         /// The overlay's limits, and the networks hits are counted by.
         public var searchOverlay = SearchOverlay.Configuration()
+        /// Fill the index from the DHT (`peer serve --harvest`), within `harvestBudget`. Off by default.
+        public var harvest = false
+        public var harvestQueriesPerSecond = 20.0
+        public var harvestConcurrentFetches = 4
+        public var harvestFetchTimeout = Duration.seconds(15)
         /// Lines worth logging (a torrent's errors, peers dropped).
         public var log: (@Sendable (String) -> Void)?
 
@@ -63,6 +68,7 @@ public actor Session {
     public nonisolated let index: SearchIndex
     /// The node's place among search neighbours (nil with `search` off).
     public private(set) var overlay: SearchOverlay?
+    private var harvester: Harvester?
     /// Remote searches of the last while, newest last (at most `keptSearches`).
     private var remoteSearches: [(id: String, report: RemoteSearchReport)] = []
     static let keptSearches = 32
@@ -146,6 +152,18 @@ public actor Session {
             self.overlay = overlay
             for address in self.configuration.searchNeighbours { self.node.dialSearchNeighbour(overlay, address) }
         }
+        if self.configuration.harvest, let dht = self.dht {
+            var budget = HarvestPlan.Budget()
+            budget.queriesPerSecond = max(1, self.configuration.harvestQueriesPerSecond)
+            budget.concurrentFetches = max(1, self.configuration.harvestConcurrentFetches)
+            budget.fetchTimeout = self.configuration.harvestFetchTimeout
+            let harvester = Harvester(dht: dht, node: self.node, index: self.index, listenPort: self.listenPort,
+                budget: budget, log: self.configuration.log)
+            await harvester.start()
+            self.harvester = harvester
+        } else if self.configuration.harvest {
+            self.log("harvesting needs the DHT, which is off")
+        }
         self.indexTorrents(self.torrents.values.compactMap(\.metainfo))
         self.rebalance()
         self.ticker = Task { [weak self] in
@@ -159,6 +177,7 @@ public actor Session {
     /// Saves everything and stops every torrent, the DHT and the node.
     public func shutdown() async {
         self.ticker?.cancel()
+        await self.harvester?.stop()
         for m in self.torrents.values { await self.deactivate(m) }
         self.saveCounters()
         try? self.index.flush()
@@ -316,10 +335,14 @@ public actor Session {
     }
 
     /// What the index holds.
-    public func indexStatistics() throws(SessionError) -> SearchIndex.Statistics {
-        do { return try self.index.statistics() } catch {
+    public func indexStatistics() async throws(SessionError) -> SearchIndex.Statistics {
+        var stats: SearchIndex.Statistics
+        do { stats = try self.index.statistics() } catch {
             throw .database(action: "read the index", reason: "\(error)")
         }
+        stats.neighbours = try? await self.overlay?.neighbourCount.get()
+        stats.harvest = await self.harvester?.statistics()
+        return stats
     }
 
     /// A .torrent file (an upload or a URL's body) of at most this many bytes.
