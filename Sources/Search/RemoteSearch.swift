@@ -15,6 +15,8 @@ public struct QueryFanout<Key: Hashable & Sendable>: Sendable {
         public var enoughResults = 150
         public var maxResponders = 64
         public var timeout = Duration.seconds(10)
+        /// Times a busy neighbour is asked again.
+        public var maxRetries = 2
         public init() {}
     }
 
@@ -29,9 +31,9 @@ public struct QueryFanout<Key: Hashable & Sendable>: Sendable {
     private var wave: Int
     private var nextWiden: Instant
     private var results: Set<[UInt8]> = []
-    /// Neighbours that said busy, with when to ask them again (once each).
+    /// Neighbours that said busy, with when to ask them again (at most `maxRetries` times each).
     private var retries: [(key: Key, at: Instant)] = []
-    private var retried: Set<Key> = []
+    private var retried: [Key: Int] = [:]
     public private(set) var asked = 0
     public private(set) var answered = 0
     public private(set) var refused = 0
@@ -80,12 +82,15 @@ public struct QueryFanout<Key: Hashable & Sendable>: Sendable {
         self.checkStop(at: now)
     }
 
-    /// `key` said busy: it is asked once more `after` from now, if the search still runs then.
+    /// `key` said busy: it is asked again `after` from now (at most `maxRetries` times), if the search still runs
+    /// then.
     public mutating func busy(_ key: Key, after: Duration, at now: Instant) {
         guard self.pending.contains(key) else { return }
-        guard self.retried.insert(key).inserted, now + after < self.started + self.configuration.timeout else {
+        let tries = self.retried[key, default: 0]
+        guard tries < self.configuration.maxRetries, now + after < self.started + self.configuration.timeout else {
             return self.refused(key, at: now)
         }
+        self.retried[key] = tries + 1
         self.pending.remove(key)
         self.retries.append((key, now + after))
     }

@@ -55,7 +55,9 @@ import Testing
     }
 
     @Test func aBusyNeighbourIsAskedOnceMore() {
-        var f = QueryFanout(neighbours: [1, 2], at: t0)
+        var c = QueryFanout<Int>.Configuration()
+        c.maxRetries = 1
+        var f = QueryFanout(neighbours: [1, 2], at: t0, configuration: c)
         #expect(f.poll(at: t0) == [1, 2])
         f.answered(1, infoHashes: [], at: t0 + .milliseconds(10))
         f.busy(2, after: .seconds(1), at: t0 + .milliseconds(10))

@@ -14,7 +14,7 @@ import urllib.parse
 import pytest
 
 from clients import bencode
-from conftest import PEER, wait_until
+from conftest import PEER, run_peer, wait_until
 from test_daemon import Daemon
 from test_swarm import free_port, procs  # noqa: F401 (procs is a fixture)
 
@@ -168,7 +168,8 @@ def test_peers_find_rare_titles_stop_widening_for_common_words_and_drop_liars(ov
                 if hit and hit[0]["check"] == "verified" and took <= 10:
                     found.append(name)
                 elif hit:
-                    slow.append((name, took, hit[0]["check"]))
+                    slow.append((name, round(took, 1), hit[0]["check"], rep["asked"], rep["answered"], rep["refused"],
+                                 rep["stopped"], rep["failed"]))
                 else:
                     missing.append((name, rep["asked"], rep["answered"], rep["refused"], rep["stopped"]))
             time.sleep(max(0, 1.05 - (time.monotonic() - t0)))
@@ -193,3 +194,12 @@ def test_peers_find_rare_titles_stop_widening_for_common_words_and_drop_liars(ov
     assert rep["stopped"] == "enough_results"
     assert rep["asked"] < rep["neighbours"]
     assert len(rep["hits"]) >= 150
+
+    # The same through the command line: `peer search --remote` waits for the neighbours and prints their hits.
+    name, (_, ih, holders) = rare[-1]
+    asker_index = next(i for i in range(NODES) if i not in holders)
+    out = json.loads(run_peer("search", *name.split("."), "--remote", "--json", "--state",
+                              nodes[asker_index].state).stdout)
+    assert out["done"] and [h["info_hash"] for h in out["hits"] if h["check"] == "verified"] == [ih]
+    text = run_peer("search", *name.split("."), "--remote", "--state", nodes[asker_index].state).stdout
+    assert name in text and "verified" in text and "answered" in text

@@ -77,10 +77,10 @@ public final class SearchOverlay: @unchecked Sendable {
         public var prefix = NetworkPrefix()
         /// Queries answered per neighbour (a bucket of `queryBurst`, `queryRate` a second) and overall.
         public var queryRate = 1.0
-        public var queryBurst = 5.0
+        public var queryBurst = 10.0
         public var globalQueryRate = 20.0
         /// Index searches running at once for neighbours; beyond that a query is answered busy.
-        public var concurrentAnswers = 2
+        public var concurrentAnswers = 4
         /// A hit's info dictionary must arrive within this.
         public var verifyTimeout = Duration.seconds(5)
         public init() {}
@@ -346,7 +346,10 @@ public final class SearchOverlay: @unchecked Sendable {
             self.advance(s)
         case .busy(let id, let retry):
             guard let s = self.searches[id] else { return }
-            s.fanout.busy(key, after: .seconds(max(1, min(retry, 2))), at: self.now)
+            // Asked again after what it said (1 to 2 s), with jitter so that askers turned away together do not
+            // come back together.
+            let wait = Duration.milliseconds(Int64(max(1, min(retry, 2)) * 1000 + Int.random(in: 0..<500)))
+            s.fanout.busy(key, after: wait, at: self.now)
             self.advance(s)
         case .metadataRequest(let id, let ih, let piece):
             self.serveMetadata(id: id, infoHash: ih, piece: piece, c)
