@@ -25,9 +25,11 @@ WORDS = ("amber basil cedar delta ember fjord garnet harbor indigo juniper kestr
          "prairie quartz raven saffron tundra umber velvet willow xenon yarrow zephyr").split()
 
 
-def torrent(name, size):
+def torrent(name, size, private=False):
     info = {"name": name, "length": size, "piece length": 16384,
             "pieces": hashlib.sha1(name.encode()).digest() * ((size + 16383) // 16384)}
+    if private:
+        info["private"] = 1
     data = bencode({"info": info})
     return data, hashlib.sha1(bencode(info)).hexdigest()
 
@@ -83,6 +85,11 @@ def overlay(tmp_path, procs, monkeypatch):
             status, _, body = nodes[n].request("POST", f"/api/torrents?paused=true&save_path={nodes[n].downloads}",
                                                data, {"Content-Type": "application/x-bittorrent"})
             assert status == 201, body
+    # A private torrent (BEP 27) on the first node: findable there, never offered to neighbours.
+    data, _ = torrent("Secret.Private.Ledger", 123456, private=True)
+    status, _, body = nodes[0].request("POST", f"/api/torrents?paused=true&save_path={nodes[0].downloads}", data,
+                                       {"Content-Type": "application/x-bittorrent"})
+    assert status == 201, body
     return nodes, titles, liars, tmp_path
 
 
@@ -194,6 +201,11 @@ def test_peers_find_rare_titles_stop_widening_for_common_words_and_drop_liars(ov
     assert rep["stopped"] == "enough_results"
     assert rep["asked"] < rep["neighbours"]
     assert len(rep["hits"]) >= 150
+
+    # The private torrent: found on its node, not by its neighbours.
+    assert len(nodes[0].ok("GET", "/api/search?q=secret%20ledger")["hits"]) == 1
+    rep, _ = search(nodes[5], "secret ledger")
+    assert rep["answered"] > 0 and rep["hits"] == []
 
     # The same through the command line: `peer search --remote` waits for the neighbours and prints their hits.
     name, (_, ih, holders) = rare[-1]

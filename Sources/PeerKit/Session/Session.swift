@@ -285,7 +285,8 @@ public actor Session {
     /// The torrents the session holds go into the index, pinned, as verified: their info dictionaries are here.
     private func indexTorrents(_ list: [TorrentMetainfo]) {
         self.index.add(list.map { IndexEntry(metainfo: $0, source: .added, pinned: true) })
-        for t in list { self.overlay?.hold(t) }
+        // A private torrent (BEP 27) is shared only through its trackers: never offered to search neighbours.
+        for t in list where !t.isPrivate { self.overlay?.hold(t) }
     }
 
     static func indexKey(_ t: TorrentMetainfo) -> [UInt8] { t.infoHashes.v1?.bytes ?? t.infoHashes.v2!.bytes }
