@@ -19,9 +19,14 @@ struct SearchCommand: AsyncParsableCommand {
 
             With a daemon running it is asked; without one, its state folder's index is read directly.
 
+            --remote also asks the daemon's search neighbours (other Peer nodes that found each other on the \
+            DHT) and waits for them, at most 30 s: their hits are claims until the node fetched the torrent's \
+            info dictionary from one of them and it matched (CHECK verified); hits that failed are not shown.
+
             Examples:
               peer search big buck bunny
               peer search ubuntu 24.04 --limit 5
+              peer search sintel --remote
               peer search amelie --json | jq -r '.hits[0].magnet' | xargs peer add
             """)
 
