@@ -192,6 +192,22 @@ def chromium():
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
+def unstale(action, timeout=10):
+    """Runs action() again when the page replaced an element it held, at most `timeout` seconds. The detail view
+    is rebuilt on every update of its torrent and after each change made in it (a priority's PUT answer arrives
+    after the daemon has the change), so an element found a moment ago may be gone; action finds its own."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_web_ui_downloads_and_plays(tmp_path, procs):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -258,14 +274,18 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
         # The detail view: both files, a Play button for the WebM only.
         find(By.CSS_SELECTOR, row).click()
         wait_until("the file list", lambda: len(driver.find_elements(By.CSS_SELECTOR, "#files tr.file")) == 2, 10)
-        buttons = driver.find_elements(By.CSS_SELECTOR, "#files .play-button")
-        assert len(buttons) == 1
-        assert buttons[0].find_element(By.XPATH, "ancestor::tr").get_attribute("data-index") is not None
-        assert "clip.webm" in buttons[0].find_element(By.XPATH, "ancestor::tr").text
-        buttons[0].click()
+
+        def play():
+            buttons = driver.find_elements(By.CSS_SELECTOR, "#files .play-button")
+            assert len(buttons) == 1
+            file = buttons[0].find_element(By.XPATH, "ancestor::tr")
+            index = file.get_attribute("data-index")
+            assert index is not None and "clip.webm" in file.text
+            buttons[0].click()
+            return index
+        index = unstale(play)
 
         video = wait_until("the video element", lambda: driver.find_elements(By.CSS_SELECTOR, "#player video"), 10)[0]
-        index = buttons[0].find_element(By.XPATH, "ancestor::tr").get_attribute("data-index")
         assert video.get_attribute("src").endswith(f"/api/torrents/{tid}/files/{index}/stream")
         js("const v = arguments[0]; v.muted = true; v.play();", video)
         wait_until("playback to start", lambda: js("return arguments[0].currentTime", video) > 0.2, 20)
@@ -289,18 +309,20 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
         # A file's priority, pause and resume, then remove with its data, all through the page.
         readme = '#files tr.file[data-index="2"] select.file-priority'
         assert "readme.txt" in find(By.CSS_SELECTOR, '#files tr.file[data-index="2"]').text
-        Select(find(By.CSS_SELECTOR, readme)).select_by_value("skip")
+        unstale(lambda: Select(find(By.CSS_SELECTOR, readme)).select_by_value("skip"))
         wait_until("the priority to be saved", lambda: [f["priority"] for f in daemon.json("show", tid)["files"]
                                                          if f["index"] == 2] == ["skip"], 10)
-        assert Select(find(By.CSS_SELECTOR, readme)).first_selected_option.get_attribute("value") == "skip"
-        find(By.ID, "pause-button").click()
+        assert unstale(lambda: Select(find(By.CSS_SELECTOR, readme)).first_selected_option.get_attribute("value")) \
+            == "skip"
+        unstale(lambda: find(By.ID, "pause-button").click())
         wait_until("the paused state", lambda: find(By.CSS_SELECTOR, f"{row} .state").text.lower() == "paused", 10)
         assert daemon.json("show", tid)["paused"] is True
-        wait_until("the resume button", lambda: driver.find_elements(By.ID, "resume-button"), 10)[0].click()
+        unstale(lambda: wait_until("the resume button", lambda: driver.find_elements(By.ID, "resume-button"), 10)[0]
+                .click())
         wait_until("the torrent to run again", lambda: not daemon.json("show", tid)["paused"], 10)
         wait_until("the pause button", lambda: driver.find_elements(By.ID, "pause-button"), 10)
-        find(By.ID, "delete-data").click()
-        find(By.ID, "remove-button").click()
+        unstale(lambda: find(By.ID, "delete-data").click())  # a rebuilt detail keeps the box ticked
+        unstale(lambda: find(By.ID, "remove-button").click())
         alert = wait_until("the confirmation", lambda: driver.switch_to.alert, 5)
         assert "delete its data" in alert.text
         alert.accept()
