@@ -1,8 +1,10 @@
 """The daemon's two front ends against a real `peer serve` fed by a libtorrent seed over loopback: the command-line
 client (peer add, ls, show, pause, resume, stats, rm) and the web UI in headless Chromium (log in, add a magnet
-through the form, watch the progress bar fill from the live events, play the WebM through the stream endpoint).
+through the form, watch the progress bar fill from the live events, play the WebM through the stream endpoint;
+search the keyword index and add a hit with one click).
 
-Each node has its own 127.0.0.x (seed .211/.213, daemon .212/.214); nothing leaves loopback. The browser test
+Each node has its own 127.0.0.x (seed .211/.213, daemon .212/.214, the search test's daemon .207); nothing
+leaves loopback. The browser test
 needs Debian's chromium, chromium-driver, python3-selenium and ffmpeg (.ci/run installs them): when one is
 missing it fails, it does not skip. Screenshots go to $PEER_ARTIFACTS (default Tests/interop/artifacts/).
 """
@@ -190,6 +192,22 @@ def chromium():
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
+def unstale(action, timeout=10):
+    """Runs action() again when the page replaced an element it held, at most `timeout` seconds. The detail view
+    is rebuilt on every update of its torrent and after each change made in it (a priority's PUT answer arrives
+    after the daemon has the change), so an element found a moment ago may be gone; action finds its own."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return action()
+        except StaleElementReferenceException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def test_web_ui_downloads_and_plays(tmp_path, procs):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -256,14 +274,18 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
         # The detail view: both files, a Play button for the WebM only.
         find(By.CSS_SELECTOR, row).click()
         wait_until("the file list", lambda: len(driver.find_elements(By.CSS_SELECTOR, "#files tr.file")) == 2, 10)
-        buttons = driver.find_elements(By.CSS_SELECTOR, "#files .play-button")
-        assert len(buttons) == 1
-        assert buttons[0].find_element(By.XPATH, "ancestor::tr").get_attribute("data-index") is not None
-        assert "clip.webm" in buttons[0].find_element(By.XPATH, "ancestor::tr").text
-        buttons[0].click()
+
+        def play():
+            buttons = driver.find_elements(By.CSS_SELECTOR, "#files .play-button")
+            assert len(buttons) == 1
+            file = buttons[0].find_element(By.XPATH, "ancestor::tr")
+            index = file.get_attribute("data-index")
+            assert index is not None and "clip.webm" in file.text
+            buttons[0].click()
+            return index
+        index = unstale(play)
 
         video = wait_until("the video element", lambda: driver.find_elements(By.CSS_SELECTOR, "#player video"), 10)[0]
-        index = buttons[0].find_element(By.XPATH, "ancestor::tr").get_attribute("data-index")
         assert video.get_attribute("src").endswith(f"/api/torrents/{tid}/files/{index}/stream")
         js("const v = arguments[0]; v.muted = true; v.play();", video)
         wait_until("playback to start", lambda: js("return arguments[0].currentTime", video) > 0.2, 20)
@@ -287,18 +309,20 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
         # A file's priority, pause and resume, then remove with its data, all through the page.
         readme = '#files tr.file[data-index="2"] select.file-priority'
         assert "readme.txt" in find(By.CSS_SELECTOR, '#files tr.file[data-index="2"]').text
-        Select(find(By.CSS_SELECTOR, readme)).select_by_value("skip")
+        unstale(lambda: Select(find(By.CSS_SELECTOR, readme)).select_by_value("skip"))
         wait_until("the priority to be saved", lambda: [f["priority"] for f in daemon.json("show", tid)["files"]
                                                          if f["index"] == 2] == ["skip"], 10)
-        assert Select(find(By.CSS_SELECTOR, readme)).first_selected_option.get_attribute("value") == "skip"
-        find(By.ID, "pause-button").click()
+        assert unstale(lambda: Select(find(By.CSS_SELECTOR, readme)).first_selected_option.get_attribute("value")) \
+            == "skip"
+        unstale(lambda: find(By.ID, "pause-button").click())
         wait_until("the paused state", lambda: find(By.CSS_SELECTOR, f"{row} .state").text.lower() == "paused", 10)
         assert daemon.json("show", tid)["paused"] is True
-        wait_until("the resume button", lambda: driver.find_elements(By.ID, "resume-button"), 10)[0].click()
+        unstale(lambda: wait_until("the resume button", lambda: driver.find_elements(By.ID, "resume-button"), 10)[0]
+                .click())
         wait_until("the torrent to run again", lambda: not daemon.json("show", tid)["paused"], 10)
         wait_until("the pause button", lambda: driver.find_elements(By.ID, "pause-button"), 10)
-        find(By.ID, "delete-data").click()
-        find(By.ID, "remove-button").click()
+        unstale(lambda: find(By.ID, "delete-data").click())  # a rebuilt detail keeps the box ticked
+        unstale(lambda: find(By.ID, "remove-button").click())
         alert = wait_until("the confirmation", lambda: driver.switch_to.alert, 5)
         assert "delete its data" in alert.text
         alert.accept()
@@ -320,3 +344,139 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
         driver.quit()
     print(f"browser test: {time.monotonic() - t0:.1f}s in all; setup {t_ready - t0:.1f}s, "
           f"download {t_done - t_added:.1f}s, total with browser {time.monotonic() - t_ready:.1f}s")
+
+
+def named_torrent(tmp_path, name, files):
+    """A torrent of a folder called `name` holding {file: size} (peer create), and its `peer info`."""
+    folder = tmp_path / "src" / name
+    folder.mkdir(parents=True)
+    for file, size in files.items():
+        (folder / file).write_bytes(det_bytes(size, name + file))
+    torrent = tmp_path / (re.sub(r"[^A-Za-z0-9.]+", "_", name) + ".torrent")
+    run_peer("create", folder, "-o", torrent, "--piece-length", "32K", "--no-date", "--quiet")
+    return torrent, json.loads(run_peer("info", torrent, "--json").stdout)
+
+
+def test_web_ui_search_and_add(tmp_path, procs):
+    """The search box against the daemon's keyword index: a torrent it knows is found by words of its name and
+    listed as verified; a name is shown as text, never as HTML; a query without hits and one without words say
+    so; after the torrent is removed (it stays in the index), its Add button adds the magnet link in one click."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    t0 = time.monotonic()
+    sintel, sintel_info = named_torrent(tmp_path, "Sintel.2010.1080p", {"sintel.mkv": 1_500_000, "sintel.srt": 2_000})
+    hostile = "Other.Thing <img src=x onerror=document.title='pwned'> & <b>bold &amp;"  # no /: a file name
+    other, other_info = named_torrent(tmp_path, hostile, {"thing.bin": 50_000})
+    assert other_info["name"] == hostile
+    sid = sintel_info["id"]
+    daemon = Daemon(procs, tmp_path, "127.0.0.207")
+    # Paused and without their data: the daemon indexes every torrent whose metadata it holds.
+    for t in (sintel, other):
+        daemon.cli("add", t, "--paused")
+    wait_until("both torrents in the index", lambda: daemon.json("index")["rows"] == 2, 10)
+    code_link = wait_until("the login link on stderr",
+                           lambda: re.search(r"http://\S+/login\?code=[^\s\"']+", daemon.log()), 10).group(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    t_ready = time.monotonic()
+
+    driver = chromium()
+    try:
+        driver.set_page_load_timeout(20)
+        driver.set_script_timeout(10)
+        find = driver.find_element
+        js = driver.execute_script
+
+        driver.get(code_link)
+        wait_until("the torrent page", lambda: driver.find_elements(By.ID, "search-form"), 10)
+        wait_until("the live events", lambda: find(By.ID, "live").text == "live", 10)
+        wait_until("the index statistics", lambda: find(By.ID, "index-stats").text == "index: 2 torrents", 10)
+        assert find(By.CSS_SELECTOR, 'label[for="search-input"]').text == "Search"
+        assert not find(By.ID, "search-results").is_displayed()
+
+        def search(words, click=False):
+            """Types the words and submits (Enter, or the button); waits for this search's answer."""
+            before = int(find(By.ID, "search").get_attribute("data-answered") or 0)
+            box = find(By.ID, "search-input")
+            box.clear()
+            box.send_keys(words)
+            if click:
+                find(By.ID, "search-button").click()
+            else:
+                box.send_keys(Keys.ENTER)
+            wait_until(f"the answer to {words!r}",
+                       lambda: int(find(By.ID, "search").get_attribute("data-answered") or 0) > before, 10)
+            assert not find(By.ID, "error").is_displayed(), find(By.ID, "error").text
+            return driver.find_elements(By.CSS_SELECTOR, "#search-hits tr.hit")
+
+        def cells(row):
+            return {c: row.find_element(By.CSS_SELECTOR, f"td.{c}").text
+                    for c in ("name", "size", "seeders", "sources", "verification")}
+
+        # Found by words of its name, with what the index knows; it is in the list, so it shows as added.
+        hits = search("sintel 2010")
+        assert [h.get_attribute("data-info-hash") for h in hits] == [sid]
+        assert cells(hits[0]) == {"name": "Sintel.2010.1080p · 2 files", "size": "1.43 MiB", "seeders": "?",
+                                  "sources": "added", "verification": "verified"}, cells(hits[0])
+        button = hits[0].find_element(By.CSS_SELECTOR, "button.hit-add")
+        assert button.text == "Added" and not button.is_enabled()
+        assert find(By.ID, "search-status").text.startswith("1 result for sintel 2010")
+        assert not find(By.ID, "search-error").is_displayed()
+
+        # A name from the network is text: no element comes out of it, no handler runs.
+        hits = search("other thing", click=True)
+        assert [h.get_attribute("data-info-hash") for h in hits] == [other_info["id"]]
+        assert hits[0].find_element(By.CSS_SELECTOR, ".hit-name").text == hostile
+        assert driver.find_elements(By.CSS_SELECTOR, "#search-hits img, #search-hits b") == []
+        assert driver.title == "Peer"
+        driver.save_screenshot(str(ARTIFACTS / "web-ui-search.png"))
+
+        # Words nothing has: no rows, and it says so.
+        assert search("zyzzyva quuxplex") == []
+        assert not find(By.ID, "search-results").is_displayed()
+        assert find(By.ID, "search-status").text == "Nothing found for zyzzyva quuxplex."
+
+        # No words at all: the API's 400 message, in the search section.
+        assert search("*** !!! ...") == []
+        message = find(By.ID, "search-error")
+        assert message.is_displayed() and "no words to search for" in message.text, message.text
+        assert not find(By.ID, "search-results").is_displayed()
+
+        # Removed, the torrent stays in the index (no longer pinned): search, then add it back with one click.
+        daemon.cli("rm", sid)
+        row = f'.torrent[data-id="{sid}"]'
+        wait_until("the row to go", lambda: not driver.find_elements(By.CSS_SELECTOR, row), 10)
+        hits = search("1080p sintel")
+        assert not find(By.ID, "search-error").is_displayed()
+        assert [h.get_attribute("data-info-hash") for h in hits] == [sid]
+        assert cells(hits[0])["verification"] == "verified"
+        button = hits[0].find_element(By.CSS_SELECTOR, "button.hit-add")
+        assert button.text == "Add" and button.is_enabled()
+        assert button.accessible_name == "Add Sintel.2010.1080p"  # what a screen reader says
+        button.click()
+        wait_until("the button to say Added",
+                   lambda: find(By.CSS_SELECTOR, f'#search-hits button[data-info-hash="{sid}"]').text == "Added", 10)
+        assert not find(By.CSS_SELECTOR, f'#search-hits button[data-info-hash="{sid}"]').is_enabled()
+        wait_until("the torrent in the list", lambda: driver.find_elements(By.CSS_SELECTOR, row), 10)
+        assert not find(By.ID, "error").is_displayed(), find(By.ID, "error").text
+        listed = daemon.json("ls")["torrents"]
+        assert sorted(t["id"] for t in listed) == sorted([sid, other_info["id"]]), listed
+        assert daemon.json("show", sid)["magnet"].startswith(f"magnet:?xt=urn:btih:{sid}&dn=Sintel.2010.1080p")
+
+        # A phone-sized window: the results fit; Clear hides them.
+        driver.set_window_size(390, 844)
+        time.sleep(0.5)
+        assert js("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        driver.save_screenshot(str(ARTIFACTS / "web-ui-search-phone.png"))
+        driver.set_window_size(1280, 900)
+        find(By.ID, "search-clear").click()
+        assert not find(By.ID, "search-results").is_displayed()
+        assert driver.find_elements(By.CSS_SELECTOR, "#search-hits tr") == []
+    except Exception:
+        driver.save_screenshot(str(ARTIFACTS / "web-ui-search-failure.png"))
+        (ARTIFACTS / "web-ui-search-failure.html").write_text(driver.page_source)
+        raise
+    finally:
+        driver.quit()
+    print(f"search test: {time.monotonic() - t0:.1f}s in all; setup {t_ready - t0:.1f}s, "
+          f"browser {time.monotonic() - t_ready:.1f}s")

@@ -1,4 +1,4 @@
-// Peer's web UI: the torrent list (live from /api/events), adding, details, and a player for streams.
+// Peer's web UI: the torrent list (live from /api/events), adding, search, details, and a player for streams.
 // Plain JavaScript, no build step; docs/api.md is the contract. Text from the API is only ever set with
 // textContent, never as HTML.
 'use strict';
@@ -124,6 +124,7 @@ function renderList() {
   for (const id of rows.keys()) if (!torrents.has(id)) rows.delete(id);
   $('#empty').hidden = torrents.size > 0;
   renderTotals();
+  refreshHitButtons();
 }
 
 function renderTotals() {
@@ -167,11 +168,12 @@ function connect() {
     if (openId) refreshDetail(true);
   });
   on('torrent', update);
-  on('added', update);
+  on('added', (t) => { update(t); indexChanged(); });
   on('completed', update);
   on('removed', (d) => {
     torrents.delete(d.id);
     renderList();
+    indexChanged();
     if (d.id === openId) location.hash = '';
   });
   on('error', (d) => showError(new Error((torrents.get(d.id)?.name || d.id) + ': ' + d.message)));
@@ -186,15 +188,20 @@ function addOptions() {
   return options;
 }
 
+/** Adds a torrent (a JSON body of POST /api/torrents) with the options above, and lists it. */
+async function addTorrent(body) {
+  const t = await api('POST', '/api/torrents', Object.assign(body, addOptions()));
+  update(t);
+  return t;
+}
+
 async function addLink(event) {
   event.preventDefault();
   const input = $('#magnet-input');
   const link = input.value.trim();
   if (!link) return;
-  const body = /^https?:\/\//i.test(link) ? {url: link} : {magnet: link};
-  const t = await api('POST', '/api/torrents', Object.assign(body, addOptions()));
+  await addTorrent(/^https?:\/\//i.test(link) ? {url: link} : {magnet: link});
   input.value = '';
-  update(t);
 }
 
 async function addFile(file) {
@@ -203,6 +210,152 @@ async function addFile(file) {
   const t = await api('POST', '/api/torrents' + (query ? '?' + query : ''), file);
   $('#file-input').value = '';
   update(t);
+}
+
+// ---- Search (the node's keyword index) ----
+
+const SEARCH_LIMIT = 100;
+// The hits shown, by info-hash, in the order they came. A search replaces them; mergeHits() adds more, so that
+// results arriving later (from other nodes) can join those already listed.
+const hits = new Map();
+const adding = new Set(); // info-hashes whose Add is under way
+let searchSeq = 0;        // only the newest search's answer is shown
+
+/** Two reports of one torrent as one: the first one's fields, every source, the best seeders count. */
+function mergeHit(a, b) {
+  const seeders = [a.seeders, b.seeders].filter((n) => n != null);
+  return Object.assign({}, b, a, {
+    sources: [...new Set([...(a.sources || []), ...(b.sources || [])])],
+    verified: Boolean(a.verified || b.verified),
+    seeders: seeders.length ? Math.max(...seeders) : null,
+  });
+}
+
+/** Adds hits (objects shaped like /api/search's) to those shown; one already shown is merged, not repeated. */
+function mergeHits(list) {
+  for (const h of list) {
+    const known = hits.get(h.info_hash);
+    hits.set(h.info_hash, known ? mergeHit(known, h) : h);
+  }
+  renderHits();
+}
+
+function renderHits() {
+  $('#search-hits').replaceChildren(...[...hits.values()].map(hitRow));
+  $('#search-results').hidden = hits.size === 0;
+}
+
+function hitRow(h) {
+  const paths = (h.paths || []).join('\n');
+  return el('tr', {class: 'hit', 'data-info-hash': h.info_hash},
+    el('td', {class: 'name', title: paths || null}, el('span', {class: 'hit-name'}, h.name),
+      h.files > 1 ? el('span', {class: 'muted'}, ' · ' + h.files + ' files') : null),
+    el('td', {class: 'num size'}, bytes(h.size)),
+    el('td', {class: 'num seeders', title: h.leechers == null ? null : h.leechers + ' leechers'},
+      h.seeders == null ? '?' : String(h.seeders)),
+    el('td', {class: 'sources'}, (h.sources || []).join(', ')),
+    el('td', {class: 'verification'}, h.verified
+      ? el('span', {class: 'verified', title: 'its metadata was checked against the info-hash'}, 'verified')
+      : el('span', {class: 'claim', title: 'what another node said; not checked yet'}, 'claim')),
+    el('td', {}, hitButton(h)));
+}
+
+function hitButton(h) {
+  const button = el('button', {type: 'button', class: 'hit-add', 'data-info-hash': h.info_hash,
+    onclick: () => attempt(addHit)(h)});
+  button.dataset.name = h.name;
+  setHitButton(button);
+  return button;
+}
+
+/** Add, Adding… or Added (the torrent is in the list): the visible word, and the name for screen readers. */
+function setHitButton(button) {
+  const id = button.dataset.infoHash;
+  const word = torrents.has(id) ? 'Added' : adding.has(id) ? 'Adding…' : 'Add';
+  button.disabled = word !== 'Add';
+  button.classList.toggle('done', word === 'Added');
+  button.textContent = word;
+  button.setAttribute('aria-label', word + ' ' + button.dataset.name);
+}
+
+function refreshHitButtons() {
+  for (const button of document.querySelectorAll('#search-hits .hit-add')) setHitButton(button);
+}
+
+async function addHit(h) {
+  adding.add(h.info_hash);
+  refreshHitButtons();
+  try {
+    await addTorrent({magnet: h.magnet});
+  } catch (e) {
+    if (e.code !== 'conflict') throw e; // already there: the list shows it
+  } finally {
+    adding.delete(h.info_hash);
+    refreshHitButtons();
+  }
+}
+
+function showSearchError(error) {
+  hits.clear();
+  renderHits();
+  $('#search-status').textContent = '';
+  const detail = error instanceof ApiError && error.status && error.status !== 400
+    ? ' (' + error.code + ', HTTP ' + error.status + ')' : '';
+  $('#search-error').textContent = error.message + detail;
+  $('#search-error').hidden = false;
+}
+
+/** Marks the newest search as answered (`data-answered` is its number: tests wait for it). */
+function searchAnswered(seq) { $('#search').dataset.answered = String(seq); }
+
+async function search(event) {
+  event.preventDefault();
+  const text = $('#search-input').value;
+  const seq = ++searchSeq;
+  $('#search-status').textContent = 'Searching…';
+  let r;
+  try {
+    r = await api('GET', '/api/search?q=' + encodeURIComponent(text) + '&limit=' + SEARCH_LIMIT);
+  } catch (e) {
+    if (seq === searchSeq) { showSearchError(e); searchAnswered(seq); }
+    return;
+  }
+  if (seq !== searchSeq) return;
+  $('#search-error').hidden = true;
+  hits.clear();
+  mergeHits(r.hits);
+  const n = r.hits.length;
+  $('#search-status').textContent = n === 0 ? 'Nothing found for ' + r.terms.join(' ') + '.'
+    : (n === SEARCH_LIMIT ? 'The best ' + n + ' results' : n + (n === 1 ? ' result' : ' results')) +
+      ' for ' + r.terms.join(' ') + ' (' + Math.round(r.milliseconds) + ' ms).';
+  searchAnswered(seq);
+  refreshIndexStats();
+}
+
+function clearSearch() {
+  searchSeq++;
+  hits.clear();
+  renderHits();
+  $('#search-status').textContent = '';
+  $('#search-error').hidden = true;
+  $('#search-input').focus();
+}
+
+/** "index: N torrents" from /api/index; a failure only blanks it (the list and search report their own). */
+function refreshIndexStats() {
+  api('GET', '/api/index').then((s) => {
+    const stats = $('#index-stats');
+    stats.textContent = 'index: ' + s.rows + (s.rows === 1 ? ' torrent' : ' torrents');
+    stats.title = s.verified + ' verified, ' + s.pinned + ' pinned' +
+      (s.bytes_on_disk == null ? '' : ', ' + bytes(s.bytes_on_disk) + ' on disk');
+  }, () => { $('#index-stats').textContent = ''; });
+}
+
+// The index takes an added torrent within a second (it writes in batches): count again a little later.
+let indexTimer = null;
+function indexChanged() {
+  clearTimeout(indexTimer);
+  indexTimer = setTimeout(refreshIndexStats, 1500);
 }
 
 // ---- Details ----
@@ -358,6 +511,8 @@ function start() {
   if ($('#login-form')) { $('#login-form').addEventListener('submit', login); return; }
   $('#add-form').addEventListener('submit', attempt(addLink));
   $('#file-input').addEventListener('change', (e) => attempt(addFile)(e.target.files[0]));
+  $('#search-form').addEventListener('submit', attempt(search));
+  $('#search-clear').addEventListener('click', clearSearch);
   $('#error-close').addEventListener('click', () => { $('#error').hidden = true; });
   $('#player-close').addEventListener('click', closePlayer);
   $('#logout').addEventListener('click', () => {
@@ -376,6 +531,7 @@ function start() {
   window.addEventListener('hashchange', openDetail);
   openDetail();
   connect();
+  refreshIndexStats();
 }
 
 start();
