@@ -34,7 +34,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     init(_ error: SessionError) {
         let (status, code): (HTTPResponse.Status, String) =
             switch error {
-            case .torrentNotFound, .fileNotFound, .trackerNotFound, .itemNotFound: (.notFound, "not_found")
+            case .torrentNotFound, .fileNotFound, .trackerNotFound, .itemNotFound, .searchNotFound:
+                (.notFound, "not_found")
             case .badRequest, .notAMagnetLink, .fetchFailed, .moveFailed, .metadata(_, from: .upload),
                 .metadata(_, from: .url):
                 (.badRequest, "bad_request")

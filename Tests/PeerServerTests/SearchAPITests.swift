@@ -40,6 +40,7 @@ struct SearchAPITests {
             try expectError(await api.call(.get, "/api/search?q=\(long)"), .badRequest, "bad_request",
                 mentioning: "at most 512 bytes")
             try expectError(await api.call(.get, "/api/search?q=x&limit=0"), .badRequest, "bad_request", mentioning: "limit")
+            try expectError(await api.call(.get, "/api/search/deadbeef"), .notFound, "not_found", mentioning: "deadbeef")
 
             let stats = try await api.call(.get, "/api/index").json()
             #expect(stats["rows"]?.int == 1)

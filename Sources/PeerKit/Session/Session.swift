@@ -317,7 +317,7 @@ public actor Session {
     /// A remote search's report as it stands.
     public func remoteSearch(_ id: String) throws(SessionError) -> RemoteSearchReport {
         guard let r = self.remoteSearches.last(where: { $0.id == id.lowercased() })?.report else {
-            throw .badRequest("no remote search \(id) (the last \(Self.keptSearches) are kept)")
+            throw .searchNotFound(id: id)
         }
         return r
     }

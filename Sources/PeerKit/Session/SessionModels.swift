@@ -356,6 +356,8 @@ public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
 
     // Nothing by that name.
     case torrentNotFound(id: String)
+    /// No remote search by that id (the last few are kept).
+    case searchNotFound(id: String)
     case fileNotFound(index: Int, torrent: String)
     case trackerNotFound(url: String, torrent: String)
     /// No DHT node has the BEP 44 item.
@@ -395,6 +397,7 @@ public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .torrentNotFound(let id): "no torrent \(id)"
+        case .searchNotFound(let id): "no remote search \(id) (the last 32 are kept)"
         case .fileNotFound(let index, let torrent): "no file \(index) in \(torrent)"
         case .trackerNotFound(let url, let torrent): "\(url) is not a tracker of \(torrent)"
         case .itemNotFound(let target): "no node has \(target)"
