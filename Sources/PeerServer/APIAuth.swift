@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import PeerKit
 import Synchronization
 
 #if canImport(Glibc)
@@ -24,7 +25,7 @@ public final class APIAuth: Sendable {
 
     /// A code that logs a browser in once (`/login?code=CODE`).
     public func makeLoginCode() -> String {
-        let code = APIAuth.randomHex(16)
+        let code = SecretFile.randomHex(16)
         self.codes.withLock { _ = $0.insert(code) }
         return code
     }
@@ -115,30 +116,12 @@ public final class APIAuth: Sendable {
 
     /// Reads `STATE/api-token`, or creates it (64 hex characters, mode 0600) on first start.
     public static func loadOrCreateToken(stateDirectory: String) throws -> String {
-        let path = stateDirectory + "/api-token"
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
-        if let data = FileManager.default.contents(atPath: path),
-            let text = String(data: data, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines), text.count >= 32
-        {
-            chmod(path, 0o600)
-            return text
+        do { return try SecretFile.loadOrCreate(stateDirectory + "/api-token") } catch {
+            throw APIError(.internalServerError, "internal", "\(error)")
         }
-        let token = Self.randomHex(32)
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        guard fd >= 0 else { throw APIError(.internalServerError, "internal", "cannot create \(path): errno \(errno)") }
-        defer { close(fd) }
-        fchmod(fd, 0o600)
-        let bytes = Array((token + "\n").utf8)
-        guard write(fd, bytes, bytes.count) == bytes.count else {
-            throw APIError(.internalServerError, "internal", "cannot write \(path): errno \(errno)")
-        }
-        return token
     }
 
-    static func randomHex(_ bytes: Int) -> String {
-        var g = SystemRandomNumberGenerator()
-        return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &g)) }.joined()
-    }
 }
 
 /// Checks every request against `APIAuth`, and turns every error into the API's JSON error.

@@ -389,29 +389,23 @@ struct DHTCommand: AsyncParsableCommand {
 
         func run() async throws {
             if let file = self.publicOf {
-                print(Hex.encode(Array(try Self.load(file).publicKey.rawRepresentation)))
+                print(NodeKey.publicHex(try Self.load(file)))
                 return
             }
             guard let output = self.output else { throw ValidationError("give -o FILE (or --public FILE)") }
             let key = Curve25519.Signing.PrivateKey()
-            guard FileManager.default.createFile(atPath: output, contents: Data((Hex.encode(Array(key.rawRepresentation)) + "\n").utf8),
-                attributes: [.posixPermissions: 0o600])
-            else {
-                Terminal.error("dht keygen", "cannot write \(output)")
+            do { try NodeKey.write(key, to: output) } catch {
+                Terminal.error("dht keygen", "\(error)")
                 throw ExitCode(1)
             }
-            print(Hex.encode(Array(key.publicKey.rawRepresentation)))
+            print(NodeKey.publicHex(key))
         }
 
         static func load(_ file: String) throws -> Curve25519.Signing.PrivateKey {
-            guard let data = FileManager.default.contents(atPath: file),
-                let seed = Hex.decode(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)),
-                seed.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed)
-            else {
-                Terminal.error("dht", "\(file): not a key file (64 hex digits of an ed25519 seed)")
+            do { return try NodeKey.load(file) } catch {
+                Terminal.error("dht", "\(error)")
                 throw ExitCode(1)
             }
-            return key
         }
     }
 }
