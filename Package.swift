@@ -193,7 +193,11 @@ let package = Package(
         ),
         .testTarget(
             name: "SearchTests",
-            dependencies: ["Search", "Metainfo", "PeerBase", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "Search", "Metainfo", "PeerBase", "Bencode", .product(name: "PropertyBased", package: "swift-property-based"),
+                // ed25519 keys for the index node's signed announces.
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "PeerSimulationTests", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),

@@ -122,7 +122,7 @@ public struct SearchHit: Sendable, Hashable, Codable {
     public var score: Double
 
     enum CodingKeys: String, CodingKey {
-        case name, size, files, paths, seeders, leechers, sources, verified, score, magnet
+        case name, size, files, paths, seeders, leechers, sources, verified, score, magnet, peers
         case infoHash = "info_hash"
         case firstSeen = "first_seen"
         case lastSeen = "last_seen"
@@ -159,7 +159,10 @@ public struct SearchHit: Sendable, Hashable, Codable {
     }
 
     /// Every field, and the magnet link, so a client adds a hit as it is.
-    public func encode(to encoder: any Encoder) throws {
+    public func encode(to encoder: any Encoder) throws { try self.encode(to: encoder, magnet: self.magnet, peers: nil) }
+
+    /// Every field, with this magnet link, and the peers that have it when known (an index node's hits).
+    func encode(to encoder: any Encoder, magnet: String, peers: [String]?) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(self.infoHash, forKey: .infoHash)
         try c.encode(self.name, forKey: .name)
@@ -173,7 +176,8 @@ public struct SearchHit: Sendable, Hashable, Codable {
         try c.encode(self.firstSeen, forKey: .firstSeen)
         try c.encode(self.lastSeen, forKey: .lastSeen)
         try c.encode(self.score, forKey: .score)
-        try c.encode(self.magnet, forKey: .magnet)
+        try c.encode(magnet, forKey: .magnet)
+        try c.encodeIfPresent(peers, forKey: .peers)
     }
 
     /// A magnet link with the hash and name.

@@ -287,7 +287,10 @@ public struct HitLedger<Key: Hashable & Sendable>: Sendable {
         return true
     }
 
-    public func isBanned(_ key: Key, at now: Instant) -> Bool { self.banned[key].map { now < $0 } ?? false }
+    public func isBanned(_ key: Key, at now: Instant) -> Bool { self.bannedUntil(key, at: now) != nil }
+
+    /// When `key`'s refusal ends, if it is refused now.
+    public func bannedUntil(_ key: Key, at now: Instant) -> Instant? { self.banned[key].flatMap { now < $0 ? $0 : nil } }
 
     /// Forgets bans that ran out.
     public mutating func purge(at now: Instant) { self.banned = self.banned.filter { now < $0.value } }

@@ -114,7 +114,7 @@ public final class SearchIndex: Sendable {
     let path: String?
     private let pending = Mutex<(entries: [IndexEntry], scheduled: Bool)>(([], false))
     /// Rows in the table, kept by the writer (the only one that inserts or deletes).
-    private let rowCount = Atomic<Int>(0)
+    let rowCount = Atomic<Int>(0)
 
     /// Opens (or creates) the index at `path` (WAL; readers never wait on the writer); nil keeps it in memory.
     public init(path: String?, configuration: Configuration = Configuration()) throws {
