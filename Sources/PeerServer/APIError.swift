@@ -53,6 +53,7 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         switch error {
         case let e as APIError: self = e
         case let e as SessionError: self.init(e)
+        case let e as IndexNodeError: self.init(e)
         case let e as any HTTPResponseError where e.status == .notFound: self = .notFound("no such path")
         case let e as any HTTPResponseError where e.status == .contentTooLarge: self = .tooLarge("the body is too large")
         case let e as any HTTPResponseError where e.status == .methodNotAllowed:

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import PeerKit
+import ServiceLifecycle
 
 /// The daemon's HTTP face (docs/api.md): the JSON API, live events, streams and the web UI of a PeerKit
 /// `Session`, served by Hummingbird.
@@ -41,8 +42,9 @@ public enum PeerServer {
         }
     }
 
-    /// Serves `session` on `host:port` until SIGINT or SIGTERM; `onRunning` gets the bound port.
-    public static func run(session: Session, auth: APIAuth, host: String, port: Int,
+    /// Serves `session` on `host:port`, and the index node on its own listener when given, until SIGINT or
+    /// SIGTERM; `onRunning` gets the bound port.
+    public static func run(session: Session, auth: APIAuth, host: String, port: Int, index: IndexListener? = nil,
         onRunning: @escaping @Sendable (Int) async -> Void) async throws
     {
         var logger = Logger(label: "peer.api")
@@ -51,6 +53,8 @@ public enum PeerServer {
             configuration: Self.configuration(host: host, port: port),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
-        try await app.runService()
+        let services: [any Service] = [app] + (index.map { [Self.indexService($0)] } ?? [])
+        try await ServiceGroup(configuration: .init(services: services,
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
     }
 }

@@ -20,11 +20,19 @@ struct Serve: AsyncParsableCommand {
             The API saves torrents only inside the download folder and the folders given with --allow-path \
             (after following `..` and symbolic links), so that the token does not open the whole file system.
 
+            Index nodes (optional; nothing needs one): --index makes this daemon one, on a listener of its own \
+            (--index-listen). Nodes announce what they share there in signed announces (POST /announce; at most \
+            1000 torrents and 256 KiB, one a key a minute); it checks a sample of each announce's claims by \
+            fetching their metadata from the announcer, and answers GET /search?q= (JSON, no token) and the \
+            Torznab API at /api/torznab (t=caps, t=search&q=&apikey=KEY; add it to Prowlarr, Sonarr or Radarr \
+            as a Torznab indexer with the key from STATE/index-apikey).
+
             Examples:
               peer serve                                  API and UI on http://127.0.0.1:9091
               peer serve --download-dir ~/Downloads --port 51413
               peer serve --api 0.0.0.0:9091 --allow-host mybox.local
               peer serve --download-dir ~/Downloads --allow-path /srv/media
+              peer serve --index --index-listen 0.0.0.0:9092       an index node for the LAN
             """)
 
     @Option(help: ArgumentHelp("Where the API and web UI listen.", valueName: "HOST:PORT"))
@@ -51,6 +59,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var discovery: DiscoveryOptions
     @OptionGroup var encryption: EncryptionOption
     @OptionGroup var search: SearchOptions
+    @OptionGroup var index: IndexOptions
 
     func validate() throws {
         guard PeerNode.splitHostPort(self.api) != nil || self.api.hasSuffix(":0") else {
@@ -94,11 +103,18 @@ struct Serve: AsyncParsableCommand {
             await session.shutdown()
             throw ExitCode(1)
         }
+        let indexListener: IndexListener?
+        do { indexListener = try await self.index.listener(session, stateDirectory: stateDir) } catch {
+            Terminal.error("serve", "cannot open the index node in \(stateDir)/index-node: \(error)")
+            await session.shutdown()
+            throw ExitCode(1)
+        }
         let (host, apiPort) = PeerNode.splitHostPort(self.api) ?? (String(self.api.dropLast(2)), 0)
         let auth = APIAuth(token: token, allowedHosts: self.allowHosts)
         let addressFile = stateDir + "/api-address"
         do {
-            try await PeerServer.run(session: session, auth: auth, host: host, port: apiPort) { bound in
+            try await PeerServer.run(session: session, auth: auth, host: host, port: apiPort, index: indexListener) {
+                bound in
                 let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : (host.contains(":") ? "[\(host)]" : host)
                 let url = "http://\(shown):\(bound)"
                 try? (url + "\n").write(toFile: addressFile, atomically: true, encoding: .utf8)
@@ -108,12 +124,15 @@ struct Serve: AsyncParsableCommand {
                     + "serve: log in from a browser with this one-time link: \(url)/login?code=\(code)\n")
             }
         } catch {
-            Terminal.error("serve", "cannot serve the API on \(self.api): \(error)")
+            let index = indexListener == nil ? "" : " or the index node on \(self.index.listen)"
+            Terminal.error("serve", "cannot serve the API on \(self.api)\(index): \(error)")
+            await indexListener?.node.shutdown()
             await session.shutdown()
             throw ExitCode(1)
         }
         Terminal.stderr("serve: stopping: saving resume data\n")
         try? FileManager.default.removeItem(atPath: addressFile)
+        await indexListener?.node.shutdown()
         await session.shutdown()
     }
 }
