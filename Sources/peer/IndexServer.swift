@@ -1,4 +1,4 @@
-// `peer serve`'s options for index nodes: be one (--index).
+// `peer serve`'s options for index nodes: be one (--index), and use one (--index-server).
 import ArgumentParser
 import Foundation
 import PeerKit
@@ -24,6 +24,11 @@ struct IndexOptions: ParsableArguments {
         "Seconds between two announces the index node takes from one key (with --index).", valueName: "SECONDS"))
     var interval: Int64 = 60
 
+    @Option(name: .customLong("index-server"), help: ArgumentHelp(
+        "An index node to announce this node's torrents to (signed with STATE/node-key) and to search beside the "
+            + "search neighbours.", valueName: "URL"))
+    var server: String?
+
     func validate() throws {
         guard PeerNode.splitHostPort(self.listen) != nil || self.listen.hasSuffix(":0") else {
             throw ValidationError("--index-listen \(self.listen): expected HOST:PORT")
@@ -32,6 +37,16 @@ struct IndexOptions: ParsableArguments {
         if let key = self.apiKey, key.count < 16 || key.contains(where: { $0.isWhitespace }) {
             throw ValidationError("--index-apikey: at least 16 characters, no spaces")
         }
+        if let url = self.server {
+            guard let u = URL(string: url), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                throw ValidationError("--index-server \(url): expected http://HOST:PORT")
+            }
+        }
+    }
+
+    /// The sharing and searching side.
+    func apply(to config: inout Session.Configuration) {
+        config.indexServer = self.server.map { IndexServerLink.Configuration(url: $0) }
     }
 
     /// The index node's listener when --index is given: the index node in STATE/index-node, checking claims over

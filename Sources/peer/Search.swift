@@ -36,7 +36,7 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "At most this many results (1 to 500).")
     var limit = 20
 
-    @Flag(help: "Also ask the daemon's search neighbours (other Peer nodes); waits for their answers, at most 30 s.")
+    @Flag(help: "Also ask the daemon's search neighbours (other Peer nodes) and its index node (--index-server); waits for their answers, at most 30 s.")
     var remote = false
 
     @OptionGroup var daemon: DaemonOptions
@@ -98,6 +98,16 @@ struct SearchCommand: AsyncParsableCommand {
                     h.check.rawValue, String(h.infoHash.prefix(8))])
             }
             print(Format.table(rows, rightAligned: [0, 2, 3], indent: "  "))
+            if let index = report.index {
+                print("index node \(index.server) (\(index.hits.count))" + (index.error.map { ": \($0)" } ?? ":"))
+                var rows = [["#", "NAME", "SIZE", "PEERS", "CHECK", "HASH"]]
+                for (i, h) in index.hits.prefix(self.limit).enumerated() {
+                    rows.append([String(i + 1), Format.truncate(h.name, 50), ByteCount.format(h.size),
+                        String(h.peers.count), h.check.rawValue, String(h.infoHash.prefix(8))])
+                }
+                if index.hits.count > 0 { print(Format.table(rows, rightAligned: [0, 2, 3], indent: "  ")) }
+                if index.failed > 0 { print("  \(index.failed) hits failed their check") }
+            }
             print("asked \(report.asked) of \(report.neighbours) neighbours, \(report.answered) answered, "
                 + "\(report.refused) busy or gone; \(ByteCount.format(Int64(report.bytesReceived))) received; "
                 + "\(report.failed) hits failed their check; stopped: \(report.stopped?.rawValue ?? "no")"

@@ -25,7 +25,10 @@ struct Serve: AsyncParsableCommand {
             1000 torrents and 256 KiB, one a key a minute); it checks a sample of each announce's claims by \
             fetching their metadata from the announcer, and answers GET /search?q= (JSON, no token) and the \
             Torznab API at /api/torznab (t=caps, t=search&q=&apikey=KEY; add it to Prowlarr, Sonarr or Radarr \
-            as a Torznab indexer with the key from STATE/index-apikey).
+            as a Torznab indexer with the key from STATE/index-apikey). --index-server URL makes this daemon \
+            announce its downloading and seeding torrents (never private ones) to that index node (signed with \
+            STATE/node-key; at start, soon after a change, and every 10 minutes) and ask it in remote searches (`peer search \
+            --remote`), checking its hits like a neighbour's.
 
             Examples:
               peer serve                                  API and UI on http://127.0.0.1:9091
@@ -33,6 +36,7 @@ struct Serve: AsyncParsableCommand {
               peer serve --api 0.0.0.0:9091 --allow-host mybox.local
               peer serve --download-dir ~/Downloads --allow-path /srv/media
               peer serve --index --index-listen 0.0.0.0:9092       an index node for the LAN
+              peer serve --index-server http://192.168.1.10:9092   share and search through it
             """)
 
     @Option(help: ArgumentHelp("Where the API and web UI listen.", valueName: "HOST:PORT"))
@@ -84,6 +88,7 @@ struct Serve: AsyncParsableCommand {
         config.encryption = self.encryption.encryption
         config.log = { line in Terminal.stderr("\(line)\n") }
         self.search.apply(to: &config)
+        self.index.apply(to: &config)
         let session: Session
         let token: String
         do {

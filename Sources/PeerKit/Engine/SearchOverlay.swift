@@ -50,9 +50,11 @@ public struct RemoteSearchReport: Sendable, Codable, Equatable {
     public var milliseconds: Double
     /// Best first; failed hits are not here.
     public var hits: [Hit]
+    /// The index node's part, when the node names one (`peer serve --index-server`; `IndexSearchReport`).
+    public var index: IndexSearchReport? = nil
 
     enum CodingKeys: String, CodingKey {
-        case id, query, done, stopped, neighbours, asked, answered, refused, failed, milliseconds, hits
+        case id, query, done, stopped, neighbours, asked, answered, refused, failed, milliseconds, hits, index
         case bytesReceived = "bytes_received"
         case offTopic = "off_topic"
     }

@@ -76,7 +76,19 @@ public enum PeerHTTP {
         _ client: HTTPClient, url: String, headers: [(String, String)] = [], limit: Int, timeout: Duration,
         accept: Set<UInt> = [200]
     ) async throws -> Response {
-        try await self.stream(client, url: url, headers: headers, timeout: timeout, accept: accept) {
+        try await self.send(client, url: url, headers: headers, limit: limit, timeout: timeout, accept: accept)
+    }
+
+    /// Sends a request with `method` and `body` to `url` and reads the answer's body, at most `limit` bytes,
+    /// within `timeout` from start to end (as `get`; redirects are followed only for GET).
+    /// - Throws: `HTTPFetchError`.
+    public static func send(
+        _ client: HTTPClient, method: HTTPMethod = .GET, url: String, headers: [(String, String)] = [],
+        body: [UInt8]? = nil, limit: Int, timeout: Duration, accept: Set<UInt> = [200]
+    ) async throws -> Response {
+        try await self.stream(client, method: method, url: url, headers: headers, body: body, timeout: timeout,
+            accept: accept)
+        {
             head, body in
             if let length = head.contentLength, length > limit { throw HTTPFetchError.tooLarge(limit: limit) }
             var bytes: [UInt8] = []
@@ -100,13 +112,15 @@ public enum PeerHTTP {
     /// cancelled when `read` returns before the end of the body.
     /// - Throws: `HTTPFetchError`, or what `read` throws (its own errors pass through unchanged).
     public static func stream<T: Sendable>(
-        _ client: HTTPClient, url: String, headers: [(String, String)] = [], timeout: Duration,
-        accept: Set<UInt> = [200],
+        _ client: HTTPClient, method: HTTPMethod = .GET, url: String, headers: [(String, String)] = [],
+        body: [UInt8]? = nil, timeout: Duration, accept: Set<UInt> = [200],
         read: @escaping @Sendable (Head, HTTPClientResponse.Body) async throws -> T
     ) async throws -> T {
         if url.lowercased().hasPrefix("https:"), case .failure(let problem)? = Self.trust { throw problem }
         return try await Self.withTimeout(timeout) {
             var request = HTTPClientRequest(url: url)
+            request.method = method
+            if let body { request.body = .bytes(body) }
             request.headers.add(name: "User-Agent", value: Self.userAgent)
             for (name, value) in headers { request.headers.add(name: name, value: value) }
             let response: HTTPClientResponse

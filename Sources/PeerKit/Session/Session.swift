@@ -52,6 +52,9 @@ public actor Session {
         public var harvestQueriesPerSecond = 20.0
         public var harvestConcurrentFetches = 4
         public var harvestFetchTimeout = Duration.seconds(15)
+        /// An index node to announce this node's torrents to and to search beside the neighbours
+        /// (`peer serve --index-server`); nil: none.
+        public var indexServer: IndexServerLink.Configuration?
         /// Lines worth logging (a torrent's errors, peers dropped).
         public var log: (@Sendable (String) -> Void)?
 
@@ -70,7 +73,9 @@ public actor Session {
     public private(set) var overlay: SearchOverlay?
     private var harvester: Harvester?
     /// Remote searches of the last while, newest last (at most `keptSearches`).
-    private var remoteSearches: [(id: String, report: RemoteSearchReport)] = []
+    var remoteSearches: [(id: String, report: RemoteSearchReport)] = []
+    /// The link to the index node, when the node names one (Session+IndexServer.swift).
+    let indexLink: IndexServerLink?
     static let keptSearches = 32
     public private(set) var listenPort = 0
     var dht: DHTService?
@@ -108,6 +113,9 @@ public actor Session {
         }
         self.settings = settings
         self.node = PeerNode(bindHost: configuration.bindHost, encryption: configuration.encryption)
+        self.indexLink = try configuration.indexServer.map {
+            try IndexServerLink(configuration: $0, stateDirectory: configuration.stateDirectory, log: configuration.log)
+        }
     }
 
     // MARK: lifecycle
@@ -166,6 +174,7 @@ public actor Session {
         }
         self.indexTorrents(self.torrents.values.compactMap(\.metainfo))
         self.rebalance()
+        self.indexLink?.start(self)
         self.ticker = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
@@ -178,6 +187,7 @@ public actor Session {
     public func shutdown() async {
         self.ticker?.cancel()
         await self.harvester?.stop()
+        await self.indexLink?.stop()
         for m in self.torrents.values { await self.deactivate(m) }
         self.saveCounters()
         try? self.index.flush()
@@ -207,7 +217,7 @@ public actor Session {
 
     private func unsubscribe(_ key: Int) { self.subscribers[key] = nil }
 
-    private func emit(_ event: SessionEvent) {
+    func emit(_ event: SessionEvent) {
         for c in self.subscribers.values { c.yield(event) }
     }
 
@@ -291,6 +301,15 @@ public actor Session {
 
     static func indexKey(_ t: TorrentMetainfo) -> [UInt8] { t.infoHashes.v1?.bytes ?? t.infoHashes.v2!.bytes }
 
+    /// What an index node may be told this node shares: torrents whose engine runs (it answers peers), but not
+    /// private ones (BEP 27: shared only through their trackers), each with whether it is complete.
+    func shareable() -> [(metainfo: TorrentMetainfo, complete: Bool)] {
+        self.torrents.values.compactMap { m in
+            guard case .running = m.runtime, let t = m.metainfo, !t.isPrivate else { return nil }
+            return (t, m.isComplete)
+        }
+    }
+
     /// The best `limit` torrents of the index for `text`, best first; with `remote`, also starts a search among
     /// the node's neighbours, whose id the answer carries.
     public func search(_ text: String, limit: Int = 50, remote: Bool = false) throws(SessionError) -> SearchResults {
@@ -309,6 +328,7 @@ public actor Session {
             remoteID = String(id, radix: 16)
             self.remember(RemoteSearchReport(id: remoteID!, query: text, done: false, stopped: nil, neighbours: 0,
                 asked: 0, answered: 0, refused: 0, bytesReceived: 0, offTopic: 0, failed: 0, milliseconds: 0, hits: []))
+            self.indexLink?.search(remoteID!, text: text, session: self)
         }
         return SearchResults(query: text, terms: query.terms, hits: hits,
             milliseconds: took.milliseconds, remote: remoteID)
@@ -319,14 +339,14 @@ public actor Session {
         guard let r = self.remoteSearches.last(where: { $0.id == id.lowercased() })?.report else {
             throw .searchNotFound(id: id)
         }
-        return r
+        return self.withIndex(r)
     }
 
     private func remoteUpdate(_ report: RemoteSearchReport) {
         // A late report of a search whose final one came already is dropped.
         if let old = self.remoteSearches.last(where: { $0.id == report.id })?.report, old.done { return }
         self.remember(report)
-        self.emit(.search(report))
+        self.emit(.search(self.withIndex(report)))
     }
 
     private func remember(_ report: RemoteSearchReport) {
