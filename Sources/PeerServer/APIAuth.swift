@@ -144,6 +144,15 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
             e.headers[.wwwAuthenticate] = "Bearer"
             return e.response
         }
+        return try await JSONErrorMiddleware().handle(request, context: context, next: next)
+    }
+}
+
+/// Every error as the API's JSON error, and `nosniff` on every answer: the API's and the index node's.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         do {
             var response = try await next(request, context)
             response.headers[.xContentTypeOptions] = "nosniff"

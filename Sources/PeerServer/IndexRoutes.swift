@@ -23,7 +23,7 @@ extension PeerServer {
     /// token; Torznab searches need `apikey`.
     public static func indexRouter(node: IndexNode, apiKey: String) -> Router<IndexRequestContext> {
         let router = Router(context: IndexRequestContext.self)
-        router.add(middleware: IndexErrorMiddleware())
+        router.add(middleware: JSONErrorMiddleware())
         let key = APIAuth(token: apiKey, allowedHosts: [])
 
         router.post("announce") { request, context -> Response in
@@ -150,21 +150,6 @@ extension APIError {
         case .refused(.full): self.init(.serviceUnavailable, "full", error.description)
         case .query: self.init(.badRequest, "bad_request", error.description)
         case .database: self.init(.internalServerError, "internal", error.description)
-        }
-    }
-}
-
-/// Every error of the index node's routes as the API's JSON error.
-struct IndexErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
-        -> Response
-    {
-        do {
-            var response = try await next(request, context)
-            response.headers[.xContentTypeOptions] = "nosniff"
-            return response
-        } catch {
-            return APIError(any: error).response
         }
     }
 }

@@ -8,11 +8,7 @@ final class IndexNodeStore: Sendable {
     let database: DatabasePool
 
     init(path: String) throws {
-        try SessionStore.restrictMode(path)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        self.database = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(self.database)
+        self.database = try SessionStore.openDatabase(path, Self.migrator)
     }
 
     static var migrator: DatabaseMigrator {

@@ -61,11 +61,18 @@ final class SessionStore: Sendable {
     let database: DatabasePool
 
     init(path: String) throws {
+        self.database = try Self.openDatabase(path, Self.migrator)
+    }
+
+    /// A database of the daemon's (this one, the index node's claims): mode 0600, WAL, waiting up to 5 s on a
+    /// lock, migrated.
+    static func openDatabase(_ path: String, _ migrator: DatabaseMigrator) throws -> DatabasePool {
         try Self.restrictMode(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
-        self.database = try DatabasePool(path: path, configuration: configuration)
-        try Self.migrator.migrate(self.database)
+        let database = try DatabasePool(path: path, configuration: configuration)
+        try migrator.migrate(database)
+        return database
     }
 
     /// Makes the database readable by its user only (0600, like `api-token`): it holds every torrent's
