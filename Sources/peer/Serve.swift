@@ -35,8 +35,8 @@ struct Serve: AsyncParsableCommand {
               peer serve --download-dir ~/Downloads --port 51413
               peer serve --api 0.0.0.0:9091 --allow-host mybox.local
               peer serve --download-dir ~/Downloads --allow-path /srv/media
-              peer serve --index --index-listen 0.0.0.0:9092       an index node for the LAN
-              peer serve --index-server http://192.168.1.10:9092   share and search through it
+              peer serve --index --index-listen 0.0.0.0:9092
+              peer serve --index-server http://192.168.1.10:9092
             """)
 
     @Option(help: ArgumentHelp("Where the API and web UI listen.", valueName: "HOST:PORT"))
