@@ -84,9 +84,9 @@ def fake(n, prefix="Fake"):
     return [(hashlib.sha1(f"{prefix}{i}".encode()).digest(), f"{prefix}.Title.{i}.2160p", 1000 + i) for i in range(n)]
 
 
-def sharer(procs, tmp_path, addr, index, files):
-    """A daemon that announces to `index` and seeds `files` (name -> bytes), each a torrent of its own; returns
-    it with its peer port and the torrents' `peer info` answers by name."""
+def sharer(procs, tmp_path, addr, index, files, private=()):
+    """A daemon that announces to `index` and seeds `files` (name -> bytes), each a torrent of its own (private,
+    BEP 27, for the names in `private`); returns it with its peer port and the torrents' `peer info` answers."""
     d = Daemon(procs, tmp_path, addr, extra=["--index-server", index.url], log=f"share-{addr}.log")
     d.peer_port = int(d.proc.wait_for(r"peers on port (\d+)").group(1))
     d.downloads.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def sharer(procs, tmp_path, addr, index, files):
     for name, data in files.items():
         (d.downloads / name).write_bytes(data)
         t = tmp_path / f"{hashlib.sha1(name.encode()).hexdigest()}.torrent"
-        run_peer("create", d.downloads / name, "-o", t, "--v1", "--no-date")
+        run_peer("create", d.downloads / name, "-o", t, "--v1", "--no-date", *(["--private"] if name in private else []))
         infos[name] = json.loads(run_peer("info", t, "--json").stdout)
         status, _, body = d.request("POST", "/api/torrents", t.read_bytes(), {"Content-Type": "application/x-bittorrent"})
         assert status == 201, body
@@ -108,7 +108,10 @@ def test_a_node_announces_another_finds_checks_and_downloads_it(tmp_path, procs)
     index = IndexNode(procs, tmp_path, "127.0.0.200")
     name = "Sintel.2010.Open.Movie.1080p.mkv"
     data = det_bytes(3 * 1024 * 1024 + 12345, "sintel")
-    share, infos = sharer(procs, tmp_path, "127.0.0.201", index, {name: data})
+    # A private torrent (BEP 27) is shared only through its trackers: it is never announced.
+    secret = "Sintel.Private.Tracker.Only.mkv"
+    share, infos = sharer(procs, tmp_path, "127.0.0.201", index, {name: data, secret: det_bytes(50_000, "secret")},
+                          private={secret})
     ih = infos[name]["info_hash_v1"]
     # The announce comes once the torrent seeds; the index node checks the new claim (its info dictionary,
     # fetched from the announcer) and marks it verified.
@@ -118,6 +121,7 @@ def test_a_node_announces_another_finds_checks_and_downloads_it(tmp_path, procs)
     assert hit["peers"] == [f"127.0.0.201:{share.peer_port}"] and hit["seeders"] == 1
     stats = index.json("/stats")
     assert stats["announcers"] == 1 and stats["checks_passed"] == 1 and stats["checks_failed"] == 0
+    assert stats["rows"] == 1 and index.json("/search?q=private")["hits"] == []
     share.proc.wait_for(r"announced 1 torrents \(1 new\)")
     announced = time.monotonic() - t0
 
