@@ -248,3 +248,52 @@ def test_torznab_answers_parse_as_torznab_xml(tmp_path, procs):
     for query in ({"t": "search", "q": "bunny", "apikey": "wrong-key-0123456789"}, {"t": "search", "q": "bunny"}):
         error = index.xml(query)
         assert error.tag == "error" and error.get("code") == "100" and error.get("description"), query
+
+
+def test_a_lying_index_node_neither_crashes_nor_fools_a_searcher(tmp_path, procs):
+    """An index node's hits are claims: repeated hashes count once, malformed ones are dropped, and hits whose
+    announcers cannot send the info dictionary fail their check and are not shown."""
+    import http.server
+    import threading
+    closed = free_port("127.0.0.207")  # nothing listens there: every check fails
+
+    def hit(ih, name):
+        return {"info_hash": ih, "name": name, "size": 1000, "files": 1, "paths": [], "sources": ["index"],
+                "verified": True, "first_seen": "2026-01-01T00:00:00Z", "last_seen": "2026-01-01T00:00:00Z",
+                "score": 1.0, "magnet": "magnet:?", "peers": [f"127.0.0.207:{closed}"]}
+    answer = json.dumps({"query": "lie", "hits": [
+        hit("11" * 20, "Lie.One"), hit("11" * 20, "Lie.One.Again"), hit("zz" * 20, "Lie.Bad.Hex"),
+        hit("22" * 10, "Lie.Short"), hit("33" * 32, "Lie.V2")]}).encode()
+    asked = []
+
+    class Liar(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.207", 0), Liar)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        seeker = Daemon(procs, tmp_path, "127.0.0.208", extra=["--index-server", f"http://127.0.0.207:{server.server_port}"],
+                        log="seek-liar.log")
+        rid = seeker.ok("GET", "/api/search?q=lie&remote=1")["remote"]
+        report = wait_until("the remote search to finish", lambda: (lambda r: r if r["done"] else None)(
+            seeker.ok("GET", f"/api/search/{rid}")), timeout=30, interval=0.1)
+        part = report["index"]
+        assert asked and asked[0].startswith("/search?q=lie")
+        assert part["hits"] == [] and part["failed"] == 2 and part.get("error") is None, part
+        assert seeker.ok("GET", "/api/session")["torrents"] == 0  # still answering
+        # Failed claims leave the searcher's own index too.
+        assert seeker.ok("GET", "/api/search?q=lie")["hits"] == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

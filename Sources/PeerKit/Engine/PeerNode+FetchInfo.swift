@@ -9,12 +9,17 @@ extension PeerNode {
     ///
     /// The fetch dials out and takes no incoming connection: the node may hold the same torrent (or be fetching
     /// its metadata), and those keep theirs.
-    /// - Throws: the dial's error, `HTTPFetchError.timedOut`, or `CancellationError`.
+    /// - Throws: `MetainfoError` for a hash of another length, the dial's error, `HTTPFetchError.timedOut`, or
+    ///   `CancellationError`.
     public func fetchInfo(infoHash: [UInt8], from host: String, port: Int, timeout: Duration, listenPort: Int = 0)
         async throws -> [UInt8]
     {
-        let hashes = infoHash.count == 20
-            ? InfoHashes(v1: InfoHashV1(infoHash), v2: nil) : InfoHashes(v1: nil, v2: InfoHashV2(infoHash))
+        let hashes: InfoHashes
+        switch infoHash.count {
+        case 20: hashes = InfoHashes(v1: InfoHashV1(infoHash), v2: nil)
+        case 32: hashes = InfoHashes(v1: nil, v2: InfoHashV2(infoHash))
+        default: throw MetainfoError.magnet("an info-hash has 20 or 32 bytes, not \(infoHash.count)")
+        }
         let fetcher = MetadataFetcher(magnet: MagnetLink(infoHashes: hashes), eventLoop: self.group.next(),
             listenPort: UInt16(clamping: listenPort))
         let result: Result<[UInt8], any Error>

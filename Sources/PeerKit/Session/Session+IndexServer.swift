@@ -290,7 +290,12 @@ public final class IndexServerLink: Sendable {
             }
             return await notify()
         }
-        let hits = answer.hits.prefix(self.configuration.queryLimit)
+        // What the index node says is a claim like any other: hashes of the two lengths, each once.
+        var seen: Set<String> = []
+        let hits = answer.hits.filter { h in
+            guard let ih = Hex.decode(h.hit.infoHash), ih.count == 20 || ih.count == 32 else { return false }
+            return seen.insert(h.hit.infoHash.lowercased()).inserted
+        }.prefix(self.configuration.queryLimit)
         self.update(id) { r in
             r.hits = hits.map { h in
                 IndexSearchReport.Hit(infoHash: h.hit.infoHash, name: h.hit.name, size: h.hit.size, files: h.hit.files,
@@ -345,7 +350,7 @@ public final class IndexServerLink: Sendable {
                             r.failed += 1
                         }
                         // Verified first; otherwise the index node's order.
-                        let order = Dictionary(uniqueKeysWithValues: r.hits.enumerated().map { ($1.infoHash, $0) })
+                        let order = Dictionary(r.hits.enumerated().map { ($1.infoHash, $0) }, uniquingKeysWith: min)
                         r.hits.sort { a, b in
                             (a.check == .verified) != (b.check == .verified)
                                 ? a.check == .verified : order[a.infoHash]! < order[b.infoHash]!
