@@ -76,8 +76,12 @@ public struct AnnounceGate: Sendable {
     /// Takes an announce of `key` from `host` signed at `time`, or says why not. A taken one is recorded.
     public mutating func admit(key: [UInt8], host: String, time: Int64, now: Int64) -> Refusal? {
         if let until = self.refusedUntil(key, now: now) { return .refusedKey(retryAfter: until - now) }
-        let skew = abs(time - now)
-        guard skew <= self.configuration.maxSkew else { return .stale(skew: skew, limit: self.configuration.maxSkew) }
+        let limit = self.configuration.maxSkew
+        // Compared without a subtraction of the announce's time, which may be any Int64.
+        guard time >= now - limit, time <= now + limit else {
+            let (difference, overflow) = time.subtractingReportingOverflow(now)
+            return .stale(skew: overflow ? .max : Int64(clamping: difference.magnitude), limit: limit)
+        }
         if let last = self.announcers[key] {
             guard time > last.time else { return .replay }
             let next = last.takenAt + self.configuration.interval

@@ -137,6 +137,9 @@ import Testing
         #expect(gate.configuration.interval == 60)
         #expect(gate.admit(key: self.a, host: "h", time: self.now - 301, now: self.now) == .stale(skew: 301, limit: 300))
         #expect(gate.admit(key: self.a, host: "h", time: self.now + 301, now: self.now) == .stale(skew: 301, limit: 300))
+        // Any time an announce may carry, without an overflow.
+        #expect(gate.admit(key: self.a, host: "h", time: .min, now: self.now) == .stale(skew: .max, limit: 300))
+        #expect(gate.admit(key: self.a, host: "h", time: .max, now: self.now) == .stale(skew: .max - self.now, limit: 300))
         #expect(gate.admit(key: self.a, host: "h", time: self.now - 10, now: self.now) == nil)
         // The same announce again, or an older one: a replay, also after the interval.
         #expect(gate.admit(key: self.a, host: "h", time: self.now - 10, now: self.now + 61) == .replay)
