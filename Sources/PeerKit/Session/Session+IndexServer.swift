@@ -230,14 +230,17 @@ public final class IndexServerLink: Sendable {
             self.log?("index server \(url): announced \(receipt.accepted) torrents (\(receipt.new) new)"
                 + (cut > 0 ? "; \(cut) left out (an announce holds \(IndexAnnounce.maxTorrents) torrents, "
                     + "\(IndexAnnounce.maxBytes) bytes)" : ""))
-            return .taken(.seconds(max(1, receipt.interval)))
+            return .taken(Self.wait(receipt.interval))
         }
         let message = (try? APIJSON.decoder.decode(ErrorBody.self, from: Data(response.body)))?.error.message
             ?? "HTTP \(response.status.code)"
         let after = response.headers.first(name: "retry-after").flatMap { Int64($0) }
         self.log?("index server \(url): the announce was refused: \(message)")
-        return .later(after.map { .seconds(max(1, $0)) } ?? retry)
+        return .later(after.map(Self.wait) ?? retry)
     }
+
+    /// A wait the index node asks for, from a second to a day.
+    static func wait(_ seconds: Int64) -> Duration { .seconds(min(86_400, max(1, seconds))) }
 
     private struct ErrorBody: Decodable {
         struct Inner: Decodable { var message: String }
