@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""libtorrent seeding many torrents with its DHT on, bootstrapped only from the given node (the harvest test).
+"""libtorrent seeding many torrents with its DHT on, bootstrapped only from the given node (the harvest test). The node is added as an ordinary DHT node.
 Run with Debian's /usr/bin/python3 (python3-libtorrent 2.0).
 
   ltmultiseed.py --bind 127.0.0.x --port N --dht-bootstrap HOST:PORT SAVE TORRENT...
@@ -31,7 +31,9 @@ def main():
     signal.signal(signal.SIGTERM, on_signal)
     ses = lt.session({
         "listen_interfaces": "%s:%d" % (a.bind, a.port), "outgoing_interfaces": a.bind,
-        "enable_dht": True, "dht_bootstrap_nodes": a.dht_bootstrap,
+        # The given node is added as an ordinary node, not a bootstrap router: libtorrent keeps routers out of its
+        # routing table, so it would never announce to a router nor tell other nodes of it.
+        "enable_dht": True, "dht_bootstrap_nodes": "",
         "dht_restrict_routing_ips": False, "dht_restrict_search_ips": False, "dht_ignore_dark_internet": False,
         "dht_prefer_verified_node_ids": False, "dht_announce_interval": 30,
         "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
@@ -40,6 +42,8 @@ def main():
         "active_seeds": 100, "active_limit": 200, "active_dht_limit": 200, "active_tracker_limit": 200,
         "alert_mask": lt.alert.category_t.error_notification,
     })
+    host, port = a.dht_bootstrap.rsplit(":", 1)
+    ses.add_dht_node((host, int(port)))
     handles = []
     for t in a.torrents:
         p = lt.add_torrent_params()

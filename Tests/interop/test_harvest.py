@@ -1,7 +1,8 @@
-"""Issue 14: harvesting the DHT, politely. A Peer daemon with --harvest at 127.0.0.241 is the only bootstrap node
-of a private DHT; six python3-libtorrent nodes (127.0.0.247-252) seed 30 torrents with distinct names, 5 each (so
-that one node's announces stay under the DHT's per-address reply limit, 5 a second); a node
-that asks to be sampled at most every 300 s (dhtinterval.py, 127.0.0.243) counts the samples it gets."""
+"""Issue 14: harvesting the DHT, politely. A Peer daemon with --harvest at 127.0.0.241 is the node everyone joins
+a private DHT through (added as an ordinary node: libtorrent keeps a bootstrap router out of its routing table, so it
+would never announce to one); six python3-libtorrent nodes (127.0.0.247-252) seed 30 torrents with distinct names,
+5 each (so that one node's announces stay under the DHT's per-address reply limit, 5 a second); a node that asks to
+be sampled at most every 300 s (dhtinterval.py, 127.0.0.243) counts the samples it gets."""
 import json
 import os
 import time
@@ -45,33 +46,36 @@ def test_harvest_finds_what_libtorrent_seeds_within_budget_and_honours_interval(
         p.wait_for("READY", timeout=60)
 
     found = {}
+    took = None
 
     def all_found():
+        nonlocal took
         for word in NAMES:
             if word not in found:
                 hits = d.ok("GET", f"/api/search?q={urllib.parse.quote(word + ' harvest')}")["hits"]
                 if hits:
                     found[word] = hits[0]
+        if len(found) == len(NAMES) and took is None:
+            took = time.monotonic() - t0
         return len(found) == len(NAMES)
     # The DHT keeps answering while it harvests: a probe's get_peers, about 3 a second (under the per-address
-    # limit), all answered.
+    # limit), all answered; at least 40 of them, however fast the harvest.
     probe = Source("127.0.0.244", ("127.0.0.241", dht_port))
     asked = answered = 0
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not all_found():
+    while time.monotonic() < deadline and (not all_found() or asked < 40):
         for _ in range(2):
             t = probe.query("get_peers", {"info_hash": os.urandom(20)})
             asked += 1
             answered += probe.answer(t, timeout=1.0) is not None
         time.sleep(0.5)
-    took = time.monotonic() - t0
     stats = d.ok("GET", "/api/index")
     print(f"harvest: the daemon's DHT: {json.dumps(d.ok('GET', '/api/dht'))}")
     h = stats["harvest"]
-    print(f"harvest: {len(found)}/{len(NAMES)} found by keyword in {took:.1f} s; {json.dumps(h)}; probe {answered}/{asked}")
+    print(f"harvest: {len(found)}/{len(NAMES)} found by keyword in {took or -1:.1f} s; {json.dumps(h)}; probe {answered}/{asked}")
     assert len(found) == len(NAMES), f"missing {sorted(set(NAMES) - set(found))}"
     assert all(hit["verified"] and "dht" in hit["sources"] for hit in found.values())
-    assert took < 120
+    assert took is not None and took < 120
     # The budget, as the harvester counted it: queries within any second, fetches at once, fetches per address.
     assert h["max_queries_per_second"] <= 20
     assert 1 <= h["max_concurrent_fetches"] <= 4
