@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "Search", targets: ["Search"]),
+        .library(name: "Channels", targets: ["Channels"]),
         .library(name: "PeerKit", targets: ["PeerKit"]),
         .library(name: "PeerServer", targets: ["PeerServer"]),
         .library(name: "PeerSimulation", targets: ["PeerSimulation"]),
@@ -114,6 +115,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Channels",
+            dependencies: [
+                "PeerBase", "Bencode", "Metainfo", "DHT", .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "PeerKit",
             dependencies: [
                 "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search",
@@ -197,6 +205,13 @@ let package = Package(
                 "Search", "Metainfo", "PeerBase", "Bencode", .product(name: "PropertyBased", package: "swift-property-based"),
                 // ed25519 keys for the index node's signed announces.
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ChannelsTests",
+            dependencies: [
+                "Channels", "DHT", "Bencode", "PeerBase", .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
