@@ -124,7 +124,7 @@ let package = Package(
         .target(
             name: "PeerKit",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search",
+                "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search", "Channels",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -140,7 +140,7 @@ let package = Package(
         .target(
             name: "PeerServer",
             dependencies: [
-                "PeerKit", "PeerBase", "Metainfo", "Bencode", "DHT", "Search",
+                "PeerKit", "PeerBase", "Metainfo", "Bencode", "DHT", "Search", "Channels",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // The server's own channel handlers (Connections.swift) sit between these two.
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -157,7 +157,7 @@ let package = Package(
         .executableTarget(
             name: "peer",
             dependencies: [
-                "PeerBase", "Bencode", "Metainfo", "PeerKit", "PeerServer", "Storage", "DHT", "Search",
+                "PeerBase", "Bencode", "Metainfo", "PeerKit", "PeerServer", "Storage", "DHT", "Search", "Channels",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -246,7 +246,7 @@ let package = Package(
         .testTarget(
             name: "PeerServerTests",
             dependencies: [
-                "PeerServer", "PeerKit", "Metainfo", "PeerBase", "DHT", "Bencode", "Search",
+                "PeerServer", "PeerKit", "Metainfo", "PeerBase", "DHT", "Bencode", "Search", "Channels",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),

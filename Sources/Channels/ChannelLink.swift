@@ -9,7 +9,7 @@ public struct ChannelLink: Hashable, Sendable, CustomStringConvertible {
     public let publicKey: [UInt8]
     public let salt: [UInt8]
 
-    public init(publicKey: [UInt8], salt: [UInt8]) throws(ChannelError) {
+    public init(publicKey: [UInt8], salt: [UInt8]) throws(ChannelRefusal) {
         guard publicKey.count == 32, (try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey)) != nil else {
             throw .badLink("the key must be 32 bytes of an ed25519 public key")
         }
@@ -32,7 +32,7 @@ public struct ChannelLink: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Reads a `magnet:?xs=urn:btpk:…&s=…` link, or 64 hex digits of a key (a channel with no salt).
-    public init(parsing text: String) throws(ChannelError) {
+    public init(parsing text: String) throws(ChannelRefusal) {
         let s = text.trimmedWhitespace
         if s.count == 64, let key = Hex.decode(s) {
             try self.init(publicKey: key, salt: [])

@@ -5,7 +5,7 @@ import PeerBase
 /// it links to, which of its items were removed, and, for a group, who may post.
 ///
 ///     {"desc": text, "kind": "channel" | "group", "links": [channel links], "members": [32-byte keys],
-///      "open": 1 (a group that also takes keys its members vouch for), "title": text,
+///      "lic": {item id hex: licence}, "open": 1 (a group that also takes keys its members vouch for), "title": text,
 ///      "tomb": [20-byte item ids], "ts": seconds since 1970, "vouch": [32-byte keys]}
 public struct ChannelMeta: Hashable, Sendable {
     public enum Kind: String, Sendable { case channel, group }
@@ -23,12 +23,14 @@ public struct ChannelMeta: Hashable, Sendable {
     public var open: Bool
     /// Keys this author vouches for, in an open group.
     public var vouches: [[UInt8]]
+    /// Each torrent item's licence (an SPDX id or a URL), by the item's id in hex; posts carry their own.
+    public var licenses: [String: String]
     public var time: Int64
 
     public init(
         title: String, description: String = "", kind: Kind = .channel, links: [ChannelLink] = [],
         tombstones: [[UInt8]] = [], members: [[UInt8]] = [], open: Bool = false, vouches: [[UInt8]] = [],
-        time: Int64
+        licenses: [String: String] = [:], time: Int64
     ) {
         self.title = title
         self.description = description
@@ -38,6 +40,7 @@ public struct ChannelMeta: Hashable, Sendable {
         self.members = members
         self.open = open
         self.vouches = vouches
+        self.licenses = licenses
         self.time = time
     }
 
@@ -45,6 +48,9 @@ public struct ChannelMeta: Hashable, Sendable {
         var d = BencodeDictionary()
         d["desc"] = .text(self.description)
         d["kind"] = .text(self.kind.rawValue)
+        if !self.licenses.isEmpty {
+            d["lic"] = .dictionary(BencodeDictionary(self.licenses.map { ($0.key, BencodeValue.text($0.value)) }))
+        }
         if !self.links.isEmpty { d["links"] = .list(self.links.map { .text($0.description) }) }
         if !self.members.isEmpty { d["members"] = .list(self.members.map { .string($0) }) }
         if self.open { d["open"] = 1 }
@@ -55,19 +61,20 @@ public struct ChannelMeta: Hashable, Sendable {
         return BencodeValue.dictionary(d).encoded
     }
 
-    public init(bytes: [UInt8], limits: ChannelLimits = .default) throws(ChannelError) {
+    public init(bytes: [UInt8], limits: ChannelLimits = .default) throws(ChannelRefusal) {
         guard Int64(bytes.count) <= limits.maxMetaBytes else {
             throw .badRevision("the metadata is \(bytes.count) bytes, over \(limits.maxMetaBytes)")
         }
         let value: BencodeValue
         do {
             value = try BencodeDecoder(limits: BencodeLimits(
-                maxDepth: 4, maxItems: 2 * (limits.maxLinks + limits.maxMembers * 2 + limits.maxTombstones) + 64,
+                maxDepth: 4,
+                maxItems: 2 * (limits.maxLinks + limits.maxMembers * 2 + limits.maxTombstones + limits.maxHeadItems) + 64,
                 maxStringLength: Int(limits.maxMetaBytes), maxInputLength: Int(limits.maxMetaBytes))
             ).decodeValue(bytes)
         } catch { throw .badRevision("the metadata is not bencoded: \(error)") }
         guard let d = value.dictionary else { throw .badRevision("the metadata is not a dictionary") }
-        func list(_ key: String, max: Int, length: Int) throws(ChannelError) -> [[UInt8]] {
+        func list(_ key: String, max: Int, length: Int) throws(ChannelRefusal) -> [[UInt8]] {
             guard let v = d[key] else { return [] }
             guard let l = v.list, l.count <= max else {
                 throw .badRevision("metadata \(key): a list of at most \(max)")
@@ -94,6 +101,18 @@ public struct ChannelMeta: Hashable, Sendable {
             }
         }
         let kind = d["kind"]?.utf8.flatMap(Kind.init(rawValue:)) ?? .channel
+        var licenses: [String: String] = [:]
+        if let v = d["lic"] {
+            guard let l = v.dictionary, l.count <= limits.maxHeadItems else {
+                throw .badRevision("metadata lic: a dictionary of at most \(limits.maxHeadItems)")
+            }
+            for (k, value) in l {
+                guard let text = value.utf8, text.utf8.count <= limits.maxLicenseBytes, k.count == 40 else {
+                    throw .badRevision("metadata lic: item ids to licences of at most \(limits.maxLicenseBytes) bytes")
+                }
+                licenses[String(decoding: k, as: UTF8.self)] = text
+            }
+        }
         guard let title = d["title"]?.utf8, title.utf8.count <= limits.maxTitleBytes else {
             throw .badRevision("metadata title: UTF-8 of at most \(limits.maxTitleBytes) bytes")
         }
@@ -104,6 +123,7 @@ public struct ChannelMeta: Hashable, Sendable {
             title: title, description: desc, kind: kind, links: links,
             tombstones: try list("tomb", max: limits.maxTombstones, length: 20),
             members: try list("members", max: limits.maxMembers, length: 32), open: d["open"]?.integer == 1,
-            vouches: try list("vouch", max: limits.maxMembers, length: 32), time: d["ts"]?.integer ?? 0)
+            vouches: try list("vouch", max: limits.maxMembers, length: 32), licenses: licenses,
+            time: d["ts"]?.integer ?? 0)
     }
 }

@@ -14,7 +14,7 @@ public struct ChannelPointer: Sendable, Equatable {
     public var infoHash: [UInt8] { self.item.value["ih"]!.bytes! }
 
     /// Checks `item` as the pointer of `link`, newer than the revision `held` (nil: none yet).
-    public init(item: MutableItem, link: ChannelLink, newerThan held: Int64? = nil) throws(ChannelError) {
+    public init(item: MutableItem, link: ChannelLink, newerThan held: Int64? = nil) throws(ChannelRefusal) {
         guard item.publicKey == link.publicKey, item.salt == link.salt else {
             throw .badPointer("it is under another key or salt")
         }
@@ -34,7 +34,7 @@ public struct ChannelPointer: Sendable, Equatable {
     /// The publisher's pointer to revision `sequence`.
     public static func signed(
         link: ChannelLink, infoHash: [UInt8], sequence: Int64, key: Curve25519.Signing.PrivateKey
-    ) throws(ChannelError) -> ChannelPointer {
+    ) throws(ChannelRefusal) -> ChannelPointer {
         guard Array(key.publicKey.rawRepresentation) == link.publicKey else {
             throw .badPointer("the key is not the channel's")
         }

@@ -50,7 +50,7 @@ public struct FeedRevision: Sendable {
     /// Reads and checks a revision's info dictionary before any of its content is fetched.
     /// - Parameter link: the channel it was reached through; the revision must name it as its source.
     public init(infoBytes: [UInt8], link expected: ChannelLink?, limits: ChannelLimits = .default)
-        throws(ChannelError)
+        throws(ChannelRefusal)
     {
         guard infoBytes.count <= limits.maxInfoBytes else {
             throw .badRevision("the info dictionary is \(infoBytes.count) bytes, over \(limits.maxInfoBytes)")
@@ -196,7 +196,7 @@ public enum FeedBuilder {
     public static func build(
         link: ChannelLink, previous: FeedRevision?, added: [Item], meta: ChannelMeta, archiveNext: String? = nil,
         limits: ChannelLimits = .default
-    ) throws(ChannelError) -> (revision: FeedRevision, files: [(path: [String], bytes: [UInt8])]) {
+    ) throws(ChannelRefusal) -> (revision: FeedRevision, files: [(path: [String], bytes: [UInt8])]) {
         let pl = Int64(previous?.pieceLength ?? FeedRevision.pieceLength)
         var files: [BencodeValue] = []
         var pieces: [UInt8] = []

@@ -25,7 +25,7 @@ public struct Post: Hashable, Sendable {
     public static func signed(
         title: String, body: String, channel: [UInt8], time: Int64, refs: [[UInt8]] = [], license: String? = nil,
         key: Curve25519.Signing.PrivateKey, limits: ChannelLimits = .default
-    ) throws(ChannelError) -> Post {
+    ) throws(ChannelRefusal) -> Post {
         var p = Post(
             author: Array(key.publicKey.rawRepresentation), channel: channel, title: title, body: body, time: time,
             refs: refs, license: license, signature: [])
@@ -36,7 +36,7 @@ public struct Post: Hashable, Sendable {
     }
 
     /// Reads and checks a post: its limits and its signature.
-    public init(bytes: [UInt8], limits: ChannelLimits = .default) throws(ChannelError) {
+    public init(bytes: [UInt8], limits: ChannelLimits = .default) throws(ChannelRefusal) {
         let bencodeLimits = BencodeLimits(
             maxDepth: 4, maxItems: limits.maxRefs + 32, maxStringLength: limits.maxBodyBytes,
             maxInputLength: limits.maxBodyBytes + limits.maxTitleBytes + limits.maxLicenseBytes
@@ -87,7 +87,7 @@ public struct Post: Hashable, Sendable {
         self.signature = signature
     }
 
-    private func checkLimits(_ limits: ChannelLimits) throws(ChannelError) {
+    private func checkLimits(_ limits: ChannelLimits) throws(ChannelRefusal) {
         guard self.title.utf8.count <= limits.maxTitleBytes else {
             throw .badPost("the title is \(self.title.utf8.count) bytes, over \(limits.maxTitleBytes)")
         }

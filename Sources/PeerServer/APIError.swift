@@ -34,9 +34,9 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     init(_ error: SessionError) {
         let (status, code): (HTTPResponse.Status, String) =
             switch error {
-            case .torrentNotFound, .fileNotFound, .trackerNotFound, .itemNotFound, .searchNotFound:
+            case .torrentNotFound, .fileNotFound, .trackerNotFound, .itemNotFound, .searchNotFound, .channelNotFound:
                 (.notFound, "not_found")
-            case .badRequest, .notAMagnetLink, .fetchFailed, .moveFailed, .metadata(_, from: .upload),
+            case .badRequest, .notAMagnetLink, .fetchFailed, .moveFailed, .channelRefused, .metadata(_, from: .upload),
                 .metadata(_, from: .url):
                 (.badRequest, "bad_request")
             case .alreadyAdded, .alreadyATracker, .noMetadataYet, .conflict, .dhtOff: (.conflict, "conflict")

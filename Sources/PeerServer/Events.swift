@@ -47,6 +47,7 @@ extension PeerServer {
         case .removed(let id): Self.event("removed", ["id": id])
         case .error(let id, let message): Self.event("error", ["id": id, "message": message])
         case .search(let report): Self.event("search", report)
+        case .channel(let event): Self.event("channel", event)
         }
     }
 

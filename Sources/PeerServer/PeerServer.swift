@@ -14,6 +14,7 @@ public enum PeerServer {
         Self.addAPI(to: router, session: session, auth: auth)
         Self.addDHT(to: router, session: session)
         Self.addSearch(to: router, session: session)
+        Self.addChannels(to: router, session: session)
         router.get("/") { _, _ in Assets.page("index.html") }
         router.get(":file") { _, context -> Response in
             let name = try context.parameters.require("file")

@@ -64,6 +64,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var encryption: EncryptionOption
     @OptionGroup var search: SearchOptions
     @OptionGroup var index: IndexOptions
+    @OptionGroup var channels: ChannelOptions
 
     func validate() throws {
         guard PeerNode.splitHostPort(self.api) != nil || self.api.hasSuffix(":0") else {
@@ -89,6 +90,7 @@ struct Serve: AsyncParsableCommand {
         config.log = { line in Terminal.stderr("\(line)\n") }
         self.search.apply(to: &config)
         self.index.apply(to: &config)
+        self.channels.apply(to: &config)
         let session: Session
         let token: String
         do {

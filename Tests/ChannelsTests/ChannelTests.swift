@@ -36,9 +36,9 @@ import Testing
             ("magnet:?xs=urn:btpk:" + String(repeating: "a", count: 64) + "&s=zz", "s must be hex"),
             ("https://example.com/feed", "expected magnet:?xs=urn:btpk:… or a 64-digit key"),
         ] {
-            #expect(throws: ChannelError.badLink(reason)) { try ChannelLink(parsing: text) }
+            #expect(throws: ChannelRefusal.badLink(reason)) { try ChannelLink(parsing: text) }
         }
-        #expect(throws: ChannelError.self) {
+        #expect(throws: ChannelRefusal.self) {
             try ChannelLink(publicKey: Array(self.key.publicKey.rawRepresentation), salt: Array(repeating: 1, count: 65))
         }
     }
@@ -64,10 +64,10 @@ import Testing
     @Test func aForgedOrOversizedPostIsRefused() throws {
         var p = try Post.signed(title: "Hello", body: "x", channel: self.link.target.bytes, time: 1, key: self.key)
         p.body = "changed after signing"
-        #expect(throws: ChannelError.badPost("the signature does not verify under its author's key")) {
+        #expect(throws: ChannelRefusal.badPost("the signature does not verify under its author's key")) {
             try Post(bytes: p.bytes)
         }
-        #expect(throws: ChannelError.self) {
+        #expect(throws: ChannelRefusal.self) {
             try Post.signed(title: "t", body: String(repeating: "b", count: 65537), channel: self.link.target.bytes,
                 time: 1, key: self.key)
         }
@@ -75,8 +75,8 @@ import Testing
         let other = Curve25519.Signing.PrivateKey()
         var q = try Post.signed(title: "Hello", body: "x", channel: self.link.target.bytes, time: 1, key: other)
         q.author = Array(self.key.publicKey.rawRepresentation)
-        #expect(throws: ChannelError.self) { try Post(bytes: q.bytes) }
-        #expect(throws: ChannelError.self) { try Post(bytes: Array("d1:ai1ee".utf8)) }
+        #expect(throws: ChannelRefusal.self) { try Post(bytes: q.bytes) }
+        #expect(throws: ChannelRefusal.self) { try Post(bytes: Array("d1:ai1ee".utf8)) }
     }
 
     // MARK: Metadata
@@ -89,7 +89,7 @@ import Testing
         #expect(try ChannelMeta(bytes: m.bytes) == m)
         var limits = ChannelLimits()
         limits.maxMembers = 0
-        #expect(throws: ChannelError.badRevision("metadata members: a list of at most 0")) {
+        #expect(throws: ChannelRefusal.badRevision("metadata members: a list of at most 0")) {
             try ChannelMeta(bytes: m.bytes, limits: limits)
         }
     }
@@ -140,19 +140,19 @@ import Testing
         let (r, _) = try FeedBuilder.build(link: self.link, previous: nil, added: items, meta: ChannelMeta(title: "N", time: 1))
         var limits = ChannelLimits()
         limits.maxHeadItems = 4
-        #expect(throws: ChannelError.badRevision("more than 4 items (older ones belong in archives)")) {
+        #expect(throws: ChannelRefusal.badRevision("more than 4 items (older ones belong in archives)")) {
             try FeedRevision(infoBytes: r.infoBytes, link: self.link, limits: limits)
         }
         limits = ChannelLimits()
         limits.maxItemBytes = 100
-        #expect(throws: ChannelError.self) { try FeedRevision(infoBytes: r.infoBytes, link: self.link, limits: limits) }
+        #expect(throws: ChannelRefusal.self) { try FeedRevision(infoBytes: r.infoBytes, link: self.link, limits: limits) }
         limits = ChannelLimits()
         limits.maxInfoBytes = 100
-        #expect(throws: ChannelError.self) { try FeedRevision(infoBytes: r.infoBytes, link: self.link, limits: limits) }
+        #expect(throws: ChannelRefusal.self) { try FeedRevision(infoBytes: r.infoBytes, link: self.link, limits: limits) }
         // Another channel's revision, reached through this channel's pointer.
         let other = try ChannelLink(
             publicKey: Array(Curve25519.Signing.PrivateKey().publicKey.rawRepresentation), salt: [])
-        #expect(throws: ChannelError.self) { try FeedRevision(infoBytes: r.infoBytes, link: other) }
+        #expect(throws: ChannelRefusal.self) { try FeedRevision(infoBytes: r.infoBytes, link: other) }
     }
 
     @Test func aFileOutsideTheFeedLayoutIsRefused() throws {
@@ -165,20 +165,20 @@ import Testing
             return BencodeValue.dictionary(BencodeDictionary(pairs)).encoded
         }
         let sha: BencodeValue = .string([UInt8](repeating: 1, count: 20))
-        #expect(throws: ChannelError.badRevision("a file path that is not plain names")) {
+        #expect(throws: ChannelRefusal.badRevision("a file path that is not plain names")) {
             try FeedRevision(infoBytes: info([["length": 5, "path": ["..", "evil"], "sha1": sha]]), link: self.link)
         }
-        #expect(throws: ChannelError.badRevision("meta/x is neither an item nor the metadata")) {
+        #expect(throws: ChannelRefusal.badRevision("meta/x is neither an item nor the metadata")) {
             try FeedRevision(infoBytes: info([["length": 5, "path": ["meta", "x"], "sha1": sha]]), link: self.link)
         }
-        #expect(throws: ChannelError.badRevision("notes.txt is neither an item nor the metadata")) {
+        #expect(throws: ChannelRefusal.badRevision("notes.txt is neither an item nor the metadata")) {
             try FeedRevision(infoBytes: info([["length": 5, "path": ["notes.txt"], "sha1": sha]]), link: self.link)
         }
         let item = Hex.encode([UInt8](repeating: 2, count: 20)) + ".torrent"
-        #expect(throws: ChannelError.badRevision("\(item) has no BEP 47 sha1")) {
+        #expect(throws: ChannelRefusal.badRevision("\(item) has no BEP 47 sha1")) {
             try FeedRevision(infoBytes: info([["length": 5, "path": [.text(item)]]]), link: self.link)
         }
-        #expect(throws: ChannelError.badRevision("no metadata file")) {
+        #expect(throws: ChannelRefusal.badRevision("no metadata file")) {
             try FeedRevision(infoBytes: info([["length": 5, "path": [.text(item)], "sha1": sha]]), link: self.link)
         }
     }
@@ -204,7 +204,7 @@ extension String {
         let p = try ChannelPointer.signed(link: self.link, infoHash: self.ih, sequence: 3, key: self.key)
         #expect(p.infoHash == self.ih && p.sequence == 3)
         #expect(try ChannelPointer(item: p.item, link: self.link, newerThan: 2) == p)
-        #expect(throws: ChannelError.staleSequence(got: 3, have: 3)) {
+        #expect(throws: ChannelRefusal.staleSequence(got: 3, have: 3)) {
             try ChannelPointer(item: p.item, link: self.link, newerThan: 3)
         }
     }
@@ -212,19 +212,19 @@ extension String {
     @Test func aForgedOversizedOrMisplacedPointerIsRefused() throws {
         var forged = try ChannelPointer.signed(link: self.link, infoHash: self.ih, sequence: 3, key: self.key).item
         forged.sequence = 4
-        #expect(throws: ChannelError.badSignature) { try ChannelPointer(item: forged, link: self.link) }
+        #expect(throws: ChannelRefusal.badSignature) { try ChannelPointer(item: forged, link: self.link) }
         // Signed by the key, but not a BEP 46 value.
         let text = try MutableItem.signed(value: "hello", sequence: 1, salt: self.link.salt, privateKey: self.key)
-        #expect(throws: ChannelError.badPointer("its value is not {\"ih\": <20-byte info-hash>}")) {
+        #expect(throws: ChannelRefusal.badPointer("its value is not {\"ih\": <20-byte info-hash>}")) {
             try ChannelPointer(item: text, link: self.link)
         }
         var big = text
         big.value = .string([UInt8](repeating: 1, count: 1200))
-        #expect(throws: ChannelError.badPointer("its value is 1205 bytes, over BEP 44's 1000")) {
+        #expect(throws: ChannelRefusal.badPointer("its value is 1205 bytes, over BEP 44's 1000")) {
             try ChannelPointer(item: big, link: self.link)
         }
         let other = try ChannelLink(publicKey: self.link.publicKey, salt: Array("ch/other".utf8))
-        #expect(throws: ChannelError.badPointer("it is under another key or salt")) {
+        #expect(throws: ChannelRefusal.badPointer("it is under another key or salt")) {
             try ChannelPointer(item: text, link: other)
         }
     }

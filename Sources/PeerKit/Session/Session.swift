@@ -55,6 +55,9 @@ public actor Session {
         /// An index node to announce this node's torrents to and to search beside the neighbours
         /// (`peer serve --index-server`); nil: none.
         public var indexServer: IndexServerLink.Configuration?
+        /// Channels: publish this node's, follow others' (needs the DHT).
+        public var channels = true
+        public var channelConfiguration = ChannelService.Configuration()
         /// Lines worth logging (a torrent's errors, peers dropped).
         public var log: (@Sendable (String) -> Void)?
 
@@ -72,6 +75,8 @@ public actor Session {
     /// The node's place among search neighbours (nil with `search` off).
     public private(set) var overlay: SearchOverlay?
     private var harvester: Harvester?
+    /// The node's channels and subscriptions (nil with channels or the DHT off).
+    public private(set) var channels: ChannelService?
     /// Remote searches of the last while, newest last (at most `keptSearches`).
     var remoteSearches: [(id: String, report: RemoteSearchReport)] = []
     /// The link to the index node, when the node names one (Session+IndexServer.swift).
@@ -172,6 +177,21 @@ public actor Session {
         } else if self.configuration.harvest {
             self.log("harvesting needs the DHT, which is off")
         }
+        if self.configuration.channels {
+            do {
+                let service = try ChannelService(
+                    configuration: self.configuration.channelConfiguration, store: self.store, node: self.node,
+                    dht: self.dht, index: self.index, listenPort: self.listenPort,
+                    stateDirectory: self.configuration.stateDirectory,
+                    emit: { [weak self] event in Task { await self?.emit(.channel(event)) } },
+                    addTorrent: { [weak self] bytes, folder in await self?.addFromRule(bytes, folder: folder) },
+                    log: self.configuration.log)
+                await service.start()
+                self.channels = service
+            } catch {
+                self.log("channels are off: \(error)")
+            }
+        }
         self.indexTorrents(self.torrents.values.compactMap(\.metainfo))
         self.rebalance()
         self.indexLink?.start(self)
@@ -187,6 +207,7 @@ public actor Session {
     public func shutdown() async {
         self.ticker?.cancel()
         await self.harvester?.stop()
+        await self.channels?.stop()
         await self.indexLink?.stop()
         for m in self.torrents.values { await self.deactivate(m) }
         self.saveCounters()
@@ -288,6 +309,32 @@ public actor Session {
         let status = self.status(m)
         self.emit(.added(status))
         return status
+    }
+
+    /// A torrent an auto-download rule matched (a channel's or an RSS feed's): added unless it is there.
+    func addFromRule(_ bytes: [UInt8], folder: String?) async {
+        do {
+            let status = try await self.add(.torrentFile(bytes), options: AddOptions(savePath: folder))
+            self.log("\(status.name): added by a rule")
+        } catch .alreadyAdded {
+        } catch {
+            self.log("a rule's torrent was not added: \(error)")
+        }
+    }
+
+    /// The .torrent file of a torrent the session holds (a magnet link's, once its metadata came).
+    public func torrentFile(_ id: String) throws(SessionError) -> [UInt8] {
+        let m = try self.get(id)
+        guard let data = m.record.metainfo else { throw .noMetadataYet(id: m.record.id, what: "its .torrent file") }
+        return [UInt8](data)
+    }
+
+    /// The channel service, or why there is none.
+    public func channelService() throws(SessionError) -> ChannelService {
+        guard let c = self.channels else {
+            throw self.dht == nil ? .dhtOff : .unavailable("channels are off (--no-channels)")
+        }
+        return c
     }
 
     // MARK: search

@@ -1,3 +1,4 @@
+import Channels
 import Foundation
 import Search
 import Metainfo
@@ -282,6 +283,8 @@ public enum SessionEvent: Sendable {
     case error(id: String, message: String)
     /// A remote search's progress: answers, checks, and at last `done`.
     case search(RemoteSearchReport)
+    /// A channel subscribed to, updated (with its new items), published, refused or removed.
+    case channel(ChannelEvent)
 }
 
 /// Where a torrent comes from.
@@ -362,6 +365,8 @@ public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
     case trackerNotFound(url: String, torrent: String)
     /// No DHT node has the BEP 44 item.
     case itemNotFound(target: String)
+    /// No channel by that id or link.
+    case channelNotFound(id: String)
 
     // Requests that cannot be right.
     /// A field's value, said in words (`save_path must be an absolute path`).
@@ -369,6 +374,8 @@ public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
     case notAMagnetLink(MetainfoError)
     case fetchFailed(url: String, HTTPFetchError)
     case moveFailed(from: String, to: String, reason: String)
+    /// A channel link, pointer, revision or post that is refused, with the reason.
+    case channelRefused(ChannelRefusal)
 
     // Requests that do not fit the torrent's state now.
     case alreadyAdded(id: String)
@@ -401,6 +408,8 @@ public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
         case .fileNotFound(let index, let torrent): "no file \(index) in \(torrent)"
         case .trackerNotFound(let url, let torrent): "\(url) is not a tracker of \(torrent)"
         case .itemNotFound(let target): "no node has \(target)"
+        case .channelNotFound(let id): "no channel \(id)"
+        case .channelRefused(let e): e.description
         case .badRequest(let m), .conflict(let m), .unavailable(let m), .engine(let m), .internalError(let m): m
         case .notAMagnetLink(let e): "not a magnet link: \(e)"
         case .fetchFailed(let url, let e): "cannot fetch \(url): \(e)"

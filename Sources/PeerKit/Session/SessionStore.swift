@@ -118,6 +118,7 @@ final class SessionStore: Sendable {
                 t.column("value", .blob).notNull()
             }
         }
+        Self.registerChannelMigrations(&m)
         return m
     }
 

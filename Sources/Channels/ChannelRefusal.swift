@@ -2,7 +2,7 @@
 
 /// Why a channel's pointer, revision, item or post was refused. Each case names what was wrong, so that a
 /// subscriber can say it and a test can assert it; nothing is fetched or changed after one of these.
-public enum ChannelError: Error, Equatable, Sendable, CustomStringConvertible {
+public enum ChannelRefusal: Error, Equatable, Sendable, CustomStringConvertible {
     /// A link or key that cannot be read.
     case badLink(String)
     /// The pointer's signature does not verify under the channel's key.

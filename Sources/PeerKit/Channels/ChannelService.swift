@@ -1,0 +1,841 @@
+// Channels and groups (issue 15): signed news that propagates from peer to peer, like Usenet.
+import Bencode
+import Channels
+import Crypto
+import DHT
+import Foundation
+import Metainfo
+import NIOCore
+import PeerBase
+import Search
+import Storage
+
+/// Publishes this node's channels and follows the channels it subscribed to.
+///
+/// - A channel is the node's ed25519 key and a salt; its pointer (BEP 44/46) names the current revision, a
+///   BEP 49 feed torrent (`FeedRevision`) kept in `STATE/channels/<id>/` and seeded for as long as the channel is
+///   held, by publisher and subscribers alike, so it lives while its publisher is offline.
+/// - Publishing: staged posts and torrents become the next revision; the pointer's `seq` goes up by one and is
+///   put on the DHT, and put again every `republishInterval`.
+/// - Following: the pointer is looked up every `pollInterval` (±25%), one channel at a time; a newer one is
+///   checked whole (`ChannelPointer`), then the revision's info dictionary (`FeedRevision`) and the quota, and only
+///   then are its new pieces fetched. Subscribers put the same signed pointer again, as the publisher does.
+/// - A group merges the posts of the authors its founder lists (their feeds are followed too), and drops posts
+///   by any other key.
+public actor ChannelService {
+    public struct Configuration: Sendable {
+        /// How often a followed channel's pointer is looked up (±25%).
+        public var pollInterval = Duration.seconds(20 * 60)
+        /// How often a held pointer is put again (BEP 44 items may expire after 2 hours).
+        public var republishInterval = Duration.seconds(60 * 60)
+        /// How long a revision's info dictionary and new pieces may take.
+        public var fetchTimeout = Duration.seconds(300)
+        public var defaultQuota: Int64 = 256 << 20
+        public var limits = ChannelLimits()
+        /// A channel with no revision for this long is marked stale.
+        public var staleAfter = Duration.seconds(180 * 86_400)
+        public init() {}
+    }
+
+    /// The revision torrent a channel seeds (and, while `complete` is false, fetches).
+    private struct Run {
+        var engine: TorrentEngine
+        var storage: FileStorage
+        var revision: FeedRevision
+        var seq: Int64
+        var complete: Bool
+        /// Succeeds when every piece is there.
+        var done: EventLoopFuture<Void>
+    }
+
+    public let configuration: Configuration
+    private let store: SessionStore
+    private let node: PeerNode
+    private let dht: DHTService?
+    private let index: SearchIndex
+    private let listenPort: Int
+    private let key: Curve25519.Signing.PrivateKey
+    /// `STATE/channels`: every revision's files under `<id>/`, resume data under `resume/`.
+    private let folder: String
+    private let emit: @Sendable (ChannelEvent) -> Void
+    /// Adds a torrent an auto-download rule matched to the session (its bytes and the rule's folder).
+    private let addTorrent: @Sendable ([UInt8], String?) async -> Void
+    private let log: (@Sendable (String) -> Void)?
+    private var runs: [String: Run] = [:]
+    /// When each followed channel is next looked up.
+    private var due: [String: ContinuousClock.Instant] = [:]
+    private var loop: Task<Void, Never>?
+    private var rng = SystemRandomNumberGenerator()
+
+    // Figures `stats()` reports (the start-up budget test reads them).
+    private(set) var lookups = 0
+    private(set) var fetchesStarted = 0
+    private var fetching = 0
+    private(set) var maxFetchesAtOnce = 0
+    private(set) var refused = 0
+
+    init(
+        configuration: Configuration, store: SessionStore, node: PeerNode, dht: DHTService?, index: SearchIndex,
+        listenPort: Int, stateDirectory: String, emit: @escaping @Sendable (ChannelEvent) -> Void,
+        addTorrent: @escaping @Sendable ([UInt8], String?) async -> Void, log: (@Sendable (String) -> Void)?
+    ) throws {
+        self.configuration = configuration
+        self.store = store
+        self.node = node
+        self.dht = dht
+        self.index = index
+        self.listenPort = listenPort
+        self.key = try NodeKey.loadOrCreate(stateDirectory + "/" + NodeKey.fileName)
+        self.folder = stateDirectory + "/channels"
+        self.emit = emit
+        self.addTorrent = addTorrent
+        self.log = log
+        try FileManager.default.createDirectory(atPath: self.folder, withIntermediateDirectories: true)
+    }
+
+    /// Seeds every held revision again and starts the poll and re-put loop. Followed channels are first looked
+    /// up spread over the first poll interval's quarter, never all at once.
+    func start() {
+        let now = ContinuousClock.now
+        for r in (try? self.store.channels()) ?? [] {
+            if let info = r.info, let link = try? ChannelLink(parsing: r.link),
+                let revision = try? FeedRevision(infoBytes: [UInt8](info), link: link, limits: self.limitsFor(r))
+            {
+                self.seed(r.id, revision, seq: r.seq ?? 0, complete: false)
+            }
+            if !r.mine { self.due[r.id] = now + self.jitter(self.configuration.pollInterval / 4) }
+        }
+        self.loop = Task { [weak self] in
+            while !Task.isCancelled {
+                await self?.tick()
+                try? await Task.sleep(for: .milliseconds(500))
+            }
+        }
+    }
+
+    func stop() async {
+        self.loop?.cancel()
+        for id in Array(self.runs.keys) { await self.stopRun(id) }
+    }
+
+    // MARK: publishing
+
+    /// Makes a channel (or a group) of this node's key, named `name` (its salt is `ch/` and the name).
+    public func create(name: String, title: String?, description: String, group: Bool) throws(SessionError)
+        -> ChannelInfo
+    {
+        guard !name.isEmpty else { throw .badRequest("a channel needs a name") }
+        let link: ChannelLink
+        do { link = try ChannelLink(publicKey: self.publicKey, salt: ChannelLink.salt(forName: name)) } catch {
+            throw .channelRefused(error)
+        }
+        guard (try? self.store.channel(link.id)) == nil else { throw .conflict("the channel \(link.id) exists") }
+        let record = ChannelRecord(
+            id: link.id, link: link.description, mine: true, title: title ?? name, description: description,
+            kind: group ? "group" : "channel", seq: nil, info: nil, pointer: nil, createdAt: Date(), updatedAt: nil,
+            checkedAt: nil, putAt: nil, quota: Int64.max, rule: nil, groupId: nil, members: nil, error: nil)
+        try self.save(record, [])
+        return self.info(record)
+    }
+
+    /// Stages a post in one of this node's channels (or in its own feed of a group it writes to).
+    public func post(
+        _ id: String, title: String, body: String, replyTo: [String], license: String?
+    ) throws(SessionError) -> ChannelItem {
+        let (record, target) = try self.writable(id)
+        var refs: [[UInt8]] = []
+        for r in replyTo {
+            guard let b = Hex.decode(r), b.count == 20 else { throw .badRequest("reply_to: post ids are 40 hex digits") }
+            refs.append(b)
+        }
+        let post: Post
+        do {
+            post = try Post.signed(title: title, body: body, channel: target, time: Int64(Date().timeIntervalSince1970),
+                refs: refs, license: license, key: self.key, limits: self.configuration.limits)
+        } catch { throw .channelRefused(error) }
+        let item = ChannelItemRecord(
+            channel: record.id, id: Hex.encode(post.id), kind: "post", position: self.nextPosition(record.id),
+            title: post.title, body: post.body, author: Hex.encode(post.author), time: post.time,
+            refs: Self.json(post.refs.map { Hex.encode($0) }), license: license, size: nil, staged: Data(post.bytes),
+            read: true, removed: false)
+        try self.save(record, [item])
+        return self.item(item)
+    }
+
+    /// Stages a torrent (a .torrent file's bytes) in one of this node's channels.
+    public func addTorrent(_ id: String, torrent bytes: [UInt8], license: String?) throws(SessionError) -> ChannelItem {
+        let (record, _) = try self.writable(id)
+        let t: TorrentMetainfo
+        do { t = try TorrentMetainfo(bytes: bytes) } catch { throw .metadata(error, from: .upload) }
+        guard Int64(bytes.count) <= self.configuration.limits.maxItemBytes else {
+            throw .channelRefused(.badRevision("the torrent file is \(bytes.count) bytes, over the item limit"))
+        }
+        let ih = Session.indexKey(t)
+        if let old = (try? self.store.items(channel: record.id))?.first(where: { $0.id == Hex.encode(ih) }), !old.removed {
+            throw .conflict("\(t.name) is already in the channel")
+        }
+        let item = ChannelItemRecord(
+            channel: record.id, id: Hex.encode(ih), kind: "torrent", position: self.nextPosition(record.id),
+            title: t.name, body: nil, author: nil, time: Int64(Date().timeIntervalSince1970), refs: nil,
+            license: license, size: t.totalLength, staged: Data(bytes), read: true, removed: false)
+        try self.save(record, [item])
+        return self.item(item)
+    }
+
+    /// Removes an item: a tombstone in the next revision.
+    public func removeItem(_ id: String, item: String) throws(SessionError) {
+        let (record, _) = try self.writable(id)
+        guard var row = (try? self.store.items(channel: record.id))?.first(where: { $0.id == item }) else {
+            throw .badRequest("no item \(item) in the channel")
+        }
+        row.removed = true
+        try self.save(record, [row])
+    }
+
+    /// Publishes the staged items as the next revision: written, seeded, and its pointer (seq + 1) put.
+    public func publish(_ id: String) async throws(SessionError) -> ChannelPublishReport {
+        var (record, _) = try self.writable(id)
+        let link = try self.link(record)
+        let rows = (try? self.store.items(channel: record.id)) ?? []
+        let staged = rows.filter { $0.staged != nil && !$0.removed }
+        var previous: FeedRevision?
+        if let data = record.info {
+            do { previous = try FeedRevision(infoBytes: [UInt8](data), link: link, limits: self.configuration.limits) } catch {
+                throw .channelRefused(error)
+            }
+        }
+        let inFeed = Set(previous?.items.compactMap { $0.id.map { Hex.encode($0) } } ?? [])
+        let kept = rows.filter { inFeed.contains($0.id) }
+        let meta = ChannelMeta(
+            title: record.title, description: record.description, kind: record.kind == "group" ? .group : .channel,
+            tombstones: kept.filter { $0.removed }.compactMap { Hex.decode($0.id) },
+            members: record.kind == "group" && record.groupId == nil ? [self.publicKey] + self.members(record) : [],
+            licenses: Dictionary(
+                (kept + staged).compactMap { r in r.license.map { (r.id, $0) } }, uniquingKeysWith: { a, _ in a }),
+            time: Int64(Date().timeIntervalSince1970))
+        let added = staged.compactMap { r -> FeedBuilder.Item? in
+            guard let id = Hex.decode(r.id), let bytes = r.staged else { return nil }
+            return FeedBuilder.Item(kind: r.kind == "post" ? .post : .torrent, id: id, bytes: [UInt8](bytes))
+        }
+        let built: (revision: FeedRevision, files: [(path: [String], bytes: [UInt8])])
+        do {
+            built = try FeedBuilder.build(link: link, previous: previous, added: added, meta: meta,
+                limits: self.configuration.limits)
+        } catch { throw .channelRefused(error) }
+        // The new files, then the revision's torrent; the old metadata file goes once the new one is written.
+        let root = self.folder + "/" + record.id
+        do {
+            for f in built.files {
+                let path = root + "/" + f.path.joined(separator: "/")
+                try FileManager.default.createDirectory(
+                    atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                try Data(f.bytes).write(to: URL(fileURLWithPath: path))
+            }
+        } catch { throw .internalError("cannot write the revision under \(root): \(error)") }
+        if let old = previous?.meta, old.path != built.revision.meta?.path {
+            try? FileManager.default.removeItem(atPath: root + "/" + old.path.joined(separator: "/"))
+        }
+        let seq = (record.seq ?? 0) + 1
+        let pointer: ChannelPointer
+        do {
+            pointer = try ChannelPointer.signed(link: link, infoHash: built.revision.infoHash, sequence: seq, key: self.key)
+        } catch { throw .channelRefused(error) }
+        await self.stopRun(record.id)
+        self.seed(record.id, built.revision, seq: seq, complete: true)
+        record.seq = seq
+        record.info = Data(built.revision.infoBytes)
+        record.pointer = Data(Self.encode(pointer.item))
+        record.updatedAt = Date()
+        let published = staged.map { r in
+            var r = r
+            r.staged = nil
+            return r
+        }
+        try self.save(record, published)
+        self.indexTorrents(staged.filter { $0.kind == "torrent" })
+        let stored = await self.put(record.id, pointer.item)
+        let info = self.info((try? self.store.channel(record.id)) ?? record)
+        self.emit(ChannelEvent(kind: .published, channel: record.id, seq: seq, newItems: published.map(self.item),
+            message: nil))
+        self.log?("channel \(record.title): revision \(seq) published (\(staged.count) new, stored by \(stored) nodes)")
+        return ChannelPublishReport(channel: info, seq: seq, infoHash: Hex.encode(built.revision.infoHash),
+            added: staged.count, storedBy: stored)
+    }
+
+    // MARK: following
+
+    /// Follows a channel by its link (or key): its pointer is looked up at once.
+    public func subscribe(_ text: String, quota: Int64?, rule: FeedRule?) throws(SessionError) -> ChannelInfo {
+        let link: ChannelLink
+        do { link = try ChannelLink(parsing: text) } catch { throw .channelRefused(error) }
+        return try self.follow(link, quota: quota, rule: rule, groupId: nil)
+    }
+
+    private func follow(_ link: ChannelLink, quota: Int64?, rule: FeedRule?, groupId: String?) throws(SessionError)
+        -> ChannelInfo
+    {
+        if self.blocked.contains(link.keyHex) { throw .channelRefused(.blocked(link.keyHex)) }
+        if let existing = try? self.store.channel(link.id) { return self.info(existing) }
+        guard self.dht != nil else { throw .dhtOff }
+        let record = ChannelRecord(
+            id: link.id, link: link.description, mine: false, title: link.id, description: "", kind: "channel",
+            seq: nil, info: nil, pointer: nil, createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil,
+            quota: quota ?? self.configuration.defaultQuota, rule: rule.flatMap { Self.json($0) }, groupId: groupId,
+            members: nil, error: nil)
+        try self.save(record, [])
+        self.due[link.id] = .now
+        self.emit(ChannelEvent(kind: .subscribed, channel: link.id, seq: nil, newItems: [], message: nil))
+        return self.info(record)
+    }
+
+    /// Stops following (or publishing) a channel; with `deleteData`, its files go too.
+    public func unsubscribe(_ id: String, deleteData: Bool) async throws(SessionError) {
+        let record = try self.record(id)
+        await self.stopRun(record.id)
+        self.due[record.id] = nil
+        do { try self.store.deleteChannel(record.id) } catch {
+            throw .database(action: "remove the channel", reason: "\(error)")
+        }
+        if deleteData { try? FileManager.default.removeItem(atPath: self.folder + "/" + record.id) }
+        // A group's authors go with it.
+        for r in (try? self.store.channels()) ?? [] where r.groupId == record.id {
+            await self.stopRun(r.id)
+            self.due[r.id] = nil
+            try? self.store.deleteChannel(r.id)
+        }
+        self.emit(ChannelEvent(kind: .removed, channel: record.id, seq: nil, newItems: [], message: nil))
+    }
+
+    /// A pointer another Peer node passed on: checked whole, and fetched at once when newer.
+    public func received(_ item: MutableItem, from peer: String?) {
+        guard let record = (try? self.store.channels())?.first(where: {
+            !$0.mine && $0.id == Hex.encode(item.target.bytes)
+        }), let link = try? self.link(record), (try? ChannelPointer(item: item, link: link, newerThan: record.seq)) != nil
+        else { return }
+        self.due[record.id] = .now
+        self.hints[record.id] = item
+    }
+
+    /// Pointers passed on by peers, used at the channel's next update instead of a lookup.
+    private var hints: [String: MutableItem] = [:]
+
+    // MARK: reading
+
+    public func list() -> [ChannelInfo] {
+        ((try? self.store.channels()) ?? []).filter { $0.groupId == nil }.map(self.info)
+    }
+
+    public func detail(_ id: String) throws(SessionError) -> ChannelDetail {
+        let record = try self.record(id)
+        var rows = (try? self.store.items(channel: record.id)) ?? []
+        var members: [String] = []
+        if record.kind == "group" {
+            members = [record.link].compactMap { try? ChannelLink(parsing: $0).keyHex } + self.members(record).map { Hex.encode($0) }
+            let allowed = Set(members)
+            for author in (try? self.store.channels())?.filter({ $0.groupId == record.id }) ?? [] {
+                rows += ((try? self.store.items(channel: author.id)) ?? []).filter { $0.kind == "post" }
+            }
+            // Only the listed authors' posts, each once.
+            var seen = Set<String>()
+            rows = rows.filter { r in
+                (r.kind != "post" || r.author.map(allowed.contains) ?? false) && seen.insert(r.id).inserted
+            }
+        }
+        let links = self.meta(record)?.links.map(\.description) ?? []
+        return ChannelDetail(channel: self.info(record), items: Self.threaded(rows.filter { !$0.removed }.map(self.item)),
+            members: members, links: links)
+    }
+
+    public func markRead(_ id: String, items: [String]?) throws(SessionError) {
+        let record = try self.record(id)
+        do { try self.store.markRead(channel: record.id, ids: items) } catch {
+            throw .database(action: "mark items read", reason: "\(error)")
+        }
+    }
+
+    public func setBlocked(_ key: String, _ blocked: Bool) throws(SessionError) {
+        guard let k = Hex.decode(key), k.count == 32 else { throw .badRequest("a key is 64 hex digits") }
+        do { try self.store.setBlocked(Hex.encode(k), blocked) } catch {
+            throw .database(action: "change the block list", reason: "\(error)")
+        }
+    }
+
+    /// What `/api/channels/stats` shows: the start-up budget's figures.
+    public func stats() -> [String: Int] {
+        ["lookups": self.lookups, "fetches_started": self.fetchesStarted, "max_fetches_at_once": self.maxFetchesAtOnce,
+         "fetching": self.fetching, "refused": self.refused, "seeding": self.runs.count]
+    }
+
+    /// The channel's RSS 2.0 feed, for feed readers.
+    public func rss(_ id: String, baseURL: String) throws(SessionError) -> String {
+        let d = try self.detail(id)
+        func esc(_ s: String) -> String {
+            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel>"
+        out += "<title>\(esc(d.channel.title))</title><link>\(esc(d.channel.link))</link>"
+        out += "<description>\(esc(d.channel.description))</description>"
+        for item in d.items.reversed() {
+            let date = Date(timeIntervalSince1970: TimeInterval(item.time))
+            out += "<item><title>\(esc(item.title))</title><guid isPermaLink=\"false\">\(item.id)</guid>"
+            out += "<pubDate>\(Self.rfc822(date))</pubDate>"
+            if let body = item.body { out += "<description>\(esc(body))</description>" }
+            if let magnet = item.magnet {
+                out += "<link>\(esc(magnet))</link>"
+                out += "<enclosure url=\"\(esc(magnet))\" length=\"\(item.size ?? 0)\" type=\"application/x-bittorrent\"/>"
+            }
+            out += "</item>"
+        }
+        return out + "</channel></rss>\n"
+    }
+
+    // MARK: the loop
+
+    private func tick() async {
+        let now = ContinuousClock.now
+        // One channel at a time: the one due first.
+        if let (id, _) = self.due.filter({ $0.value <= now }).min(by: { $0.value < $1.value }) {
+            self.due[id] = now + self.jitter(self.configuration.pollInterval)
+            await self.update(id)
+        }
+        // Re-put every held pointer once per `republishInterval`.
+        for r in (try? self.store.channels()) ?? [] {
+            guard let data = r.pointer, let item = Self.decodeItem([UInt8](data)) else { continue }
+            if let at = r.putAt, Date().timeIntervalSince(at) < self.configuration.republishInterval.seconds { continue }
+            _ = await self.put(r.id, item)
+            break  // one a tick
+        }
+    }
+
+    /// Looks the pointer up (or takes one a peer passed on) and fetches the revision it names, if newer.
+    private func update(_ id: String) async {
+        guard var record = try? self.store.channel(id), !record.mine, let link = try? self.link(record),
+            let dht = self.dht
+        else { return }
+        var item = self.hints.removeValue(forKey: id)
+        if item == nil {
+            self.lookups += 1
+            let outcome = try? await dht.run(.get(target: link.target, salt: link.salt), joinFirst: true)
+            if case .item(_, .mutable(let found)?, _) = outcome { item = found }
+        }
+        record = (try? self.store.channel(id)) ?? record
+        record.checkedAt = Date()
+        guard let item else {
+            record.error = record.seq == nil ? "no pointer found in the DHT yet" : record.error
+            try? self.store.save(record)
+            return
+        }
+        let pointer: ChannelPointer
+        do { pointer = try ChannelPointer(item: item, link: link, newerThan: record.seq) } catch {
+            if case .staleSequence = error {
+                try? self.store.save(record)
+                return
+            }
+            return self.refuse(&record, error)
+        }
+        await self.fetch(&record, link, pointer)
+    }
+
+    /// Fetches revision `pointer` names: its info dictionary first, checked; then its new pieces.
+    private func fetch(_ record: inout ChannelRecord, _ link: ChannelLink, _ pointer: ChannelPointer) async {
+        self.fetchesStarted += 1
+        self.fetching += 1
+        self.maxFetchesAtOnce = max(self.maxFetchesAtOnce, self.fetching)
+        defer { self.fetching -= 1 }
+        let magnet = MagnetLink(infoHashes: InfoHashes(v1: InfoHashV1(pointer.infoHash), v2: nil))
+        let fetcher = TorrentRun.fetchMetadata(magnet, on: self.node, listenPort: self.listenPort,
+            discovery: TorrentRun.Discovery(trackers: [], dht: true, localDiscovery: false, peers: self.peersOf(record.id)))
+        let info = try? await fetcher.infoBytes.failing(after: self.configuration.fetchTimeout) {
+            SessionError.unavailable("timed out")
+        }.get()
+        await self.node.remove(fetcher)
+        guard let info else {
+            record.error = "the revision \(pointer.sequence)'s metadata did not arrive"
+            try? self.store.save(record)
+            return
+        }
+        let revision: FeedRevision
+        do { revision = try FeedRevision(infoBytes: info, link: link, limits: self.limitsFor(record)) } catch {
+            return self.refuse(&record, error)
+        }
+        guard revision.storedBytes <= record.quota else {
+            return self.refuse(&record, .overQuota(needed: revision.storedBytes, quota: record.quota))
+        }
+        await self.stopRun(record.id)
+        self.seed(record.id, revision, seq: pointer.sequence, complete: false)
+        guard let run = self.runs[record.id] else {
+            record.error = "cannot open the revision's files"
+            try? self.store.save(record)
+            return
+        }
+        let finished: Bool
+        do {
+            try await run.done.failing(after: self.configuration.fetchTimeout) { SessionError.unavailable("timed out") }
+                .get()
+            finished = true
+        } catch { finished = false }
+        guard finished, self.runs[record.id]?.engine === run.engine else {
+            record.error = "the revision \(pointer.sequence)'s files did not all arrive in time"
+            try? self.store.save(record)
+            return
+        }
+        self.runs[record.id]?.complete = true
+        record = (try? self.store.channel(record.id)) ?? record
+        await self.read(&record, link, revision, pointer)
+    }
+
+    /// Reads a complete revision's items and metadata into the database and the index.
+    private func read(_ record: inout ChannelRecord, _ link: ChannelLink, _ revision: FeedRevision, _ pointer: ChannelPointer)
+        async
+    {
+        let root = self.folder + "/" + record.id + "/"
+        let limits = self.limitsFor(record)
+        let known = Set(((try? self.store.items(channel: record.id)) ?? []).map(\.id))
+        var meta: ChannelMeta?
+        if let m = revision.meta, let bytes = FileManager.default.contents(atPath: root + m.path.joined(separator: "/")) {
+            do { meta = try ChannelMeta(bytes: [UInt8](bytes), limits: limits) } catch {
+                return self.refuse(&record, error)
+            }
+        }
+        // The posts a feed may hold: the channel's key's own; in a group's feeds, the listed authors'.
+        let group = record.groupId.flatMap { try? self.store.channel($0) }
+        let target = group.flatMap { try? self.link($0).target.bytes } ?? link.target.bytes
+        var rows: [ChannelItemRecord] = []
+        var torrents: [[UInt8]] = []
+        var position = self.nextPosition(record.id)
+        for entry in revision.items {
+            guard let idBytes = entry.id, !known.contains(Hex.encode(idBytes)),
+                let data = FileManager.default.contents(atPath: root + entry.path.joined(separator: "/"))
+            else { continue }
+            let bytes = [UInt8](data)
+            switch entry.kind {
+            case .post:
+                let post: Post
+                do {
+                    post = try Post(bytes: bytes, limits: limits)
+                    guard post.id == idBytes else { throw ChannelRefusal.badPost("its file name is not its id") }
+                    guard post.channel == target else { throw ChannelRefusal.badPost("it was posted to another channel") }
+                    guard post.author == link.publicKey else {
+                        throw group != nil ? ChannelRefusal.notAMember(author: Hex.encode(post.author))
+                            : ChannelRefusal.badPost("it is signed by another key than the channel's")
+                    }
+                } catch {
+                    self.refused += 1
+                    self.log?("channel \(record.id): post \(Hex.encode(idBytes)) refused: \(error)")
+                    continue
+                }
+                rows.append(ChannelItemRecord(
+                    channel: record.id, id: Hex.encode(idBytes), kind: "post", position: position, title: post.title,
+                    body: post.body, author: Hex.encode(post.author), time: post.time,
+                    refs: Self.json(post.refs.map { Hex.encode($0) }), license: post.license, size: nil, staged: nil,
+                    read: false, removed: false))
+            case .torrent:
+                guard let t = try? TorrentMetainfo(bytes: bytes), Session.indexKey(t) == idBytes else {
+                    self.refused += 1
+                    continue
+                }
+                rows.append(ChannelItemRecord(
+                    channel: record.id, id: Hex.encode(idBytes), kind: "torrent", position: position, title: t.name,
+                    body: nil, author: nil, time: meta?.time ?? Int64(Date().timeIntervalSince1970), refs: nil,
+                    license: meta?.licenses[Hex.encode(idBytes)], size: t.totalLength, staged: nil, read: false,
+                    removed: false))
+                torrents.append(bytes)
+            default: continue
+            }
+            position += 1
+        }
+        var removedRows: [ChannelItemRecord] = []
+        if let meta {
+            record.title = meta.title
+            record.description = meta.description
+            record.kind = meta.kind.rawValue
+            let tombs = Set(meta.tombstones.map { Hex.encode($0) })
+            removedRows = ((try? self.store.items(channel: record.id)) ?? []).filter { tombs.contains($0.id) && !$0.removed }
+                .map { r in
+                    var r = r
+                    r.removed = true
+                    return r
+                }
+        }
+        record.seq = pointer.sequence
+        record.info = Data(revision.infoBytes)
+        record.pointer = Data(Self.encode(pointer.item))
+        record.updatedAt = Date()
+        record.error = nil
+        do { try self.store.save(record, items: rows + removedRows) } catch {
+            self.log?("channel \(record.id): cannot save revision \(pointer.sequence): \(error)")
+            return
+        }
+        self.index.add(torrents.compactMap { try? TorrentMetainfo(bytes: $0) }.map {
+            IndexEntry(metainfo: $0, source: .channel, pinned: false)
+        })
+        // A group's founder lists its authors: their feeds are followed too.
+        if let meta, meta.kind == .group, record.groupId == nil {
+            var authors = meta.members
+            if meta.open { authors += meta.vouches }
+            for key in Set(authors.map { Hex.encode($0) }) where key != link.keyHex {
+                guard let k = Hex.decode(key), let feed = try? ChannelLink(publicKey: k, salt: Self.authorSalt(group: record.id))
+                else { continue }
+                _ = try? self.follow(feed, quota: record.quota, rule: nil, groupId: record.id)
+            }
+        }
+        self.log?("channel \(record.title): revision \(pointer.sequence), \(rows.count) new items")
+        let announced = record.groupId ?? record.id
+        self.emit(ChannelEvent(kind: .updated, channel: announced, seq: pointer.sequence, newItems: rows.map(self.item),
+            message: nil))
+        _ = await self.put(record.id, pointer.item)
+        // Auto-download: the torrents the subscription's rule matches.
+        if let rule = record.rule.flatMap({ Self.decode(FeedRule.self, $0) }) {
+            for bytes in torrents {
+                guard let t = try? TorrentMetainfo(bytes: bytes), rule.matches(name: t.name, size: t.totalLength) else {
+                    continue
+                }
+                await self.addTorrent(bytes, rule.folder)
+            }
+        }
+    }
+
+    private func refuse(_ record: inout ChannelRecord, _ error: ChannelRefusal) {
+        self.refused += 1
+        record.error = error.description
+        try? self.store.save(record)
+        self.log?("channel \(record.id): \(error)")
+        self.emit(ChannelEvent(kind: .refused, channel: record.groupId ?? record.id, seq: nil, newItems: [],
+            message: error.description))
+    }
+
+    // MARK: seeding
+
+    /// Opens the revision's files and starts its engine (seeding what is there, fetching the rest).
+    private func seed(_ id: String, _ revision: FeedRevision, seq: Int64, complete: Bool) {
+        let t: TorrentMetainfo
+        let prepared: TorrentRun.Prepared
+        do {
+            (t, _) = try TorrentRun.torrent(info: revision.infoBytes, magnet: nil)
+            prepared = try TorrentRun.prepare(t, directory: self.folder, unselected: [],
+                resume: ResumeStore(stateDirectory: self.folder, metainfo: t))
+        } catch {
+            self.log?("channel \(id): cannot open revision \(seq): \(error)")
+            return
+        }
+        var config = TorrentEngine.Configuration()
+        config.seedAfterDownload = true
+        let log = self.log
+        let (engine, done) = TorrentRun.start(t, prepared, on: self.node, configuration: config,
+            listenPort: self.listenPort,
+            discovery: TorrentRun.Discovery(trackers: [], dht: self.dht != nil, localDiscovery: false,
+                peers: self.peersOf(id)),
+            setUp: { $0.onLog = { line in log?("channel \(id.prefix(8)): \(line)") } })
+        self.runs[id] = Run(engine: engine, storage: prepared.storage, revision: revision, seq: seq,
+            complete: complete || prepared.have.allSet, done: done)
+    }
+
+    private func stopRun(_ id: String) async {
+        guard let run = self.runs.removeValue(forKey: id) else { return }
+        try? await run.engine.saveResumeData().get()
+        await self.node.remove(run.engine)
+        run.storage.close()
+    }
+
+    /// Peers named for a channel: none yet (the DHT finds the revision's swarm).
+    private func peersOf(_ id: String) -> [String] { [] }
+
+    /// Puts a signed pointer on the DHT; returns how many nodes stored it.
+    private func put(_ id: String, _ item: MutableItem) async -> Int {
+        guard let dht = self.dht else { return 0 }
+        let outcome = try? await dht.run(.put(.mutable(item)), joinFirst: true)
+        if var r = try? self.store.channel(id) {
+            r.putAt = Date()
+            try? self.store.save(r)
+        }
+        if case .stored(_, let accepted, _) = outcome { return accepted.count }
+        return 0
+    }
+
+    // MARK: helpers
+
+    private var publicKey: [UInt8] { Array(self.key.publicKey.rawRepresentation) }
+
+    private var blocked: Set<String> { (try? self.store.blockedKeys()) ?? [] }
+
+    /// The salt of an author's feed in a group: `g/` and the group's id.
+    static func authorSalt(group: String) -> [UInt8] { Array("g/\(group)".utf8) }
+
+    private func record(_ id: String) throws(SessionError) -> ChannelRecord {
+        let key = (try? ChannelLink(parsing: id))?.id ?? id.lowercased()
+        guard let r = try? self.store.channel(key) else { throw .channelNotFound(id: id) }
+        return r
+    }
+
+    private func link(_ r: ChannelRecord) throws(SessionError) -> ChannelLink {
+        do { return try ChannelLink(parsing: r.link) } catch { throw .channelRefused(error) }
+    }
+
+    /// A channel this node may post to, and the target its posts name: its own channel, or its feed in a group
+    /// it follows (made on the first post).
+    private func writable(_ id: String) throws(SessionError) -> (ChannelRecord, [UInt8]) {
+        let r = try self.record(id)
+        if r.mine { return (r, try self.link(r).target.bytes) }
+        guard r.kind == "group" else { throw .conflict("\(r.title) is not this node's channel (its key is another's)") }
+        let allowed = Set(self.members(r).map { Hex.encode($0) })
+        guard allowed.contains(Hex.encode(self.publicKey)) else {
+            throw .conflict("this node's key is not a member of the group \(r.title)")
+        }
+        let feed: ChannelLink
+        do { feed = try ChannelLink(publicKey: self.publicKey, salt: Self.authorSalt(group: r.id)) } catch {
+            throw .channelRefused(error)
+        }
+        if let own = try? self.store.channel(feed.id) { return (own, try self.link(r).target.bytes) }
+        let own = ChannelRecord(
+            id: feed.id, link: feed.description, mine: true, title: r.title, description: "", kind: "channel", seq: nil,
+            info: nil, pointer: nil, createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil, quota: Int64.max,
+            rule: nil, groupId: r.id, members: nil, error: nil)
+        try self.save(own, [])
+        return (own, try self.link(r).target.bytes)
+    }
+
+    /// A group's authors besides its founder: the founder's own list when the group is ours, else its latest
+    /// metadata's (with the keys its members vouched for, in an open group).
+    private func members(_ r: ChannelRecord) -> [[UInt8]] {
+        if r.mine { return (r.members.flatMap { Self.decode([String].self, $0) } ?? []).compactMap { Hex.decode($0) } }
+        guard let meta = self.meta(r) else { return [] }
+        var keys = meta.members
+        if meta.open {
+            for author in (try? self.store.channels())?.filter({ $0.groupId == r.id }) ?? [] {
+                keys += self.meta(author)?.vouches ?? []
+            }
+        }
+        let founder = (try? self.link(r))?.publicKey
+        var seen = Set<[UInt8]>()
+        return keys.filter { $0 != founder && seen.insert($0).inserted }
+    }
+
+    /// The metadata of the revision held.
+    private func meta(_ r: ChannelRecord) -> ChannelMeta? {
+        guard let info = r.info, let link = try? ChannelLink(parsing: r.link),
+            let revision = try? FeedRevision(infoBytes: [UInt8](info), link: link, limits: self.limitsFor(r)),
+            let m = revision.meta,
+            let bytes = FileManager.default.contents(atPath: self.folder + "/" + r.id + "/" + m.path.joined(separator: "/"))
+        else { return nil }
+        return try? ChannelMeta(bytes: [UInt8](bytes), limits: self.limitsFor(r))
+    }
+
+    /// Adds a member to one of this node's groups (published with the next revision).
+    public func addMember(_ id: String, key: String) throws(SessionError) {
+        var r = try self.record(id)
+        guard r.mine, r.kind == "group", r.groupId == nil else {
+            throw .conflict("only a group's founder adds its members")
+        }
+        guard let k = Hex.decode(key), k.count == 32 else { throw .badRequest("a key is 64 hex digits") }
+        var list = self.members(r)
+        guard list.count < self.configuration.limits.maxMembers else { throw .conflict("the group is full") }
+        if !list.contains(k) && k != self.publicKey { list.append(k) }
+        r.members = Self.json(list.map { Hex.encode($0) })
+        try self.save(r, [])
+    }
+
+    private func limitsFor(_ r: ChannelRecord) -> ChannelLimits { self.configuration.limits }
+
+    private func nextPosition(_ channel: String) -> Int64 {
+        ((try? self.store.items(channel: channel))?.map(\.position).max() ?? -1) + 1
+    }
+
+    private func save(_ record: ChannelRecord, _ items: [ChannelItemRecord]) throws(SessionError) {
+        do { try self.store.save(record, items: items) } catch {
+            throw .database(action: "save the channel", reason: "\(error)")
+        }
+    }
+
+    private func indexTorrents(_ rows: [ChannelItemRecord]) {
+        self.index.add(rows.compactMap { $0.staged.flatMap { try? TorrentMetainfo(bytes: [UInt8]($0)) } }.map {
+            IndexEntry(metainfo: $0, source: [.own, .channel], pinned: true)
+        })
+    }
+
+    private func info(_ r: ChannelRecord) -> ChannelInfo {
+        let rows = (try? self.store.items(channel: r.id)) ?? []
+        let stale = r.updatedAt.map { Date().timeIntervalSince($0) > self.configuration.staleAfter.seconds } ?? false
+        return ChannelInfo(
+            id: r.id, link: r.link, mine: r.mine, title: r.title, description: r.description, kind: r.kind, seq: r.seq,
+            infoHash: r.info.map { Hex.encode(Insecure.SHA1.hash(data: $0)) },
+            items: rows.filter { $0.staged == nil && !$0.removed }.count,
+            unread: rows.filter { !$0.read && !$0.removed }.count, staged: rows.filter { $0.staged != nil }.count,
+            createdAt: r.createdAt, updatedAt: r.updatedAt, checkedAt: r.checkedAt, stale: stale && !r.mine,
+            quota: r.quota, rule: r.rule.flatMap { Self.decode(FeedRule.self, $0) }, groupId: r.groupId, error: r.error)
+    }
+
+    private func item(_ r: ChannelItemRecord) -> ChannelItem {
+        var magnet: String?
+        if r.kind == "torrent" { magnet = "magnet:?xt=urn:btih:\(r.id)&dn=\(Self.urlEncoded(r.title))" }
+        return ChannelItem(
+            id: r.id, kind: r.kind, title: r.title, body: r.body, author: r.author, time: r.time,
+            refs: r.refs.flatMap { Self.decode([String].self, $0) } ?? [], depth: 0, license: r.license, size: r.size,
+            magnet: magnet, read: r.read, staged: r.staged != nil)
+    }
+
+    /// Posts in thread order: each reply after the post it answers (depth one more), threads and torrents in time
+    /// order; a reply to a post not held starts a thread of its own.
+    static func threaded(_ items: [ChannelItem]) -> [ChannelItem] {
+        let ids = Set(items.map(\.id))
+        var children: [String: [ChannelItem]] = [:]
+        var roots: [ChannelItem] = []
+        for i in items.sorted(by: { ($0.time, $0.id) < ($1.time, $1.id) }) {
+            if let parent = i.refs.last, ids.contains(parent), parent != i.id {
+                children[parent, default: []].append(i)
+            } else {
+                roots.append(i)
+            }
+        }
+        var out: [ChannelItem] = []
+        var visited = Set<String>()
+        func walk(_ i: ChannelItem, _ depth: Int) {
+            guard visited.insert(i.id).inserted else { return }
+            var i = i
+            i.depth = depth
+            out.append(i)
+            for c in children[i.id] ?? [] { walk(c, depth + 1) }
+        }
+        for r in roots { walk(r, 0) }
+        return out
+    }
+
+    private func jitter(_ d: Duration) -> Duration {
+        let s = d.seconds
+        return .milliseconds(Int64(Double.random(in: (s * 750)...(s * 1250), using: &self.rng)))
+    }
+
+    static func encode(_ item: MutableItem) -> [UInt8] {
+        BencodeValue.dictionary(BencodeDictionary([
+            ("k", .string(item.publicKey)), ("salt", .string(item.salt)), ("seq", .integer(item.sequence)),
+            ("sig", .string(item.signature)), ("v", item.value),
+        ])).encoded
+    }
+
+    static func decodeItem(_ bytes: [UInt8]) -> MutableItem? {
+        guard let d = (try? BencodeDecoder(limits: .message).decodeValue(bytes))?.dictionary,
+            let k = d["k"]?.bytes, let seq = d["seq"]?.integer, let sig = d["sig"]?.bytes, let v = d["v"]
+        else { return nil }
+        return MutableItem(publicKey: k, salt: d["salt"]?.bytes ?? [], sequence: seq, value: v, signature: sig)
+    }
+
+    static func json(_ value: some Encodable) -> String? {
+        (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) -> T? {
+        try? JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+
+    static func urlEncoded(_ s: String) -> String {
+        s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+    }
+
+    static func rfc822(_ date: Date) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "GMT")
+        f.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return f.string(from: date)
+    }
+}
