@@ -159,6 +159,11 @@ public struct FeedRevision: Sendable {
         self.infoBytes = infoBytes
     }
 
+    /// Whether an info dictionary is a BEP 49 feed's (else a BEP 46 pointer names a plain torrent).
+    public static func isFeed(infoBytes: [UInt8]) -> Bool {
+        (try? BencodeDecoder().decodeValue(infoBytes))?["bep49"] != nil
+    }
+
     /// A root file's kind and id: `<40 hex>.torrent` or `<40 hex>.post`.
     public static func item(named name: String) -> (Entry.Kind, [UInt8])? {
         for kind in [Entry.Kind.torrent, .post] {

@@ -76,6 +76,9 @@ public final class TorrentMachine {
         public var chokeRoundTicks = 10
         /// Log every message received (PEER_DEBUG).
         public var debugLog = false
+        /// BEP 10 extensions besides ut_metadata and ut_pex that this torrent offers (channel pointers, …): their
+        /// messages come out as `.extensionMessage`, and `sendExtension` sends them.
+        public var extraExtensions: [String] = []
         public init() {}
     }
 
@@ -223,6 +226,7 @@ public final class TorrentMachine {
         self.configuration = configuration
         self.localID = localID
         self.extensions = ExtensionRegistry(pex: !metainfo.isPrivate)
+        for name in configuration.extraExtensions { self.extensions.register(name) }
         self.rng = SeededGenerator(seed: seed)
         self.pieceLayers = pieceLayers
         self.uploadedByPiece = Array(repeating: 0, count: map.pieceCount)
@@ -474,6 +478,24 @@ public final class TorrentMachine {
     }
 
     // MARK: commands
+
+    /// Sends an extension message to every peer that offered extension `name` in its handshake; returns how many.
+    @discardableResult
+    public func sendExtension(_ name: String, payload: ByteBuffer, at now: Instant) -> Int {
+        var sent = 0
+        for p in self.orderedPeers {
+            guard let id = p.session.remoteExtensions?.extensions[name], id != 0, !p.session.isClosed else { continue }
+            self.send(.extended(id: id, payload: payload), to: p, at: now)
+            sent += 1
+        }
+        return sent
+    }
+
+    /// Where a connected peer listens ("host:port"; nil when an incoming peer did not say), by its key as
+    /// `.extensionMessage` names it.
+    public func listenAddress(ofPeer key: Int) -> String? {
+        self.peers[key].flatMap(self.listenAddress)?.description
+    }
 
     /// A reader waits for `pieces`: those missing are fetched before any other, and requests queued at peers
     /// that have them are cancelled so that these come next. `.pieceVerified` tells when each is in.

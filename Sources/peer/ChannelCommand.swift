@@ -300,6 +300,9 @@ struct ChannelOptions: ParsableArguments {
         "Put each held channel pointer on the DHT again every SECONDS (default 3600).", valueName: "SECONDS"))
     var republish = 3600.0
 
+    @Flag(name: .customLong("no-channel-push"), help: "Do not pass newer channel pointers to peers of the same channel, nor take theirs (updates then wait for the next poll).")
+    var noPush = false
+
     func validate() throws {
         guard self.poll >= 1, self.poll <= 86_400 else { throw ValidationError("--channel-poll must be from 1 to 86400") }
         guard self.republish >= 1, self.republish <= 86_400 else {
@@ -309,6 +312,7 @@ struct ChannelOptions: ParsableArguments {
 
     func apply(to config: inout Session.Configuration) {
         config.channels = !self.noChannels
+        config.channelConfiguration.push = !self.noPush
         config.channelConfiguration.pollInterval = .milliseconds(Int64(self.poll * 1000))
         config.channelConfiguration.republishInterval = .milliseconds(Int64(self.republish * 1000))
     }

@@ -58,3 +58,111 @@ def test_a_post_reaches_every_subscriber_and_a_torrent_item_is_found_by_search(t
     assert d["channel"]["title"] == "Open films" and d["channel"]["seq"] == 2
     hits = subs[0].ok("GET", "/api/search?q=sintel+channel")["hits"]
     assert hits and "channel" in hits[0]["sources"]
+
+
+def test_libtorrent_reads_a_peer_channel_pointer_and_peer_follows_a_pointer_libtorrent_can_read(tmp_path, procs,
+                                                                                                monkeypatch):
+    """Both ways with python3-libtorrent 2.0: libtorrent's dht_get_mutable_item reads the pointer a Peer channel
+    put (its seq, signature and {"ih": …} naming the current revision); and Peer follows a BEP 46 pointer that a
+    small independent publisher (bep44put.py: python3-cryptography's ed25519, raw KRPC get then put) signed, to a
+    torrent only a libtorrent seed has, and downloads it."""
+    import base64
+    import subprocess
+    import sys
+    sys.path.insert(0, HERE)
+    from bep44put import keypair
+    from test_swarm import free_port
+    monkeypatch.delenv("PEER_NO_DHT")
+    (pub,), hub = daemons(procs, tmp_path, ["127.0.0.175"])
+    # A libtorrent node that holds items (the publisher's put needs a node besides itself).
+    holder_at = f"127.0.0.176:{free_port('127.0.0.176')}"
+    holder = procs(["/usr/bin/python3", os.path.join(HERE, "ltmutable.py"), "--bind", "127.0.0.176", "--port",
+                    holder_at.split(":")[1], "--node", hub, "--serve", "--timeout", "300"], tmp_path / "holder.log")
+    holder.wait_for("READY")
+    wait_until("the libtorrent node in the hub's table",
+               lambda: pub.ok("GET", "/api/dht")["good_nodes"] >= 1, timeout=30)
+    c = pub.ok("POST", "/api/channels", {"name": "films"}, expect=201)
+    pub.ok("POST", f"/api/channels/{c['id']}/posts", {"title": "One", "body": "x"}, expect=201)
+    pub.ok("POST", f"/api/channels/{c['id']}/posts", {"title": "Two", "body": "y"}, expect=201)
+    mine = channel(pub, c["id"])["channel"]
+    assert mine["seq"] == 2
+    key = c["link"].split("urn:btpk:")[1].split("&")[0]
+    salt = c["link"].split("&s=")[1]
+    out = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "ltmutable.py"), "--bind", "127.0.0.177", "--port",
+                          str(free_port("127.0.0.177")), "--node", hub, "--key", key, "--salt-hex", salt,
+                          "--min-seq", "2", "--timeout", "60"], capture_output=True, text=True, timeout=90)
+    print(f"channels: libtorrent read {out.stdout.strip()} {out.stderr[-300:]}")
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    assert got["seq"] == 2 and got["public_key"] == key and got["salt"] == salt
+    assert got["ih"] == mine["info_hash"], "libtorrent's item names the channel's current revision"
+
+    # The other way: a pointer signed outside Peer, to a torrent only a libtorrent seed has.
+    src = tmp_path / "data" / "Solo.Libtorrent.Seed"
+    src.mkdir(parents=True)
+    (src / "a.bin").write_bytes(os.urandom(300_000))
+    t = tmp_path / "solo.torrent"
+    run_peer("create", src, "-o", t, "--v1")
+    ih = json.loads(run_peer("info", t, "--json").stdout)["info_hash_v1"]
+    seed = procs(["/usr/bin/python3", os.path.join(HERE, "ltmultiseed.py"), "--bind", "127.0.0.178", "--port",
+                  str(free_port("127.0.0.178")), "--dht-bootstrap", hub, str(tmp_path / "data"), str(t)],
+                 tmp_path / "lt-seed.log")
+    seed.wait_for("READY", timeout=60)
+    seed_hex = "22" * 32
+    put = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "bep44put.py"), "--bind", "127.0.0.179",
+                          "--node", hub, "--node", holder_at,
+                          "--seed-hex", seed_hex, "--salt-hex", "6c74", "--seq", "7", "--ih", ih, "--print-link"],
+                         capture_output=True, text=True, timeout=60)
+    print(f"channels: bep44put {put.stdout.strip()} {put.stderr[-300:]}")
+    assert put.returncode == 0, put.stdout + put.stderr
+    link = put.stdout.split("LINK ")[1].split()[0]
+    assert link == f"magnet:?xs=urn:btpk:{keypair(bytes.fromhex(seed_hex))[1].hex()}&s=6c74"
+    sub = Daemon(procs, tmp_path, "127.0.0.180", log="serve-127.0.0.180.log",
+                 extra=["--dht-bootstrap", hub, "--channel-poll", "3"])
+    s = sub.ok("POST", "/api/channels/subscribe", {"link": link}, expect=201)
+    followed = wait_until("the pointer read and its torrent added",
+                          lambda: channel(sub, s["id"])["channel"].get("seq") == 7 and channel(sub, s["id"]), timeout=60)
+    assert followed["channel"]["kind"] == "torrent" and followed["items"][0]["id"] == ih
+    done = sub.wait(ih, lambda x: x["progress"] == 1.0, timeout=90, what="the libtorrent seed's torrent")
+    assert done["name"] == "Solo.Libtorrent.Seed"
+
+
+@pytest.mark.parametrize("push", [True, False], ids=["push", "poll-only"])
+def test_a_post_reaches_twenty_subscribers_and_the_channel_outlives_its_publisher(tmp_path, procs, monkeypatch, push):
+    """20 subscribers (127.0.3.2-21) of one publisher (127.0.3.1, the DHT's hub), polling every 6 s. After a post,
+    95% have it within 2 poll intervals; with pointers passed from peer to peer, within 5 s. Then the publisher
+    stops, and a new subscriber, after several re-publish periods, still gets the latest revision from the others."""
+    monkeypatch.delenv("PEER_NO_DHT")
+    poll = 6
+    extra = ["--channel-republish", "3"] + ([] if push else ["--no-channel-push"])
+    ds, hub = daemons(procs, tmp_path, [f"127.0.3.{1 + i}" for i in range(21)], poll=poll, extra=extra)
+    pub, subs = ds[0], ds[1:]
+    c = pub.ok("POST", "/api/channels", {"name": "propagation"}, expect=201)
+    for s in subs:
+        s.ok("POST", "/api/channels/subscribe", {"link": c["link"]}, expect=201)
+    pub.ok("POST", f"/api/channels/{c['id']}/posts", {"title": "First", "body": "one"}, expect=201)
+
+    def having(seq):
+        return [s for s in subs if channel(s, c["id"])["channel"].get("seq") == seq]
+    wait_until("every subscriber at revision 1", lambda: len(having(1)) == len(subs), timeout=90)
+
+    pub.ok("POST", f"/api/channels/{c['id']}/posts", {"title": "Second", "body": "two"}, expect=201)
+    t0 = time.monotonic()
+    wait_until("95% of subscribers at revision 2", lambda: len(having(2)) >= 0.95 * len(subs), timeout=4 * poll)
+    took = time.monotonic() - t0
+    print(f"channels ({'push' if push else 'poll only'}): 95% of {len(subs)} subscribers had revision 2 "
+          f"{took:.1f} s after the post (poll every {poll} s)")
+    assert took <= (5 if push else 2 * poll)
+    wait_until("every subscriber at revision 2", lambda: len(having(2)) == len(subs), timeout=4 * poll)
+    if not push:
+        return
+    # The publisher goes; the others keep seeding revision 2 and putting its pointer.
+    pub.proc.stop()
+    time.sleep(4 * 3)
+    other = subs[0].proc.wait_for(r"peers on port (\d+)").group(1)
+    late = Daemon(procs, tmp_path, "127.0.3.30", log="serve-late.log",
+                  extra=["--dht-bootstrap", f"{subs[0].addr}:{other}", "--channel-poll", str(poll)])
+    late.ok("POST", "/api/channels/subscribe", {"link": c["link"]}, expect=201)
+    got = wait_until("the late subscriber at revision 2",
+                     lambda: channel(late, c["id"])["channel"].get("seq") == 2 and channel(late, c["id"]), timeout=90)
+    assert [i["title"] for i in got["items"]] == ["First", "Second"]

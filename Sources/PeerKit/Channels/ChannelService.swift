@@ -32,6 +32,8 @@ public actor ChannelService {
         public var fetchTimeout = Duration.seconds(300)
         public var defaultQuota: Int64 = 256 << 20
         public var limits = ChannelLimits()
+        /// Pass newer pointers to the channel's peers (and take theirs) over the `peer_channel` extension.
+        public var push = true
         /// A channel with no revision for this long is marked stale.
         public var staleAfter = Duration.seconds(180 * 86_400)
         public init() {}
@@ -240,6 +242,8 @@ public actor ChannelService {
         do {
             pointer = try ChannelPointer.signed(link: link, infoHash: built.revision.infoHash, sequence: seq, key: self.key)
         } catch { throw .channelRefused(error) }
+        // The followers in the old revision's swarm hear of the new one at once.
+        await self.pass(pointer.item, channel: record.id)
         await self.stopRun(record.id)
         self.seed(record.id, built.revision, seq: seq, complete: true)
         record.seq = seq
@@ -306,18 +310,34 @@ public actor ChannelService {
         self.emit(ChannelEvent(kind: .removed, channel: record.id, seq: nil, newItems: [], message: nil))
     }
 
-    /// A pointer another Peer node passed on: checked whole, and fetched at once when newer.
-    public func received(_ item: MutableItem, from peer: String?) {
-        guard let record = (try? self.store.channels())?.first(where: {
-            !$0.mine && $0.id == Hex.encode(item.target.bytes)
-        }), let link = try? self.link(record), (try? ChannelPointer(item: item, link: link, newerThan: record.seq)) != nil
+    /// The BEP 10 extension that carries signed pointers between the Peer nodes of a channel's swarm.
+    static let extensionName = "peer_channel"
+
+    /// A pointer another Peer node passed on: checked whole (key, salt, signature, seq) before anything else,
+    /// and the revision it names fetched at once when it is newer, from that node first.
+    func received(_ item: MutableItem, from peer: String?) {
+        guard let record = try? self.store.channel(Hex.encode(item.target.bytes)), !record.mine,
+            let link = try? self.link(record), (try? ChannelPointer(item: item, link: link, newerThan: record.seq)) != nil,
+            (self.hints[record.id]?.item.sequence ?? -1) < item.sequence
         else { return }
         self.due[record.id] = .now
-        self.hints[record.id] = item
+        self.hints[record.id] = (item, peer)
     }
 
-    /// Pointers passed on by peers, used at the channel's next update instead of a lookup.
-    private var hints: [String: MutableItem] = [:]
+    private func passed(_ payload: [UInt8], from peer: String?) {
+        guard self.configuration.push, payload.count <= 2048, let item = Self.decodeItem(payload) else { return }
+        self.received(item, from: peer)
+    }
+
+    /// Pointers passed on by peers, used at the channel's next update instead of a lookup, with who sent each.
+    private var hints: [String: (item: MutableItem, peer: String?)] = [:]
+
+    /// Passes a signed pointer to the peers of the channel's swarm that speak `peer_channel`.
+    private func pass(_ item: MutableItem, channel id: String) async {
+        guard self.configuration.push, let run = self.runs[id] else { return }
+        let sent = (try? await run.engine.sendExtension(Self.extensionName, payload: Self.encode(item)).get()) ?? 0
+        if sent > 0 { self.log?("channel \(id.prefix(8)): pointer \(item.sequence) passed to \(sent) peers") }
+    }
 
     // MARK: reading
 
@@ -413,7 +433,8 @@ public actor ChannelService {
         guard var record = try? self.store.channel(id), !record.mine, let link = try? self.link(record),
             let dht = self.dht
         else { return }
-        var item = self.hints.removeValue(forKey: id)
+        let hint = self.hints.removeValue(forKey: id)
+        var item = hint?.item
         if item == nil {
             self.lookups += 1
             let outcome = try? await dht.run(.get(target: link.target, salt: link.salt), joinFirst: true)
@@ -434,18 +455,21 @@ public actor ChannelService {
             }
             return self.refuse(&record, error)
         }
-        await self.fetch(&record, link, pointer)
+        await self.pass(pointer.item, channel: id)
+        await self.fetch(&record, link, pointer, from: hint?.peer)
     }
 
     /// Fetches revision `pointer` names: its info dictionary first, checked; then its new pieces.
-    private func fetch(_ record: inout ChannelRecord, _ link: ChannelLink, _ pointer: ChannelPointer) async {
+    private func fetch(_ record: inout ChannelRecord, _ link: ChannelLink, _ pointer: ChannelPointer, from peer: String?)
+        async
+    {
         self.fetchesStarted += 1
         self.fetching += 1
         self.maxFetchesAtOnce = max(self.maxFetchesAtOnce, self.fetching)
         defer { self.fetching -= 1 }
         let magnet = MagnetLink(infoHashes: InfoHashes(v1: InfoHashV1(pointer.infoHash), v2: nil))
         let fetcher = TorrentRun.fetchMetadata(magnet, on: self.node, listenPort: self.listenPort,
-            discovery: TorrentRun.Discovery(trackers: [], dht: true, localDiscovery: false, peers: self.peersOf(record.id)))
+            discovery: TorrentRun.Discovery(trackers: [], dht: true, localDiscovery: false, peers: peer.map { [$0] } ?? []))
         let info = try? await fetcher.infoBytes.failing(after: self.configuration.fetchTimeout) {
             SessionError.unavailable("timed out")
         }.get()
@@ -455,6 +479,7 @@ public actor ChannelService {
             try? self.store.save(record)
             return
         }
+        guard FeedRevision.isFeed(infoBytes: info) else { return await self.follow(&record, torrent: info, pointer) }
         let revision: FeedRevision
         do { revision = try FeedRevision(infoBytes: info, link: link, limits: self.limitsFor(record)) } catch {
             return self.refuse(&record, error)
@@ -463,7 +488,7 @@ public actor ChannelService {
             return self.refuse(&record, .overQuota(needed: revision.storedBytes, quota: record.quota))
         }
         await self.stopRun(record.id)
-        self.seed(record.id, revision, seq: pointer.sequence, complete: false)
+        self.seed(record.id, revision, seq: pointer.sequence, complete: false, peers: peer.map { [$0] } ?? [])
         guard let run = self.runs[record.id] else {
             record.error = "cannot open the revision's files"
             try? self.store.save(record)
@@ -596,6 +621,40 @@ public actor ChannelService {
         }
     }
 
+    /// A BEP 46 pointer to a plain torrent (an updatable torrent, not a feed): each revision is added to the
+    /// session and downloaded, within the subscription's quota.
+    private func follow(_ record: inout ChannelRecord, torrent info: [UInt8], _ pointer: ChannelPointer) async {
+        let t: TorrentMetainfo
+        let bytes: [UInt8]
+        do { (t, bytes) = try TorrentRun.torrent(info: info, magnet: nil) } catch {
+            return self.refuse(&record, .badRevision("its info dictionary is not a torrent: \(error)"))
+        }
+        guard t.totalLength <= record.quota else {
+            return self.refuse(&record, .overQuota(needed: t.totalLength, quota: record.quota))
+        }
+        let row = ChannelItemRecord(
+            channel: record.id, id: Hex.encode(Session.indexKey(t)), kind: "torrent", position: self.nextPosition(record.id),
+            title: t.name, body: nil, author: nil, time: Int64(Date().timeIntervalSince1970), refs: nil, license: nil,
+            size: t.totalLength, staged: nil, read: false, removed: false)
+        record.kind = "torrent"
+        record.title = t.name
+        record.seq = pointer.sequence
+        record.info = Data(info)
+        record.pointer = Data(Self.encode(pointer.item))
+        record.updatedAt = Date()
+        record.error = nil
+        do { try self.store.save(record, items: [row]) } catch {
+            self.log?("channel \(record.id): cannot save revision \(pointer.sequence): \(error)")
+            return
+        }
+        self.index.add([IndexEntry(metainfo: t, source: .channel, pinned: false)])
+        await self.addTorrent(bytes, record.rule.flatMap { Self.decode(FeedRule.self, $0) }?.folder)
+        self.log?("channel \(record.id.prefix(8)): revision \(pointer.sequence) is the torrent \(t.name)")
+        self.emit(ChannelEvent(kind: .updated, channel: record.id, seq: pointer.sequence, newItems: [self.item(row)],
+            message: nil))
+        _ = await self.put(record.id, pointer.item)
+    }
+
     private func refuse(_ record: inout ChannelRecord, _ error: ChannelRefusal) {
         self.refused += 1
         record.error = error.description
@@ -608,7 +667,7 @@ public actor ChannelService {
     // MARK: seeding
 
     /// Opens the revision's files and starts its engine (seeding what is there, fetching the rest).
-    private func seed(_ id: String, _ revision: FeedRevision, seq: Int64, complete: Bool) {
+    private func seed(_ id: String, _ revision: FeedRevision, seq: Int64, complete: Bool, peers: [String] = []) {
         let t: TorrentMetainfo
         let prepared: TorrentRun.Prepared
         do {
@@ -621,12 +680,18 @@ public actor ChannelService {
         }
         var config = TorrentEngine.Configuration()
         config.seedAfterDownload = true
+        config.extraExtensions = self.configuration.push ? [Self.extensionName] : []
         let log = self.log
         let (engine, done) = TorrentRun.start(t, prepared, on: self.node, configuration: config,
             listenPort: self.listenPort,
-            discovery: TorrentRun.Discovery(trackers: [], dht: self.dht != nil, localDiscovery: false,
-                peers: self.peersOf(id)),
-            setUp: { $0.onLog = { line in log?("channel \(id.prefix(8)): \(line)") } })
+            discovery: TorrentRun.Discovery(trackers: [], dht: self.dht != nil, localDiscovery: false, peers: peers),
+            setUp: { engine in
+                engine.onLog = { line in log?("channel \(id.prefix(8)): \(line)") }
+                engine.onExtensionMessage = { [weak self] name, payload, from in
+                    guard name == Self.extensionName else { return }
+                    Task { await self?.passed(payload, from: from) }
+                }
+            })
         self.runs[id] = Run(engine: engine, storage: prepared.storage, revision: revision, seq: seq,
             complete: complete || prepared.have.allSet, done: done)
     }
@@ -637,9 +702,6 @@ public actor ChannelService {
         await self.node.remove(run.engine)
         run.storage.close()
     }
-
-    /// Peers named for a channel: none yet (the DHT finds the revision's swarm).
-    private func peersOf(_ id: String) -> [String] { [] }
 
     /// Puts a signed pointer on the DHT; returns how many nodes stored it.
     private func put(_ id: String, _ item: MutableItem) async -> Int {

@@ -83,6 +83,9 @@ public final class TorrentEngine: @unchecked Sendable {
     /// Called once, on the loop, when the piece layers learnt from peers are complete (to keep them with the
     /// torrent's metadata): every layer by pieces root.
     public var onPieceLayers: (@Sendable ([[UInt8]: [UInt8]]) -> Void)?
+    /// Called on the loop with a message of an extension in `extraExtensions`: its name, payload, and where its
+    /// sender listens ("host:port", nil when not known).
+    public var onExtensionMessage: (@Sendable (_ name: String, _ payload: [UInt8], _ from: String?) -> Void)?
 
     /// - Parameter have: pieces already verified on disk.
     public init(
@@ -229,8 +232,8 @@ public final class TorrentEngine: @unchecked Sendable {
             self.finishDownload(log: !quiet)
         case .saveResume(let pieces):
             _ = self.writeResume(pieces)
-        case .extensionMessage:
-            break  // no extension registers itself yet
+        case .extensionMessage(let peer, let name, let payload):
+            self.onExtensionMessage?(name, Array(buffer: payload), self.machine.listenAddress(ofPeer: peer))
         case .log(let line):
             self.onLog?(line)
         }
@@ -406,6 +409,17 @@ public final class TorrentEngine: @unchecked Sendable {
                     downloadRate: p.downloadRate, outgoing: p.outgoing)
             }
             return Snapshot(progress: self.machine.progress, have: self.machine.have, peers: peers)
+        }
+    }
+
+    /// Sends an extension message (one of `extraExtensions`) to every connected peer that offers it; the
+    /// future gives how many were sent it.
+    public func sendExtension(_ name: String, payload: [UInt8]) -> EventLoopFuture<Int> {
+        self.eventLoop.submit {
+            guard !self.stopped else { return 0 }
+            let sent = self.machine.sendExtension(name, payload: ByteBuffer(bytes: payload), at: self.now)
+            self.drive()
+            return sent
         }
     }
 
