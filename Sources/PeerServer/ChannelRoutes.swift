@@ -22,6 +22,7 @@ extension PeerServer {
             return try JSON.response(info, status: .created)
         }
         api.get("stats") { _, _ in try JSON.response(try await session.channelService().stats()) }
+        api.get("identity") { _, _ in try JSON.response(try await session.channelService().identity()) }
         api.get(":id") { _, context in
             try JSON.response(try await session.channelService().detail(context.parameters.require("id")))
         }

@@ -166,3 +166,39 @@ def test_a_post_reaches_twenty_subscribers_and_the_channel_outlives_its_publishe
     got = wait_until("the late subscriber at revision 2",
                      lambda: channel(late, c["id"])["channel"].get("seq") == 2 and channel(late, c["id"]), timeout=90)
     assert [i["title"] for i in got["items"]] == ["First", "Second"]
+
+
+def test_a_group_merges_its_three_authors_posts_in_thread_order_and_refuses_an_unlisted_key(tmp_path, procs,
+                                                                                            monkeypatch):
+    """A founder (127.0.5.1) lists two more authors; their posts and replies reach a reader (127.0.5.5) merged in
+    thread order; a fourth node's key (127.0.5.4) is not listed: it cannot post, and nothing of it shows."""
+    monkeypatch.delenv("PEER_NO_DHT")
+    (founder, m1, m2, outsider, reader), _ = daemons(procs, tmp_path, [f"127.0.5.{i}" for i in range(1, 6)])
+    g = founder.ok("POST", "/api/channels", {"name": "club", "title": "The club", "group": True}, expect=201)
+    assert g["kind"] == "group"
+    for m in (m1, m2):
+        founder.ok("POST", f"/api/channels/{g['id']}/members", {"key": m.ok("GET", "/api/channels/identity")["public_key"]})
+    welcome = founder.ok("POST", f"/api/channels/{g['id']}/posts", {"title": "Welcome", "body": "Say hello."},
+                         expect=201)
+    for d in (m1, m2, outsider, reader):
+        d.ok("POST", "/api/channels/subscribe", {"link": g["link"]}, expect=201)
+    for m in (m1, m2):
+        wait_until(f"the group's members at {m.addr}", lambda: len(channel(m, g["id"])["members"]) == 3, timeout=60)
+    r1 = m1.ok("POST", f"/api/channels/{g['id']}/posts",
+               {"title": "Hello from one", "body": "hi", "reply_to": [welcome["id"]]}, expect=201)
+    wait_until("m1's reply at m2", lambda: any(i["id"] == r1["id"] for i in channel(m2, g["id"])["items"]), timeout=60)
+    r2 = m2.ok("POST", f"/api/channels/{g['id']}/posts",
+               {"title": "Hello from two", "body": "hi one", "reply_to": [r1["id"]]}, expect=201)
+    top = founder.ok("POST", f"/api/channels/{g['id']}/posts", {"title": "Second thread", "body": "…"}, expect=201)
+    status, _, refused = outsider.request("POST", f"/api/channels/{g['id']}/posts", {"title": "Spam", "body": "buy"})
+    assert status == 409 and "not a member" in refused["error"]["message"], refused
+    view = wait_until("all four posts at the reader",
+                      lambda: len(channel(reader, g["id"])["items"]) == 4 and channel(reader, g["id"]), timeout=90)
+    order = [(i["title"], i["depth"]) for i in view["items"]]
+    print(f"channels: the reader's view of the group: {order}")
+    assert order == [("Welcome", 0), ("Hello from one", 1), ("Hello from two", 2), ("Second thread", 0)]
+    authors = {i["title"]: i["author"] for i in view["items"]}
+    keys = {d: d.ok("GET", "/api/channels/identity")["public_key"] for d in (founder, m1, m2, outsider)}
+    assert authors["Hello from one"] == keys[m1] and authors["Hello from two"] == keys[m2]
+    assert keys[outsider] not in view["members"] and len(view["members"]) == 3
+    assert r2["id"] in {i["id"] for i in view["items"]} and top["id"] in {i["id"] for i in view["items"]}

@@ -380,6 +380,9 @@ public actor ChannelService {
         }
     }
 
+    /// This node's public key (hex): what a group's founder lists to let this node post.
+    public func identity() -> [String: String] { ["public_key": Hex.encode(self.publicKey)] }
+
     /// What `/api/channels/stats` shows: the start-up budget's figures.
     public func stats() -> [String: Int] {
         ["lookups": self.lookups, "fetches_started": self.fetchesStarted, "max_fetches_at_once": self.maxFetchesAtOnce,
