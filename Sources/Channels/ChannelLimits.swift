@@ -5,6 +5,9 @@ public struct ChannelLimits: Sendable, Equatable {
     public var maxHeadItems = 1000
     /// Bytes of all the head's files (items and metadata).
     public var maxHeadBytes: Int64 = 16 << 20
+    /// Items and bytes of one archive torrent (a subscription's quota bounds them all together).
+    public var maxArchiveItems = 100_000
+    public var maxArchiveBytes: Int64 = 1 << 30
     /// Bytes of one item (a .torrent file or a post).
     public var maxItemBytes: Int64 = 1 << 20
     /// Bytes of the channel's metadata file.
@@ -20,7 +23,7 @@ public struct ChannelLimits: Sendable, Equatable {
     public var maxMembers = 256
     public var maxTombstones = 10_000
     /// Bytes of the revision's info dictionary (fetched over BEP 9 before anything else).
-    public var maxInfoBytes = 4 << 20
+    public var maxInfoBytes = 16 << 20
 
     public init() {}
 

@@ -58,7 +58,8 @@ public struct FeedRevision: Sendable {
         let value: BencodeValue
         do {
             value = try BencodeDecoder(limits: BencodeLimits(
-                maxDepth: 8, maxItems: 16 * (2 * limits.maxHeadItems + 8), maxStringLength: limits.maxInfoBytes,
+                maxDepth: 8, maxItems: 16 * (2 * max(limits.maxHeadItems, limits.maxArchiveItems) + 8),
+                maxStringLength: limits.maxInfoBytes,
                 maxInputLength: limits.maxInfoBytes)
             ).decodeValue(infoBytes)
         } catch { throw .badRevision("the info dictionary is not bencoded: \(error)") }
@@ -89,6 +90,7 @@ public struct FeedRevision: Sendable {
         var offset: Int64 = 0
         var itemCount = 0
         var stored: Int64 = 0
+        var hasMeta = false
         for f in files {
             guard let d = f.dictionary, let length = d["length"]?.integer, length >= 0,
                 let pathList = d["path"]?.list, !pathList.isEmpty
@@ -112,22 +114,20 @@ public struct FeedRevision: Sendable {
                 }
                 entry.sha1 = sha1
                 if path.count == 1, let (kind, id) = Self.item(named: path[0]) {
-                    guard entries.last(where: { $0.kind != .padding })?.kind != .meta else {
-                        throw .badRevision("an item after the metadata")
-                    }
+                    guard !hasMeta else { throw .badRevision("an item after the metadata") }
                     entry.kind = kind
                     entry.id = id
                     itemCount += 1
-                    guard itemCount <= limits.maxHeadItems else {
-                        throw .badRevision("more than \(limits.maxHeadItems) items (older ones belong in archives)")
+                    guard itemCount <= (isArchive ? limits.maxArchiveItems : limits.maxHeadItems) else {
+                        throw .badRevision(isArchive ? "an archive of more than \(limits.maxArchiveItems) items"
+                            : "more than \(limits.maxHeadItems) items (older ones belong in archives)")
                     }
                     guard length <= limits.maxItemBytes else {
                         throw .badRevision("\(path[0]) is \(length) bytes, over \(limits.maxItemBytes)")
                     }
                 } else if path.count == 2, path[0] == "meta", path[1].hasSuffix(".bencode") {
-                    guard !entries.contains(where: { $0.kind == .meta }) else {
-                        throw .badRevision("more than one metadata file")
-                    }
+                    guard !hasMeta else { throw .badRevision("more than one metadata file") }
+                    hasMeta = true
                     guard length <= limits.maxMetaBytes else {
                         throw .badRevision("the metadata is \(length) bytes, over \(limits.maxMetaBytes)")
                     }
@@ -136,14 +136,14 @@ public struct FeedRevision: Sendable {
                     throw .badRevision("\(path.joined(separator: "/")) is neither an item nor the metadata")
                 }
                 stored += length
-                guard stored <= limits.maxHeadBytes else {
-                    throw .badRevision("its files hold more than \(limits.maxHeadBytes) bytes")
+                guard stored <= (isArchive ? limits.maxArchiveBytes : limits.maxHeadBytes) else {
+                    throw .badRevision("its files hold more than \(isArchive ? limits.maxArchiveBytes : limits.maxHeadBytes) bytes")
                 }
             }
             entries.append(entry)
             offset += length
         }
-        guard isArchive || entries.contains(where: { $0.kind == .meta }) else {
+        guard isArchive || hasMeta else {
             throw .badRevision("no metadata file")
         }
         let pieceCount = (offset + pl - 1) / pl
@@ -181,6 +181,12 @@ public struct FeedRevision: Sendable {
 }
 
 /// Writes the next revision of a channel (the publisher's side).
+///
+/// New items go in chunks of at most `chunk`, each followed by padding to a piece boundary, so that the head can
+/// always be cut on a piece boundary. When the head would hold more than `maxHeadItems`, its oldest chunks are
+/// retired to an archive torrent (BEP 49 `"archive": 1`): the same files at the same offsets, so the archive's
+/// piece hashes are the head's, and a subscriber that held them in the head holds them in the archive (one
+/// folder per channel). The head names the newest archive (`archive next`), each archive the one before it.
 public enum FeedBuilder {
     /// A new item: a .torrent file's bytes (its id the info-hash) or a post's (its id the post's).
     public struct Item: Sendable {
@@ -195,73 +201,132 @@ public enum FeedBuilder {
         public static func post(_ p: Post) -> Item { Item(kind: .post, id: p.id, bytes: p.bytes) }
     }
 
-    /// The next revision: `previous`'s items unchanged at the same offsets (their piece hashes reused, not
-    /// recomputed), then `added` and padding to a piece boundary, then `meta` and its padding.
-    /// - Returns: the revision, and the files it adds (the new items and the metadata) to write to the folder.
+    /// What `build` made.
+    public struct Built: Sendable {
+        public var revision: FeedRevision
+        /// The files it adds (the new items and the metadata), to write to the channel's folder.
+        public var files: [(path: [String], bytes: [UInt8])]
+        /// The archive its oldest items went to, if the head was over its limit.
+        public var archive: FeedRevision?
+    }
+
+    /// Items between two paddings.
+    public static let chunk = 500
+
+    /// The next revision: `previous`'s items unchanged (their piece hashes reused, not recomputed), then `added`
+    /// in chunks, then `meta` and its padding; the oldest chunks retired to an archive if the head is over
+    /// `limits.maxHeadItems`.
     public static func build(
-        link: ChannelLink, previous: FeedRevision?, added: [Item], meta: ChannelMeta, archiveNext: String? = nil,
+        link: ChannelLink, previous: FeedRevision?, added: [Item], meta: ChannelMeta,
         limits: ChannelLimits = .default
-    ) throws(ChannelRefusal) -> (revision: FeedRevision, files: [(path: [String], bytes: [UInt8])]) {
+    ) throws(ChannelRefusal) -> Built {
         let pl = Int64(previous?.pieceLength ?? FeedRevision.pieceLength)
-        var files: [BencodeValue] = []
+        // The item region as entries (offsets from 0) and its piece hashes.
+        var entries: [FeedRevision.Entry] = []
         var pieces: [UInt8] = []
-        var offset: Int64 = 0
+        var end: Int64 = 0
         if let previous {
-            let end = previous.itemsEnd
+            end = previous.itemsEnd
             guard end % pl == 0 else { throw .badRevision("the previous revision's items do not end on a piece") }
-            for e in previous.entries where e.offset + e.length <= end && e.kind != .meta {
-                files.append(Self.fileEntry(e))
-            }
+            entries = previous.entries.filter { $0.offset + $0.length <= end && $0.kind != .meta }
             pieces = Array(previous.pieces.prefix(Int(end / pl) * 20))
-            offset = end
         }
         var out: [(path: [String], bytes: [UInt8])] = []
-        var region: [UInt8] = []
-        for item in added {
-            let name = FeedRevision.fileName(kind: item.kind, id: item.id)
-            files.append(Self.fileEntry(path: [name], bytes: item.bytes))
-            out.append(([name], item.bytes))
-            region += item.bytes
+        var start = 0
+        while start < added.count {
+            var region: [UInt8] = []
+            for item in added[start..<min(start + Self.chunk, added.count)] {
+                let name = FeedRevision.fileName(kind: item.kind, id: item.id)
+                entries.append(FeedRevision.Entry(
+                    kind: item.kind, path: [name], length: Int64(item.bytes.count), offset: end + Int64(region.count),
+                    sha1: Array(Insecure.SHA1.hash(data: item.bytes)), id: item.id))
+                out.append(([name], item.bytes))
+                region += item.bytes
+            }
+            Self.pad(&region, &entries, base: end, pieceLength: pl)
+            pieces += Self.hashes(region, pieceLength: pl)
+            end += Int64(region.count)
+            start += Self.chunk
         }
-        Self.pad(&region, files: &files, pieceLength: pl)
+        // Retire the oldest items, up to a piece boundary, if the head holds too many.
+        var archive: FeedRevision?
+        var archiveNext = previous?.archiveNext
+        let count = entries.filter { $0.kind != .padding }.count
+        if count > limits.maxHeadItems {
+            var seen = 0
+            var cut: Int64?
+            for e in entries {
+                if e.kind != .padding { seen += 1 }
+                let after = e.offset + e.length
+                if seen >= count - limits.maxHeadItems, after % pl == 0 {
+                    cut = after
+                    break
+                }
+            }
+            guard let cut, cut < end else { throw .badRevision("the head cannot be cut on a piece boundary") }
+            let retired = entries.filter { $0.offset + $0.length <= cut }
+            var bep49 = BencodeDictionary()
+            bep49["archive"] = 1
+            if let next = archiveNext { bep49["archive next"] = .text(next) }
+            let info = Self.info(link: link, bep49: bep49, entries: retired, pieceLength: pl,
+                pieces: Array(pieces.prefix(Int(cut / pl) * 20)))
+            let a = try FeedRevision(infoBytes: info, link: link, limits: limits)
+            archive = a
+            archiveNext = "magnet:?xt=urn:btih:\(Hex.encode(a.infoHash))"
+            entries = entries.filter { $0.offset >= cut }.map { e in
+                var e = e
+                e.offset -= cut
+                return e
+            }
+            pieces.removeFirst(Int(cut / pl) * 20)
+            end -= cut
+        }
         let metaBytes = meta.bytes
         let metaPath = ["meta", Hex.encode(Insecure.SHA1.hash(data: metaBytes)) + ".bencode"]
-        files.append(Self.fileEntry(path: metaPath, bytes: metaBytes))
+        entries.append(FeedRevision.Entry(kind: .meta, path: metaPath, length: Int64(metaBytes.count), offset: end,
+            sha1: Array(Insecure.SHA1.hash(data: metaBytes)), id: nil))
         out.append((metaPath, metaBytes))
-        region += metaBytes
-        Self.pad(&region, files: &files, pieceLength: pl)
-        offset += Int64(region.count)
-        var i = 0
-        while i < region.count {
-            pieces += Insecure.SHA1.hash(data: region[i..<min(i + Int(pl), region.count)])
-            i += Int(pl)
-        }
+        var region = metaBytes
+        Self.pad(&region, &entries, base: end, pieceLength: pl)
+        pieces += Self.hashes(region, pieceLength: pl)
         var bep49 = BencodeDictionary()
         bep49["bep46 source"] = .text(link.description)
         if let archiveNext { bep49["archive next"] = .text(archiveNext) }
-        var info = BencodeDictionary()
-        info["bep49"] = .dictionary(bep49)
-        info["files"] = .list(files)
-        info["name"] = .text(link.id)
-        info["piece length"] = .integer(pl)
-        info["pieces"] = .string(pieces)
-        let revision = try FeedRevision(infoBytes: BencodeValue.dictionary(info).encoded, link: link, limits: limits)
-        return (revision, out)
+        let info = Self.info(link: link, bep49: bep49, entries: entries, pieceLength: pl, pieces: pieces)
+        return Built(revision: try FeedRevision(infoBytes: info, link: link, limits: limits), files: out, archive: archive)
     }
 
-    private static func pad(_ region: inout [UInt8], files: inout [BencodeValue], pieceLength pl: Int64) {
+    private static func info(
+        link: ChannelLink, bep49: BencodeDictionary, entries: [FeedRevision.Entry], pieceLength: Int64, pieces: [UInt8]
+    ) -> [UInt8] {
+        var info = BencodeDictionary()
+        info["bep49"] = .dictionary(bep49)
+        info["files"] = .list(entries.map(Self.fileEntry))
+        info["name"] = .text(link.id)
+        info["piece length"] = .integer(pieceLength)
+        info["pieces"] = .string(pieces)
+        return BencodeValue.dictionary(info).encoded
+    }
+
+    private static func hashes(_ region: [UInt8], pieceLength pl: Int64) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i < region.count {
+            out += Insecure.SHA1.hash(data: region[i..<min(i + Int(pl), region.count)])
+            i += Int(pl)
+        }
+        return out
+    }
+
+    private static func pad(
+        _ region: inout [UInt8], _ entries: inout [FeedRevision.Entry], base: Int64, pieceLength pl: Int64
+    ) {
         let rest = Int64(region.count) % pl
         guard rest != 0 else { return }
         let pad = pl - rest
-        files.append(["attr": "p", "length": .integer(pad), "path": [".pad", .text(String(pad))]])
+        entries.append(FeedRevision.Entry(kind: .padding, path: [".pad", String(pad)], length: pad,
+            offset: base + Int64(region.count), sha1: nil, id: nil))
         region += [UInt8](repeating: 0, count: Int(pad))
-    }
-
-    private static func fileEntry(path: [String], bytes: [UInt8]) -> BencodeValue {
-        [
-            "length": .integer(Int64(bytes.count)), "path": .list(path.map { .text($0) }),
-            "sha1": .string(Array(Insecure.SHA1.hash(data: bytes))),
-        ]
     }
 
     private static func fileEntry(_ e: FeedRevision.Entry) -> BencodeValue {

@@ -773,6 +773,15 @@ public struct DHTNode: Sendable {
         }
     }
 
+    /// A lookup's peers and those announced to this node itself (in a small DHT they may be the only ones).
+    private func withOwnPeers(_ op: Operation) -> [DHTEndpoint] {
+        var peers = op.peers
+        for p in self.peerStore.allPeers(for: op.target).prefix(self.configuration.maxPeersPerReply) where !peers.contains(p) {
+            peers.append(p)
+        }
+        return peers
+    }
+
     private func outcome(of op: Operation) -> LookupOutcome {
         if op.traversals.allSatisfy({ $0.answers == 0 }) { return .failed(.timedOut) }
         let closest = op.traversals.flatMap(\.closest).sorted { ($0.node.id ^ op.target) < ($1.node.id ^ op.target) }
@@ -781,11 +790,19 @@ public struct DHTNode: Sendable {
         case .bootstrap, .findNode, .ping, .sample:
             return .nodes(target: op.target, closest: closest.map(\.node))
         case .getPeers:
-            return .peers(infoHash: op.target, peers: op.peers, closest: closest)
+            return .peers(infoHash: op.target, peers: self.withOwnPeers(op), closest: closest)
         case .announce:
-            return .announced(infoHash: op.target, peers: op.peers, acceptedBy: op.acceptedBy, refusals: op.refusals)
+            return .announced(infoHash: op.target, peers: self.withOwnPeers(op), acceptedBy: op.acceptedBy,
+                refusals: op.refusals)
         case .get:
-            return .item(target: op.target, item: op.item, closest: closest)
+            // This node may hold the item itself (others put it here): the newest of ours and theirs.
+            var item = op.item
+            switch (self.itemStore.item(for: op.target), item) {
+            case (.mutable(let mine)?, .mutable(let theirs)?) where mine.sequence > theirs.sequence: item = .mutable(mine)
+            case (let mine?, nil): item = mine
+            default: break
+            }
+            return .item(target: op.target, item: item, closest: closest)
         case .put:
             return .stored(target: op.target, acceptedBy: op.acceptedBy, refusals: op.refusals)
         }

@@ -514,7 +514,7 @@ public final class FileStorage: TorrentStorage {
     /// - Returns: the folder's descriptor (the caller closes it), or nil when a folder is missing.
     private func openParent(of index: Int, create: Bool) throws(StorageError) -> Int32? {
         let path = self.pieceMap.files[index].path
-        let components = try self.resolver.components(path)
+        try self.resolver.check(path)
         var current: Int32
         switch Posix.openFolder(self.resolver.root) {
         case .success(let fd): current = fd
@@ -531,7 +531,7 @@ public final class FileStorage: TorrentStorage {
         }
         let flags = Posix.readOnly | Posix.directory | Posix.noFollow | Posix.closeOnExec
         for (depth, name) in path.dropLast().enumerated() {
-            let shown = self.resolver.root.appending(components.prefix(depth + 1)).string
+            var shown: String { self.resolver.text(path, count: depth + 1) }
             var opened = Posix.openAt(current, name, flags: flags)
             if case .failure(.noSuchFileOrDirectory) = opened, create {
                 if let e = Posix.makeFolder(current, name) {

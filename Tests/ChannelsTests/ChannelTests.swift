@@ -103,15 +103,15 @@ import Testing
 
     @Test func aNewRevisionKeepsEveryOldPieceAndAddsOnlyTheNewItemsAndTheMetadata() throws {
         let first = try (0..<30).map { try FeedBuilder.Item.post(self.post($0)) }
-        let (r1, files1) = try FeedBuilder.build(
-            link: self.link, previous: nil, added: first, meta: ChannelMeta(title: "News", time: 1))
+        let b1 = try FeedBuilder.build(link: self.link, previous: nil, added: first, meta: ChannelMeta(title: "News", time: 1))
+        let (r1, files1) = (b1.revision, b1.files)
         #expect(r1.items.count == 30 && files1.count == 31)
         #expect(r1.meta!.offset % Int64(r1.pieceLength) == 0)
         #expect(r1.totalLength % Int64(r1.pieceLength) == 0)
 
         let more = try (30..<40).map { try FeedBuilder.Item.post(self.post($0)) }
-        let (r2, files2) = try FeedBuilder.build(
-            link: self.link, previous: r1, added: more, meta: ChannelMeta(title: "News", time: 2))
+        let b2 = try FeedBuilder.build(link: self.link, previous: r1, added: more, meta: ChannelMeta(title: "News", time: 2))
+        let (r2, files2) = (b2.revision, b2.files)
         #expect(r2.items.count == 40 && files2.count == 11)
         // Every piece of the old item region is in the new revision, unchanged, at the same place.
         let oldItemPieces = Int(r1.itemsEnd) / r1.pieceLength
@@ -135,9 +135,42 @@ import Testing
         #expect(r2.link == self.link && r2.infoHash.count == 20)
     }
 
+    @Test func aHeadOverItsLimitRetiresItsOldestChunksToAnArchiveWithTheSamePieces() throws {
+        var limits = ChannelLimits()
+        limits.maxHeadItems = 20
+        let items = try (0..<45).map { try FeedBuilder.Item.post(self.post($0)) }
+        // 45 items in one publish: chunks of at most `FeedBuilder.chunk`; with a head of 20, the first chunk goes.
+        var all: [FeedBuilder.Item] = []
+        var previous: FeedRevision?
+        var archives: [FeedRevision] = []
+        // Three publishes of 15: the head passes 20 on the second and the third.
+        for batch in stride(from: 0, to: 45, by: 15) {
+            let added = Array(items[batch..<batch + 15])
+            all += added
+            let b = try FeedBuilder.build(link: self.link, previous: previous, added: added,
+                meta: ChannelMeta(title: "N", time: Int64(batch)), limits: limits)
+            if let a = b.archive {
+                #expect(a.isArchive && a.meta == nil && a.link == nil)
+                // The archive's pieces are the ones those items had in the head before.
+                let cut = Int(a.totalLength) / a.pieceLength
+                #expect(Array(previous!.pieces.prefix(cut * 20)) == a.pieces || archives.count > 0)
+                archives.append(a)
+                #expect(b.revision.archiveNext == "magnet:?xt=urn:btih:\(Hex.encode(a.infoHash))")
+            }
+            #expect(b.revision.items.count <= 20)
+            previous = b.revision
+        }
+        #expect(archives.count == 2)
+        #expect(archives[1].archiveNext == "magnet:?xt=urn:btih:\(Hex.encode(archives[0].infoHash))")
+        // Nothing lost, nothing twice: archives (oldest first) then the head hold every item in order.
+        let held = (archives.flatMap(\.items) + previous!.items).compactMap(\.id)
+        #expect(held == all.map(\.id))
+    }
+
     @Test func aRevisionThatBreaksTheLimitsIsRefusedBeforeAnythingIsFetched() throws {
         let items = try (0..<5).map { try FeedBuilder.Item.post(self.post($0)) }
-        let (r, _) = try FeedBuilder.build(link: self.link, previous: nil, added: items, meta: ChannelMeta(title: "N", time: 1))
+        let r = try FeedBuilder.build(link: self.link, previous: nil, added: items, meta: ChannelMeta(title: "N", time: 1))
+            .revision
         var limits = ChannelLimits()
         limits.maxHeadItems = 4
         #expect(throws: ChannelRefusal.badRevision("more than 4 items (older ones belong in archives)")) {

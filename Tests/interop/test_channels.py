@@ -202,3 +202,47 @@ def test_a_group_merges_its_three_authors_posts_in_thread_order_and_refuses_an_u
     assert authors["Hello from one"] == keys[m1] and authors["Hello from two"] == keys[m2]
     assert keys[outsider] not in view["members"] and len(view["members"]) == 3
     assert r2["id"] in {i["id"] for i in view["items"]} and top["id"] in {i["id"] for i in view["items"]}
+
+
+def stage_posts(d, channel_id, n, prefix):
+    """Stages n posts through one kept-alive connection (each a POST of the API)."""
+    import http.client
+    c = http.client.HTTPConnection(d.addr, d.port, timeout=60)
+    h = {"Host": f"{d.addr}:{d.port}", "Authorization": f"Bearer {d.token}", "Content-Type": "application/json"}
+    try:
+        for i in range(n):
+            c.request("POST", f"/api/channels/{channel_id}/posts",
+                      json.dumps({"title": f"{prefix} {i}", "body": f"item {i} of {prefix}", "publish": False}), h)
+            r = c.getresponse()
+            r.read()
+            assert r.status == 201, r.status
+    finally:
+        c.close()
+
+
+def test_a_channel_of_ten_thousand_items_gains_ten_and_a_subscriber_fetches_only_those(tmp_path, procs, monkeypatch):
+    """10 000 posts: a head of at most 1 000 items and an archive of the rest. 10 more: the subscriber downloads
+    no more than the new bytes plus 2 pieces (its counters; the info dictionaries are counted apart)."""
+    monkeypatch.delenv("PEER_NO_DHT")
+    (pub, sub), _ = daemons(procs, tmp_path, ["127.0.6.1", "127.0.6.2"])
+    c = pub.ok("POST", "/api/channels", {"name": "big"}, expect=201)
+    t0 = time.monotonic()
+    stage_posts(pub, c["id"], 10_000, "Old")
+    first = pub.ok("POST", f"/api/channels/{c['id']}/publish")
+    print(f"channels: 10 000 posts staged and published in {time.monotonic() - t0:.1f} s: {json.dumps(first)[:300]}")
+    assert first["archived"] >= 9_000 and first["channel"]["archives"] == 1
+    sub.ok("POST", "/api/channels/subscribe", {"link": c["link"]}, expect=201)
+    wait_until("10 000 items at the subscriber", lambda: channel(sub, c["id"])["channel"]["items"] == 10_000,
+               timeout=120)
+    before = channel(sub, c["id"])["channel"]
+    stage_posts(pub, c["id"], 10, "New")
+    second = pub.ok("POST", f"/api/channels/{c['id']}/publish")
+    after = wait_until("10 010 items and the new archive at the subscriber",
+                       lambda: (x := channel(sub, c["id"])["channel"])["items"] == 10_010
+                       and x["archives"] == second["channel"]["archives"] and x, timeout=120)
+    fetched = after["downloaded"] - before["downloaded"]
+    bound = second["new_bytes"] + 2 * 16384
+    print(f"channels: +10 items: the subscriber fetched {fetched} B (new files {second['new_bytes']} B, bound {bound}),"
+          f" info dictionaries {after['metadata_bytes'] - before['metadata_bytes']} B apart; archives {after['archives']}")
+    assert fetched <= bound
+    assert after["seq"] == 2 and second["archived"] == 500, "the head passed 1 000 items: a chunk went to an archive"

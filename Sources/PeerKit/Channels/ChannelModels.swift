@@ -27,9 +27,17 @@ public struct ChannelInfo: Codable, Sendable, Equatable {
     public var rule: FeedRule?
     public var groupId: String?
     public var error: String?
+    /// Archive torrents held (older items).
+    public var archives: Int
+    /// Payload bytes its revisions and archives fetched since the daemon started.
+    public var downloaded: Int64
+    /// Bytes of their info dictionaries, counted apart.
+    public var metadataBytes: Int64
 
     enum CodingKeys: String, CodingKey {
-        case id, link, mine, title, description, kind, seq, items, unread, staged, stale, quota, rule, error
+        case id, link, mine, title, description, kind, seq, items, unread, staged, stale, quota, rule, error, archives
+        case downloaded
+        case metadataBytes = "metadata_bytes"
         case infoHash = "info_hash"
         case createdAt = "created_at"
         case updatedAt = "updated_at"
@@ -79,12 +87,17 @@ public struct ChannelPublishReport: Codable, Sendable, Equatable {
     public var seq: Int64
     public var infoHash: String
     public var added: Int
+    /// Bytes of the files the revision added (the new items and its metadata).
+    public var newBytes: Int64
+    /// Items retired to a new archive torrent.
+    public var archived: Int
     /// DHT nodes that stored the pointer.
     public var storedBy: Int
 
     enum CodingKeys: String, CodingKey {
-        case channel, seq, added
+        case channel, seq, added, archived
         case infoHash = "info_hash"
+        case newBytes = "new_bytes"
         case storedBy = "stored_by"
     }
 }

@@ -29,7 +29,7 @@ public actor ChannelService {
         /// How often a held pointer is put again (BEP 44 items may expire after 2 hours).
         public var republishInterval = Duration.seconds(60 * 60)
         /// How long a revision's info dictionary and new pieces may take.
-        public var fetchTimeout = Duration.seconds(300)
+        public var fetchTimeout = Duration.seconds(120)
         public var defaultQuota: Int64 = 256 << 20
         public var limits = ChannelLimits()
         /// Pass newer pointers to the channel's peers (and take theirs) over the `peer_channel` extension.
@@ -105,6 +105,7 @@ public actor ChannelService {
             {
                 self.seed(r.id, revision, seq: r.seq ?? 0, complete: false)
             }
+            for a in self.archives(r) { self.seed(Self.runKey(r.id, a), a, seq: r.seq ?? 0, complete: false) }
             if !r.mine { self.due[r.id] = now + self.jitter(self.configuration.pollInterval / 4) }
         }
         self.loop = Task { [weak self] in
@@ -117,7 +118,7 @@ public actor ChannelService {
 
     func stop() async {
         self.loop?.cancel()
-        for id in Array(self.runs.keys) { await self.stopRun(id) }
+        for key in Array(self.runs.keys) { await self.stopRun(key) }
     }
 
     // MARK: publishing
@@ -135,7 +136,7 @@ public actor ChannelService {
         let record = ChannelRecord(
             id: link.id, link: link.description, mine: true, title: title ?? name, description: description,
             kind: group ? "group" : "channel", seq: nil, info: nil, pointer: nil, createdAt: Date(), updatedAt: nil,
-            checkedAt: nil, putAt: nil, quota: Int64.max, rule: nil, groupId: nil, members: nil, error: nil)
+            checkedAt: nil, putAt: nil, quota: Int64.max, rule: nil, groupId: nil, members: nil, error: nil, archives: nil)
         try self.save(record, [])
         return self.info(record)
     }
@@ -173,7 +174,7 @@ public actor ChannelService {
             throw .channelRefused(.badRevision("the torrent file is \(bytes.count) bytes, over the item limit"))
         }
         let ih = Session.indexKey(t)
-        if let old = (try? self.store.items(channel: record.id))?.first(where: { $0.id == Hex.encode(ih) }), !old.removed {
+        if let old = try? self.store.item(channel: record.id, id: Hex.encode(ih)), !old.removed {
             throw .conflict("\(t.name) is already in the channel")
         }
         let item = ChannelItemRecord(
@@ -187,7 +188,7 @@ public actor ChannelService {
     /// Removes an item: a tombstone in the next revision.
     public func removeItem(_ id: String, item: String) throws(SessionError) {
         let (record, _) = try self.writable(id)
-        guard var row = (try? self.store.items(channel: record.id))?.first(where: { $0.id == item }) else {
+        guard var row = try? self.store.item(channel: record.id, id: item) else {
             throw .badRequest("no item \(item) in the channel")
         }
         row.removed = true
@@ -210,7 +211,7 @@ public actor ChannelService {
         let kept = rows.filter { inFeed.contains($0.id) }
         let meta = ChannelMeta(
             title: record.title, description: record.description, kind: record.kind == "group" ? .group : .channel,
-            tombstones: kept.filter { $0.removed }.compactMap { Hex.decode($0.id) },
+            tombstones: rows.filter { $0.removed && $0.staged == nil }.compactMap { Hex.decode($0.id) },
             members: record.kind == "group" && record.groupId == nil ? [self.publicKey] + self.members(record) : [],
             licenses: Dictionary(
                 (kept + staged).compactMap { r in r.license.map { (r.id, $0) } }, uniquingKeysWith: { a, _ in a }),
@@ -219,7 +220,7 @@ public actor ChannelService {
             guard let id = Hex.decode(r.id), let bytes = r.staged else { return nil }
             return FeedBuilder.Item(kind: r.kind == "post" ? .post : .torrent, id: id, bytes: [UInt8](bytes))
         }
-        let built: (revision: FeedRevision, files: [(path: [String], bytes: [UInt8])])
+        let built: FeedBuilder.Built
         do {
             built = try FeedBuilder.build(link: link, previous: previous, added: added, meta: meta,
                 limits: self.configuration.limits)
@@ -246,6 +247,10 @@ public actor ChannelService {
         await self.pass(pointer.item, channel: record.id)
         await self.stopRun(record.id)
         self.seed(record.id, built.revision, seq: seq, complete: true)
+        if let archive = built.archive {
+            self.seed(Self.runKey(record.id, archive), archive, seq: seq, complete: true)
+            record.archives = Data(Self.encodeArchives([archive] + self.archives(record)))
+        }
         record.seq = seq
         record.info = Data(built.revision.infoBytes)
         record.pointer = Data(Self.encode(pointer.item))
@@ -263,7 +268,8 @@ public actor ChannelService {
             message: nil))
         self.log?("channel \(record.title): revision \(seq) published (\(staged.count) new, stored by \(stored) nodes)")
         return ChannelPublishReport(channel: info, seq: seq, infoHash: Hex.encode(built.revision.infoHash),
-            added: staged.count, storedBy: stored)
+            added: staged.count, newBytes: Int64(built.files.reduce(0) { $0 + $1.bytes.count }),
+            archived: built.archive?.items.count ?? 0, storedBy: stored)
     }
 
     // MARK: following
@@ -285,7 +291,7 @@ public actor ChannelService {
             id: link.id, link: link.description, mine: false, title: link.id, description: "", kind: "channel",
             seq: nil, info: nil, pointer: nil, createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil,
             quota: quota ?? self.configuration.defaultQuota, rule: rule.flatMap { Self.json($0) }, groupId: groupId,
-            members: nil, error: nil)
+            members: nil, error: nil, archives: nil)
         try self.save(record, [])
         self.due[link.id] = .now
         self.emit(ChannelEvent(kind: .subscribed, channel: link.id, seq: nil, newItems: [], message: nil))
@@ -295,7 +301,7 @@ public actor ChannelService {
     /// Stops following (or publishing) a channel; with `deleteData`, its files go too.
     public func unsubscribe(_ id: String, deleteData: Bool) async throws(SessionError) {
         let record = try self.record(id)
-        await self.stopRun(record.id)
+        await self.stopRuns(record.id)
         self.due[record.id] = nil
         do { try self.store.deleteChannel(record.id) } catch {
             throw .database(action: "remove the channel", reason: "\(error)")
@@ -303,7 +309,7 @@ public actor ChannelService {
         if deleteData { try? FileManager.default.removeItem(atPath: self.folder + "/" + record.id) }
         // A group's authors go with it.
         for r in (try? self.store.channels()) ?? [] where r.groupId == record.id {
-            await self.stopRun(r.id)
+            await self.stopRuns(r.id)
             self.due[r.id] = nil
             try? self.store.deleteChannel(r.id)
         }
@@ -445,6 +451,7 @@ public actor ChannelService {
         }
         record = (try? self.store.channel(id)) ?? record
         record.checkedAt = Date()
+        try? self.store.save(record)
         guard let item else {
             record.error = record.seq == nil ? "no pointer found in the DHT yet" : record.error
             try? self.store.save(record)
@@ -471,13 +478,7 @@ public actor ChannelService {
         self.maxFetchesAtOnce = max(self.maxFetchesAtOnce, self.fetching)
         defer { self.fetching -= 1 }
         let magnet = MagnetLink(infoHashes: InfoHashes(v1: InfoHashV1(pointer.infoHash), v2: nil))
-        let fetcher = TorrentRun.fetchMetadata(magnet, on: self.node, listenPort: self.listenPort,
-            discovery: TorrentRun.Discovery(trackers: [], dht: true, localDiscovery: false, peers: peer.map { [$0] } ?? []))
-        let info = try? await fetcher.infoBytes.failing(after: self.configuration.fetchTimeout) {
-            SessionError.unavailable("timed out")
-        }.get()
-        await self.node.remove(fetcher)
-        guard let info else {
+        guard let info = await self.fetchInfo(magnet, peer: peer, channel: record.id, seq: pointer.sequence) else {
             record.error = "the revision \(pointer.sequence)'s metadata did not arrive"
             try? self.store.save(record)
             return
@@ -492,25 +493,14 @@ public actor ChannelService {
         }
         await self.stopRun(record.id)
         self.seed(record.id, revision, seq: pointer.sequence, complete: false, peers: peer.map { [$0] } ?? [])
-        guard let run = self.runs[record.id] else {
-            record.error = "cannot open the revision's files"
-            try? self.store.save(record)
-            return
-        }
-        let finished: Bool
-        do {
-            try await run.done.failing(after: self.configuration.fetchTimeout) { SessionError.unavailable("timed out") }
-                .get()
-            finished = true
-        } catch { finished = false }
-        guard finished, self.runs[record.id]?.engine === run.engine else {
+        guard await self.finished(record.id) else {
             record.error = "the revision \(pointer.sequence)'s files did not all arrive in time"
             try? self.store.save(record)
             return
         }
-        self.runs[record.id]?.complete = true
         record = (try? self.store.channel(record.id)) ?? record
         await self.read(&record, link, revision, pointer)
+        await self.fetchArchives(&record, link, from: revision, pointer, peer: peer)
     }
 
     /// Reads a complete revision's items and metadata into the database and the index.
@@ -586,11 +576,13 @@ public actor ChannelService {
                     return r
                 }
         }
-        record.seq = pointer.sequence
-        record.info = Data(revision.infoBytes)
-        record.pointer = Data(Self.encode(pointer.item))
-        record.updatedAt = Date()
-        record.error = nil
+        if !revision.isArchive {
+            record.seq = pointer.sequence
+            record.info = Data(revision.infoBytes)
+            record.pointer = Data(Self.encode(pointer.item))
+            record.updatedAt = Date()
+            record.error = nil
+        }
         do { try self.store.save(record, items: rows + removedRows) } catch {
             self.log?("channel \(record.id): cannot save revision \(pointer.sequence): \(error)")
             return
@@ -699,6 +691,11 @@ public actor ChannelService {
             complete: complete || prepared.have.allSet, done: done)
     }
 
+    /// Stops a channel's runs: its head's, and with `archives` its archives' too.
+    private func stopRuns(_ id: String) async {
+        for key in self.runs.keys where key == id || key.hasPrefix(id + "/") { await self.stopRun(key) }
+    }
+
     private func stopRun(_ id: String) async {
         guard let run = self.runs.removeValue(forKey: id) else { return }
         try? await run.engine.saveResumeData().get()
@@ -717,6 +714,107 @@ public actor ChannelService {
         if case .stored(_, let accepted, _) = outcome { return accepted.count }
         return 0
     }
+
+    // MARK: archives
+
+    /// The key of an archive's run: the channel's id and the archive's info-hash.
+    static func runKey(_ id: String, _ archive: FeedRevision) -> String { id + "/" + Hex.encode(archive.infoHash) }
+
+    /// The archives held, newest first.
+    private func archives(_ r: ChannelRecord) -> [FeedRevision] {
+        guard let data = r.archives, let list = (try? BencodeDecoder().decodeValue([UInt8](data)))?.list,
+            let link = try? ChannelLink(parsing: r.link)
+        else { return [] }
+        return list.compactMap { $0.bytes.flatMap { try? FeedRevision(infoBytes: $0, link: link, limits: self.limitsFor(r)) } }
+    }
+
+    static func encodeArchives(_ list: [FeedRevision]) -> [UInt8] {
+        BencodeValue.list(list.map { .string($0.infoBytes) }).encoded
+    }
+
+    /// Follows a revision's chain of archives (`archive next`) down to the first one already held: each checked,
+    /// within the quota, fetched (what the folder does not hold yet) and read like a revision.
+    private func fetchArchives(_ record: inout ChannelRecord, _ link: ChannelLink, from head: FeedRevision,
+        _ pointer: ChannelPointer, peer: String?) async
+    {
+        var held = self.archives(record)
+        var next = head.archiveNext
+        var fetched = 0
+        while let magnetText = next, fetched < 64 {
+            guard let magnet = try? MagnetLink(parsing: magnetText), let v1 = magnet.infoHashes.v1 else { return }
+            if held.contains(where: { $0.infoHash == v1.bytes }) { return }
+            guard let info = await self.fetchInfo(magnet, peer: peer, channel: record.id, seq: pointer.sequence) else {
+                record.error = "an archive's metadata did not arrive"
+                try? self.store.save(record)
+                return
+            }
+            let archive: FeedRevision
+            do {
+                archive = try FeedRevision(infoBytes: info, link: link, limits: self.limitsFor(record))
+                guard archive.isArchive else { throw ChannelRefusal.badRevision("archive next names a head, not an archive") }
+            } catch {
+                return self.refuse(&record, error as? ChannelRefusal ?? .badRevision("\(error)"))
+            }
+            let total = head.storedBytes + (held + [archive]).reduce(0) { $0 + $1.storedBytes }
+            guard total <= record.quota else { return self.refuse(&record, .overQuota(needed: total, quota: record.quota)) }
+            let key = Self.runKey(record.id, archive)
+            self.seed(key, archive, seq: pointer.sequence, complete: false, peers: peer.map { [$0] } ?? [])
+            guard await self.finished(key) else {
+                record.error = "an archive's files did not all arrive in time"
+                try? self.store.save(record)
+                return
+            }
+            held.append(archive)
+            record.archives = Data(Self.encodeArchives(held))
+            await self.read(&record, link, archive, pointer)
+            next = archive.archiveNext
+            fetched += 1
+        }
+    }
+
+    /// Waits until the run's files are all there (its download's future), at most `fetchTimeout`; counts the
+    /// bytes it fetched.
+    private func finished(_ key: String) async -> Bool {
+        guard let run = self.runs[key] else { return false }
+        let ok = await self.wait(for: run.done, channel: String(key.prefix(40)), seq: run.seq) != nil
+            && self.runs[key]?.engine === run.engine
+        if let snap = try? await run.engine.snapshot().get() {
+            self.downloaded[String(key.prefix(40)), default: 0] += snap.progress.downloaded
+        }
+        if ok { self.runs[key]?.complete = true }
+        return ok
+    }
+
+    /// A revision's (or archive's) info dictionary from its swarm, `peer` first; its size is counted.
+    private func fetchInfo(_ magnet: MagnetLink, peer: String?, channel id: String, seq: Int64) async -> [UInt8]? {
+        let fetcher = TorrentRun.fetchMetadata(magnet, on: self.node, listenPort: self.listenPort,
+            discovery: TorrentRun.Discovery(trackers: [], dht: true, localDiscovery: false, peers: peer.map { [$0] } ?? []))
+        let info = await self.wait(for: fetcher.infoBytes, channel: id, seq: seq)
+        await self.node.remove(fetcher)
+        if let info { self.metadataBytes[id, default: 0] += Int64(info.count) }
+        return info
+    }
+
+    /// What `future` gives, waited for at most `fetchTimeout`; nil sooner when a peer passed on a pointer newer than
+    /// `seq` meanwhile (the revision being fetched is stale: its publisher may no longer seed it).
+    private func wait<T: Sendable>(for future: EventLoopFuture<T>, channel id: String, seq: Int64) async -> T? {
+        let deadline = ContinuousClock.now + self.configuration.fetchTimeout
+        while ContinuousClock.now < deadline {
+            do { return try await future.failing(after: .seconds(1), with: { NotYet() }).get() } catch is NotYet {
+            } catch {
+                return nil  // the fetch itself failed
+            }
+            if (self.hints[id]?.item.sequence ?? -1) > seq { return nil }
+        }
+        return nil
+    }
+
+    private struct NotYet: Error {}
+
+    /// Payload bytes each channel's revisions and archives fetched since the daemon started, and bytes of info
+    /// dictionaries (counted apart).
+    private var downloaded: [String: Int64] = [:]
+    private var metadataBytes: [String: Int64] = [:]
 
     // MARK: helpers
 
@@ -755,7 +853,7 @@ public actor ChannelService {
         let own = ChannelRecord(
             id: feed.id, link: feed.description, mine: true, title: r.title, description: "", kind: "channel", seq: nil,
             info: nil, pointer: nil, createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil, quota: Int64.max,
-            rule: nil, groupId: r.id, members: nil, error: nil)
+            rule: nil, groupId: r.id, members: nil, error: nil, archives: nil)
         try self.save(own, [])
         return (own, try self.link(r).target.bytes)
     }
@@ -802,9 +900,7 @@ public actor ChannelService {
 
     private func limitsFor(_ r: ChannelRecord) -> ChannelLimits { self.configuration.limits }
 
-    private func nextPosition(_ channel: String) -> Int64 {
-        ((try? self.store.items(channel: channel))?.map(\.position).max() ?? -1) + 1
-    }
+    private func nextPosition(_ channel: String) -> Int64 { ((try? self.store.lastPosition(channel: channel)) ?? -1) + 1 }
 
     private func save(_ record: ChannelRecord, _ items: [ChannelItemRecord]) throws(SessionError) {
         do { try self.store.save(record, items: items) } catch {
@@ -819,15 +915,16 @@ public actor ChannelService {
     }
 
     private func info(_ r: ChannelRecord) -> ChannelInfo {
-        let rows = (try? self.store.items(channel: r.id)) ?? []
+        let counts = (try? self.store.itemCounts(channel: r.id)) ?? (items: 0, unread: 0, staged: 0)
         let stale = r.updatedAt.map { Date().timeIntervalSince($0) > self.configuration.staleAfter.seconds } ?? false
         return ChannelInfo(
             id: r.id, link: r.link, mine: r.mine, title: r.title, description: r.description, kind: r.kind, seq: r.seq,
             infoHash: r.info.map { Hex.encode(Insecure.SHA1.hash(data: $0)) },
-            items: rows.filter { $0.staged == nil && !$0.removed }.count,
-            unread: rows.filter { !$0.read && !$0.removed }.count, staged: rows.filter { $0.staged != nil }.count,
+            items: counts.items, unread: counts.unread, staged: counts.staged,
             createdAt: r.createdAt, updatedAt: r.updatedAt, checkedAt: r.checkedAt, stale: stale && !r.mine,
-            quota: r.quota, rule: r.rule.flatMap { Self.decode(FeedRule.self, $0) }, groupId: r.groupId, error: r.error)
+            quota: r.quota, rule: r.rule.flatMap { Self.decode(FeedRule.self, $0) }, groupId: r.groupId, error: r.error,
+            archives: self.archives(r).count, downloaded: self.downloaded[r.id] ?? 0,
+            metadataBytes: self.metadataBytes[r.id] ?? 0)
     }
 
     private func item(_ r: ChannelItemRecord) -> ChannelItem {

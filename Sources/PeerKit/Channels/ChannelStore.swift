@@ -37,9 +37,11 @@ struct ChannelRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
     var members: String?
     /// Why the last update failed, if it did.
     var error: String?
+    /// The archives held (their info dictionaries, bencoded as a list), to seed them again after a restart.
+    var archives: Data?
 
     enum CodingKeys: String, CodingKey {
-        case id, link, mine, title, description, kind, seq, info, pointer, quota, rule, error, members
+        case id, link, mine, title, description, kind, seq, info, pointer, quota, rule, error, members, archives
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case checkedAt = "checked_at"
@@ -96,6 +98,7 @@ extension SessionStore {
                 t.column("rule", .text)
                 t.column("group_id", .text)
                 t.column("members", .text)
+                t.column("archives", .blob)
                 t.column("error", .text)
             }
             try db.create(table: "channel_item") { t in
@@ -150,6 +153,28 @@ extension SessionStore {
         try self.database.write { db in
             try record.save(db)
             for i in items { try i.save(db) }
+        }
+    }
+
+    func item(channel: String, id: String) throws -> ChannelItemRecord? {
+        try self.database.read { db in try ChannelItemRecord.fetchOne(db, key: ["channel": channel, "id": id]) }
+    }
+
+    /// The last position used in a channel (-1: none).
+    func lastPosition(channel: String) throws -> Int64 {
+        try self.database.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(position) FROM channel_item WHERE channel = ?", arguments: [channel])
+        } ?? -1
+    }
+
+    /// A channel's items published (and not removed), unread, and staged.
+    func itemCounts(channel: String) throws -> (items: Int, unread: Int, staged: Int) {
+        try self.database.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT SUM(staged IS NULL AND NOT removed), SUM(NOT read AND NOT removed), SUM(staged IS NOT NULL)
+                FROM channel_item WHERE channel = ?
+                """, arguments: [channel])
+            return (row?[0] ?? 0, row?[1] ?? 0, row?[2] ?? 0)
         }
     }
 

@@ -94,6 +94,8 @@ public final class SearchOverlay: @unchecked Sendable {
     let threadPool: NIOThreadPool
     private let localID: PeerID
     private let listenPort: UInt16
+    /// Addresses that turned out to be this node's own (the DHT lists it with the others).
+    private var ownAddresses = Set<String>()
     private let epoch = ContinuousClock.now
     private let registry: ExtensionRegistry
     private let ourID: UInt8
@@ -198,7 +200,7 @@ public final class SearchOverlay: @unchecked Sendable {
                 return c.host.contains(":") ? "[\(c.host)]:\(port)" : "\(c.host):\(port)"
             })
             var room = self.configuration.maxNeighbours - self.conns.count
-            for address in addresses where room > 0 && !connected.contains(address) {
+            for address in addresses where room > 0 && !connected.contains(address) && !self.ownAddresses.contains(address) {
                 guard let (host, _) = PeerNode.splitHostPort(address), !self.ledger.isBanned(host, at: self.now) else {
                     continue
                 }
@@ -520,7 +522,12 @@ extension SearchOverlay: PeerHost {
             case .message(.extended(let id, let payload)) where id == self.ourID:
                 self.handle(payload, from: key, c)
             case .closed(let reason):
-                if let reason { self.log("dropped search neighbour \(c.host): \(reason)") }
+                if let reason, "\(reason)".contains("connected to ourselves") {
+                    // The DHT names this node among the others: never dialled again at that address.
+                    self.ownAddresses.insert(c.host.contains(":") ? "[\(c.host)]:\(self.listenPort)" : "\(c.host):\(self.listenPort)")
+                } else if let reason {
+                    self.log("dropped search neighbour \(c.host): \(reason)")
+                }
                 c.channel.close(promise: nil)
             default:
                 break
