@@ -1,4 +1,5 @@
-// Peer's web UI: the torrent list (live from /api/events), adding, search, details, and a player for streams.
+// Peer's web UI: the torrent list (live from /api/events), adding, search, details, a player for streams, and
+// channels (#channels: this node's and those it follows; one open at #channels/ID).
 // Plain JavaScript, no build step; docs/api.md is the contract. Text from the API is only ever set with
 // textContent, never as HTML.
 'use strict';
@@ -125,6 +126,8 @@ function renderList() {
   $('#empty').hidden = torrents.size > 0;
   renderTotals();
   refreshHitButtons();
+  refreshItemButtons();
+  renderTorrentChoice();
 }
 
 function renderTotals() {
@@ -137,7 +140,7 @@ function renderTotals() {
 function update(t) {
   const isNew = !torrents.has(t.id);
   torrents.set(t.id, t);
-  if (isNew) renderList(); else { renderRow(t); renderTotals(); }
+  if (isNew) renderList(); else { renderRow(t); renderTotals(); refreshItemButtons(); }
   if (t.id === openId) refreshDetail(false);
 }
 
@@ -166,6 +169,9 @@ function connect() {
     for (const t of d.torrents) torrents.set(t.id, t);
     renderList();
     if (openId) refreshDetail(true);
+    // Channel events missed while the stream was down: fetch the channels again.
+    refreshChannels();
+    if (openChannel) refreshChannel();
   });
   on('torrent', update);
   on('added', (t) => { update(t); indexChanged(); });
@@ -177,6 +183,7 @@ function connect() {
     if (d.id === openId) location.hash = '';
   });
   on('error', (d) => showError(new Error((torrents.get(d.id)?.name || d.id) + ': ' + d.message)));
+  on('channel', channelEvent);
 }
 
 // ---- Adding ----
@@ -384,7 +391,8 @@ function refreshDetail(force) {
 }
 
 function openDetail() {
-  openId = decodeURIComponent(location.hash.slice(1)) || null;
+  const r = decodeURIComponent(location.hash.slice(1));
+  openId = r && !isChannelRoute(r) ? r : null;
   for (const [id, row] of rows) row.classList.toggle('open', id === openId);
   const detail = $('#detail');
   if (!openId) { detail.hidden = true; detail.replaceChildren(); return; }
@@ -488,6 +496,382 @@ function closePlayer() {
   $('#player').hidden = true;
 }
 
+// ---- Channels ----
+
+const channels = new Map(); // id -> ChannelInfo, from GET /api/channels
+let openChannel = null;     // the channel shown (#channels/ID)
+let shownChannel = null;    // its detail, as last fetched
+// Items that were unread when the open channel showed them: marked "new" while it stays open, though the daemon
+// is told at once that they were seen.
+const freshItems = new Set();
+let replyTo = null;         // the post the post form answers
+let channelsSeq = 0, channelSeq = 0; // only the newest answer of each kind is shown
+let channelsTimer = null, channelTimer = null, channelPoll = null;
+
+const isChannelRoute = (r) => r === 'channels' || r.startsWith('channels/');
+const channelPath = (id) => '/api/channels/' + encodeURIComponent(id);
+const localTime = (date) => date.toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'});
+const KINDS = {channel: 'channel', group: 'group', torrent: 'one torrent'};
+const plural = (n, word) => n + ' ' + word + (n === 1 ? '' : 's');
+
+/** Shows the page the address names: '' or a torrent's id, the torrents; `channels` or `channels/ID`, channels. */
+function route() {
+  const r = decodeURIComponent(location.hash.slice(1));
+  const onChannels = isChannelRoute(r);
+  $('#torrents-page').hidden = onChannels;
+  $('#channels-page').hidden = !onChannels;
+  for (const [link, current] of [['#nav-torrents', !onChannels], ['#nav-channels', onChannels]]) {
+    if (current) $(link).setAttribute('aria-current', 'page'); else $(link).removeAttribute('aria-current');
+  }
+  openDetail();
+  openChannelView(r.startsWith('channels/') ? r.slice('channels/'.length) : null);
+}
+
+/** Fetches the list of channels again, soon (events come in bursts: one fetch for a burst). */
+function refreshChannels() {
+  clearTimeout(channelsTimer);
+  channelsTimer = setTimeout(() => {
+    const seq = ++channelsSeq;
+    api('GET', '/api/channels').then((list) => {
+      if (seq !== channelsSeq) return;
+      $('#channels-off').hidden = true;
+      channels.clear();
+      for (const c of list) channels.set(c.id, c);
+      renderChannels();
+    }, (e) => {
+      // A daemon without channels (--no-channels) says so on the channels page, not in every page's banner.
+      if (e.status !== 409 && e.status !== 503) { showError(e); return; }
+      $('#channels-off').textContent = 'Channels are not available: ' + e.message;
+      $('#channels-off').hidden = false;
+    });
+  }, 150);
+}
+
+function renderChannels() {
+  const list = [...channels.values()].sort((a, b) => a.title.localeCompare(b.title));
+  const mine = list.filter((c) => c.mine), followed = list.filter((c) => !c.mine);
+  $('#my-channels').replaceChildren(...mine.map(channelRow));
+  $('#subscriptions').replaceChildren(...followed.map(channelRow));
+  $('#mine-empty').hidden = mine.length > 0;
+  $('#subscriptions-empty').hidden = followed.length > 0;
+  const unread = followed.reduce((n, c) => n + c.unread, 0);
+  $('#nav-unread').textContent = String(unread);
+  $('#nav-unread').hidden = unread === 0;
+  $('#nav-channels').setAttribute('aria-label', 'Channels' + (unread ? ', ' + unread + ' unread' : ''));
+}
+
+/** What a channel holds, in a few words: its revision and items, or why it has none yet. */
+function channelState(c) {
+  if (c.seq == null) return c.mine ? 'not published yet' : 'waiting for its first revision';
+  return plural(c.items, 'item') + (c.staged ? ' · ' + c.staged + ' staged' : '');
+}
+
+function channelRow(c) {
+  return el('li', {class: 'channel-row' + (c.unread ? ' has-unread' : ''), 'data-id': c.id},
+    el('a', {class: 'channel-name', href: '#channels/' + c.id}, c.title),
+    el('span', {class: 'unread count', 'data-count': c.unread, hidden: !c.unread,
+      title: plural(c.unread, 'unread item')}, String(c.unread)),
+    el('span', {class: 'muted'}, (KINDS[c.kind] || c.kind) + ' · ' + channelState(c)),
+    c.stale ? el('span', {class: 'warn', title: 'no new revision for 180 days'}, 'stale') : null,
+    c.error ? el('span', {class: 'bad'}, c.error) : null);
+}
+
+function openChannelView(id) {
+  if (id !== openChannel) {
+    openChannel = id;
+    shownChannel = null;
+    clearTimeout(channelPoll);
+    freshItems.clear();
+    setReplyTo(null);
+    $('#post-form').reset(); // a draft belongs to the channel it was begun in
+    $('#channel-items').replaceChildren();
+    $('#channel-empty').hidden = true;
+    const known = id && channels.get(id);
+    if (known) renderChannelHead(known);
+    else $('#channel-title').textContent = id ? 'Loading…' : '';
+  }
+  $('#channel').dataset.id = id || '';
+  $('#channel-lists').hidden = Boolean(id);
+  $('#channel').hidden = !id;
+  if (id) refreshChannel();
+}
+
+/** Fetches the open channel again, soon; it is shown (and its unread items marked read) when it comes. */
+function refreshChannel() {
+  clearTimeout(channelTimer);
+  channelTimer = setTimeout(() => {
+    if (!openChannel) return;
+    const id = openChannel, seq = ++channelSeq;
+    api('GET', channelPath(id)).then((d) => {
+      if (seq === channelSeq && id === openChannel) renderChannel(d);
+    }, (e) => {
+      if (seq !== channelSeq) return;
+      showError(e);
+      if (e.status === 404) location.hash = 'channels';
+    });
+  }, 100);
+}
+
+function renderChannelHead(c) {
+  $('#channel-title').textContent = c.title;
+  $('#channel-description').textContent = c.description;
+  $('#channel-description').hidden = !c.description;
+  const parts = [c.mine ? 'yours' : 'subscribed', KINDS[c.kind] || c.kind];
+  if (c.seq != null) parts.push('revision ' + c.seq);
+  parts.push(channelState(c));
+  if (c.updated_at) parts.push('updated ' + localTime(new Date(c.updated_at)));
+  if (!c.mine && c.checked_at) parts.push('checked ' + localTime(new Date(c.checked_at)));
+  if (c.stale) parts.push('stale: no new revision for 180 days');
+  $('#channel-meta').textContent = parts.join(' · ');
+  $('#channel-error').textContent = c.error || '';
+  $('#channel-error').hidden = !c.error;
+  $('#channel-link').value = c.link;
+  $('#channel-rss').href = channelPath(c.id) + '/rss';
+  $('#channel-remove').textContent = c.mine ? 'Delete' : 'Unsubscribe';
+}
+
+function renderChannel(d) {
+  const c = d.channel;
+  shownChannel = d;
+  renderChannelHead(c);
+  // A group takes its members' posts too (the daemon says no to one whose key is not a member).
+  const writable = c.mine || c.kind === 'group';
+  $('#channel-write').hidden = !writable;
+  for (const i of d.items) if (!i.read) freshItems.add(i.id);
+  $('#channel-items').replaceChildren(...d.items.map((i) => itemRow(i, writable)));
+  $('#channel-empty').textContent = c.seq == null && !c.mine
+    ? 'Nothing yet: waiting for the channel\'s first revision from the DHT.'
+    : c.mine ? 'Nothing yet: post something or add a torrent.' : 'No items.';
+  $('#channel-empty').hidden = d.items.length > 0;
+  $('#channel-members').hidden = d.members.length === 0;
+  $('#members').replaceChildren(...d.members.map((key) => el('li', {}, key)));
+  $('#channel-links').hidden = d.links.length === 0;
+  $('#links').replaceChildren(...d.links.map(linkRow));
+  renderTorrentChoice();
+  $('#channel').dataset.seq = c.seq == null ? '' : String(c.seq);
+  // Shown is seen: the daemon is told, and the counts drop (a page in the background waits until it is looked at).
+  const unread = d.items.filter((i) => !i.read).map((i) => i.id);
+  if (unread.length && document.visibilityState === 'visible') attempt(markRead)(c.id, unread);
+  // A check of a followed channel that finds nothing new sends no event: look again now and then, for the time
+  // of the last check and its error (such as no pointer found yet).
+  clearTimeout(channelPoll);
+  if (!c.mine) channelPoll = setTimeout(refreshChannel, 10000);
+}
+
+function itemRow(i, writable) {
+  const fresh = freshItems.has(i.id);
+  const row = el('li', {class: 'item ' + i.kind + (fresh ? ' fresh' : ''), 'data-id': i.id, 'data-kind': i.kind,
+    'data-depth': i.depth},
+    el('div', {class: 'line'},
+      el('span', {class: 'item-title'}, i.title),
+      fresh ? el('span', {class: 'badge new'}, 'new') : null,
+      i.staged ? el('span', {class: 'badge', title: 'not in a published revision yet'}, 'staged') : null,
+      el('span', {class: 'muted item-meta'},
+        i.author ? el('span', {class: 'author', title: i.author}, i.author.slice(0, 8) + ' · ') : null,
+        localTime(new Date(i.time * 1000)))),
+    i.body ? el('p', {class: 'item-body'}, i.body) : null,
+    el('div', {class: 'line item-foot'},
+      el('span', {class: 'license' + (i.license ? '' : ' muted')},
+        i.license ? 'Licence: ' + i.license : 'No licence given'),
+      i.size != null ? el('span', {class: 'muted'}, bytes(i.size)) : null,
+      i.kind === 'torrent' && i.magnet ? itemButton(i) : null,
+      i.kind === 'post' && writable
+        ? el('button', {type: 'button', class: 'link item-reply', onclick: () => setReplyTo(i)}, 'Reply') : null));
+  row.style.setProperty('--depth', String(i.depth));
+  return row;
+}
+
+function linkRow(link) {
+  const known = [...channels.values()].find((c) => c.link === link);
+  return el('li', {class: 'line'}, el('span', {class: 'id'}, link),
+    known ? el('a', {href: '#channels/' + known.id}, known.title)
+      : el('button', {type: 'button', class: 'link', onclick: () => attempt(subscribeTo)(link)}, 'Subscribe'));
+}
+
+// A torrent item's button: Download; Adding… while the daemon adds it; then how far it is.
+
+/** The daemon's torrent of an info-hash (an item's id: the v1 info-hash, or v2 for a v2-only torrent). */
+function torrentOf(infoHash) {
+  return torrents.get(infoHash) || [...torrents.values()].find((t) => t.info_hash_v2 === infoHash);
+}
+
+function itemButton(i) {
+  const button = el('button', {type: 'button', class: 'item-download', 'data-id': i.id,
+    onclick: () => attempt(downloadItem)(i)});
+  button.dataset.name = i.title;
+  setItemButton(button);
+  return button;
+}
+
+function setItemButton(button) {
+  const t = torrentOf(button.dataset.id);
+  const word = t ? (t.progress >= 1 ? 'Downloaded' : 'Downloading ' + percent(t.progress))
+    : adding.has(button.dataset.id) ? 'Adding…' : 'Download';
+  button.disabled = word !== 'Download';
+  button.classList.toggle('done', Boolean(t));
+  button.textContent = word;
+  button.setAttribute('aria-label', word + ' ' + button.dataset.name);
+}
+
+function refreshItemButtons() {
+  for (const button of document.querySelectorAll('#channel-items .item-download')) setItemButton(button);
+}
+
+async function downloadItem(i) {
+  adding.add(i.id);
+  refreshItemButtons();
+  try {
+    update(await api('POST', '/api/torrents', {magnet: i.magnet}));
+  } catch (e) {
+    if (e.code !== 'conflict') throw e; // already there: the button says so
+  } finally {
+    adding.delete(i.id);
+    refreshItemButtons();
+  }
+}
+
+// Writing: making channels, following them, posting and adding torrents.
+
+/** Runs a form's action with its button disabled and saying what is under way: publishing a revision puts its
+ * pointer in the DHT, which takes a while (the first one waits until the node has joined the DHT). */
+async function busy(button, word, action) {
+  const label = button.textContent;
+  button.disabled = true;
+  button.textContent = word;
+  try { return await action(); } finally { button.textContent = label; button.disabled = false; }
+}
+
+/** The torrents the daemon holds, to add one to the open channel (those already in it can't be chosen). */
+function renderTorrentChoice() {
+  const select = $('#item-torrent');
+  const keep = select.value;
+  const inChannel = new Set((shownChannel ? shownChannel.items : []).map((i) => i.id));
+  const list = [...torrents.values()].sort((a, b) => a.name.localeCompare(b.name));
+  select.replaceChildren(...list.map((t) => {
+    const held = inChannel.has(t.id) || (t.info_hash_v2 && inChannel.has(t.info_hash_v2));
+    return el('option', {value: t.id, selected: t.id === keep && !held, disabled: Boolean(held)},
+      t.name + (held ? ' (in the channel)' : ''));
+  }));
+  if (list.length === 0) select.append(el('option', {value: ''}, 'none: add one on the Torrents page first'));
+  $('#item-button').disabled = list.length === 0;
+}
+
+async function subscribeTo(link) {
+  const c = await api('POST', '/api/channels/subscribe', {link});
+  channels.set(c.id, c);
+  renderChannels();
+  location.hash = 'channels/' + c.id;
+  return c;
+}
+
+async function subscribe(event) {
+  event.preventDefault();
+  const input = $('#subscribe-input');
+  const link = input.value.trim();
+  if (!link) return;
+  await busy($('#subscribe-button'), 'Subscribing…', () => subscribeTo(link));
+  input.value = '';
+}
+
+async function createChannel(event) {
+  event.preventDefault();
+  const body = {name: $('#create-name').value.trim()};
+  const title = $('#create-title').value.trim(), description = $('#create-description').value.trim();
+  if (title) body.title = title;
+  if (description) body.description = description;
+  if ($('#create-group').checked) body.group = true;
+  const c = await busy($('#create-button'), 'Making…', () => api('POST', '/api/channels', body));
+  $('#create-form').reset();
+  $('#create').open = false;
+  channels.set(c.id, c);
+  renderChannels();
+  location.hash = 'channels/' + c.id;
+}
+
+function setReplyTo(item) {
+  replyTo = item ? item.id : null;
+  $('#reply-to').hidden = !item;
+  $('#reply-title').textContent = item ? item.title : '';
+  if (item) {
+    $('#post-form').scrollIntoView({behavior: 'smooth', block: 'nearest'});
+    $('#post-title').focus();
+  }
+}
+
+/** Posts (the daemon publishes a revision with it at once), then shows the channel again. */
+async function postToChannel(event) {
+  event.preventDefault();
+  const body = {title: $('#post-title').value.trim(), body: $('#post-body').value};
+  if (!body.title) return;
+  const license = $('#post-license').value.trim();
+  if (license) body.license = license;
+  if (replyTo) body.reply_to = [replyTo];
+  const id = openChannel;
+  await busy($('#post-button'), 'Posting…', () => api('POST', channelPath(id) + '/posts', body));
+  if (id !== openChannel) return;
+  $('#post-title').value = '';
+  $('#post-body').value = '';
+  setReplyTo(null);
+  refreshChannel();
+  refreshChannels();
+}
+
+async function addItemToChannel(event) {
+  event.preventDefault();
+  const id = $('#item-torrent').value;
+  if (!id) return;
+  const body = {id};
+  const license = $('#item-license').value.trim();
+  if (license) body.license = license;
+  const channel = openChannel;
+  await busy($('#item-button'), 'Adding…', () => api('POST', channelPath(channel) + '/items', body));
+  renderTorrentChoice();
+  if (channel !== openChannel) return;
+  $('#item-license').value = '';
+  refreshChannel();
+  refreshChannels();
+}
+
+async function markRead(id, items) {
+  await api('POST', channelPath(id) + '/read', items ? {items} : {});
+  refreshChannels();
+}
+
+async function removeChannel(id) {
+  const c = channels.get(id) || (shownChannel && shownChannel.channel);
+  const title = c ? c.title : id;
+  if (!confirm(c && c.mine ? 'Delete your channel ' + title + ' from this node? Subscribers keep what they have.'
+    : 'Unsubscribe from ' + title + '?')) return;
+  await api('DELETE', channelPath(id));
+  channels.delete(id);
+  renderChannels();
+  location.hash = 'channels';
+}
+
+function copyLink() {
+  const input = $('#channel-link');
+  input.select();
+  const said = (word) => {
+    $('#channel-copy').textContent = word;
+    setTimeout(() => { $('#channel-copy').textContent = 'Copy'; }, 1500);
+  };
+  // The clipboard API needs a secure context: elsewhere the link is left selected, to copy by hand.
+  if (!navigator.clipboard) { said('Selected'); return; }
+  navigator.clipboard.writeText(input.value).then(() => said('Copied'), () => said('Selected'));
+}
+
+/** A `channel` event: the list changes; the open channel, if it is the one, is fetched and shown again. */
+function channelEvent(e) {
+  refreshChannels();
+  if (e.channel !== openChannel) return;
+  if (e.kind === 'removed') { location.hash = 'channels'; return; }
+  if (e.kind === 'refused' && e.message) {
+    $('#channel-error').textContent = e.message;
+    $('#channel-error').hidden = false;
+  }
+  refreshChannel();
+}
+
 // ---- Login page ----
 
 async function login(event) {
@@ -528,10 +912,22 @@ function start() {
     overlay.hidden = true;
     attempt(addFile)(e.dataTransfer.files[0]);
   });
-  window.addEventListener('hashchange', openDetail);
-  openDetail();
+  $('#subscribe-form').addEventListener('submit', attempt(subscribe));
+  $('#create-form').addEventListener('submit', attempt(createChannel));
+  $('#post-form').addEventListener('submit', attempt(postToChannel));
+  $('#item-form').addEventListener('submit', attempt(addItemToChannel));
+  $('#reply-cancel').addEventListener('click', () => setReplyTo(null));
+  $('#channel-remove').addEventListener('click', () => attempt(removeChannel)(openChannel));
+  $('#channel-copy').addEventListener('click', copyLink);
+  $('#channel-link').addEventListener('focus', (e) => e.target.select());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && openChannel) refreshChannel();
+  });
+  window.addEventListener('hashchange', route);
+  route();
   connect();
   refreshIndexStats();
+  refreshChannels();
 }
 
 start();
