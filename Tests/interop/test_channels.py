@@ -246,3 +246,93 @@ def test_a_channel_of_ten_thousand_items_gains_ten_and_a_subscriber_fetches_only
           f" info dictionaries {after['metadata_bytes'] - before['metadata_bytes']} B apart; archives {after['archives']}")
     assert fetched <= bound
     assert after["seq"] == 2 and second["archived"] == 500, "the head passed 1 000 items: a chunk went to an archive"
+
+
+def test_at_start_up_a_daemon_with_a_hundred_channels_fetches_one_at_a_time_within_its_dht_budget(tmp_path, procs,
+                                                                                                   monkeypatch):
+    """100 channels (127.0.7.1) and a DHT node that holds pointers (127.0.7.3). A subscriber (127.0.7.2) follows
+    all 100 and is restarted at once: in its first minute it fetches at most one channel at a time and sends at
+    most 20 DHT queries a second on average (its counters), while still catching up."""
+    monkeypatch.delenv("PEER_NO_DHT")
+    (pub, holder, sub), _ = daemons(procs, tmp_path, ["127.0.7.1", "127.0.7.3", "127.0.7.2"], poll=8,
+                                    extra=["--channel-republish", "20"])
+    links = []
+    t0 = time.monotonic()
+    for i in range(100):
+        c = pub.ok("POST", "/api/channels", {"name": f"c{i:03d}"}, expect=201)
+        pub.ok("POST", f"/api/channels/{c['id']}/posts", {"title": f"News {i}", "body": "x"}, expect=201)
+        links.append(c)
+    print(f"channels: 100 channels published in {time.monotonic() - t0:.1f} s")
+    for c in links:
+        sub.ok("POST", "/api/channels/subscribe", {"link": c["link"]}, expect=201)
+    holder_dht = holder.proc.wait_for(r"peers on port (\d+)").group(1)
+    sub.proc.stop()
+    again = Daemon(procs, tmp_path, sub.addr, state=sub.state, log="serve-again.log",
+                   extra=["--dht-bootstrap", f"{holder.addr}:{holder_dht}", "--channel-poll", "8"])
+    start = again.ok("GET", "/api/dht")["queries_sent"]
+    t0 = time.monotonic()
+    time.sleep(60)
+    stats = again.ok("GET", "/api/channels/stats")
+    sent = again.ok("GET", "/api/dht")["queries_sent"] - start
+    held = sum(1 for c in again.ok("GET", "/api/channels") if c.get("seq") == 1)
+    print(f"channels: first minute after a restart with 100 subscriptions: {json.dumps(stats)}; "
+          f"{sent} DHT queries in {time.monotonic() - t0:.0f} s; {held} channels at revision 1")
+    assert stats["max_fetches_at_once"] <= 1
+    assert sent <= 20 * 60
+    assert stats["lookups"] >= 20 and stats["fetches_started"] >= 5, "it kept catching up"
+
+
+def test_forged_stale_oversized_and_malformed_channel_updates_are_refused_with_their_reason(tmp_path, procs,
+                                                                                           monkeypatch):
+    """A subscriber (127.0.8.2) follows a channel whose key the test holds (bep44put.py). Its DHT node refuses a
+    forged signature, a lower seq and an oversized value, each with BEP 44's error; then a correctly signed
+    pointer to a revision whose files break the feed layout is refused by the subscriber with the reason, before
+    any piece is fetched. The channel stays as it was."""
+    import hashlib
+    import subprocess
+    import sys
+    sys.path.insert(0, HERE)
+    from bep44put import bencode, keypair, magnet
+    from test_swarm import free_port
+    monkeypatch.delenv("PEER_NO_DHT")
+    (sub,), hub = daemons(procs, tmp_path, ["127.0.8.2"])
+    seed_hex, salt_hex = "33" * 32, "6368"
+
+    def put(*args):
+        r = subprocess.run(["/usr/bin/python3", os.path.join(HERE, "bep44put.py"), "--bind", "127.0.8.9", "--node", hub,
+                            "--seed-hex", seed_hex, "--salt-hex", salt_hex, "--timeout", "2", *args],
+                           capture_output=True, text=True, timeout=60)
+        return r.stdout.strip()
+
+    good_ih = "ab" * 20
+    assert put("--seq", "3", "--ih", good_ih).endswith("ok")
+    forged = put("--seq", "4", "--ih", "cd" * 20, "--bad-sig")
+    stale = put("--seq", "2", "--ih", "cd" * 20)
+    oversized = put("--seq", "5", "--value-hex", bencode({"ih": bytes(20), "x": b"y" * 1100}).hex())
+    print(f"channels: the DHT node's answers: forged {forged!r}; lower seq {stale!r}; oversized {oversized!r}")
+    assert "error 206" in forged and "error 302" in stale and "error 205" in oversized
+
+    # A signed pointer to a "revision" that is not a feed Peer accepts: a file outside the layout.
+    pub_key = keypair(bytes.fromhex(seed_hex))[1]
+    link = magnet(pub_key, bytes.fromhex(salt_hex))
+    channel_id = hashlib.sha1(pub_key + bytes.fromhex(salt_hex)).hexdigest()
+    content = b"not an item\n"
+    info = {"bep49": {"bep46 source": link}, "files": [{"length": len(content), "path": ["notes.txt"],
+                                                        "sha1": hashlib.sha1(content).digest()}],
+            "name": channel_id, "piece length": 16384, "pieces": hashlib.sha1(content).digest()}
+    ih = hashlib.sha1(bencode(info)).hexdigest()
+    (tmp_path / "bad" / channel_id).mkdir(parents=True)
+    (tmp_path / "bad" / channel_id / "notes.txt").write_bytes(content)
+    (tmp_path / "bad.torrent").write_bytes(bencode({"info": info}))
+    seed = procs(["/usr/bin/python3", os.path.join(HERE, "ltmultiseed.py"), "--bind", "127.0.8.3", "--port",
+                  str(free_port("127.0.8.3")), "--dht-bootstrap", hub, str(tmp_path / "bad"), str(tmp_path / "bad.torrent")],
+                 tmp_path / "lt-bad.log")
+    seed.wait_for("READY", timeout=60)
+    assert put("--seq", "6", "--ih", ih).endswith("ok")
+    c = sub.ok("POST", "/api/channels/subscribe", {"link": link}, expect=201)
+    refused = wait_until("the revision refused", lambda: (x := channel(sub, c["id"])["channel"]).get("error") and
+                         "refused" in x["error"] and x, timeout=60)
+    print(f"channels: the subscriber says: {refused['error']}")
+    assert refused["error"] == "revision refused: notes.txt is neither an item nor the metadata"
+    assert refused.get("seq") is None and refused["downloaded"] == 0 and refused["items"] == 0
+    assert not (sub.state / "channels" / channel_id / "notes.txt").exists()

@@ -28,10 +28,15 @@ public actor ChannelService {
         public var pollInterval = Duration.seconds(20 * 60)
         /// How often a held pointer is put again (BEP 44 items may expire after 2 hours).
         public var republishInterval = Duration.seconds(60 * 60)
-        /// How long a revision's info dictionary and new pieces may take.
+        /// How long a revision's new pieces may take.
         public var fetchTimeout = Duration.seconds(120)
+        /// How long its info dictionary may take (the fetch gives up sooner; the next poll tries again).
+        public var metadataTimeout = Duration.seconds(30)
         public var defaultQuota: Int64 = 256 << 20
         public var limits = ChannelLimits()
+        /// At most one pointer lookup starts within this time (with one fetch at a time, this bounds the DHT
+        /// queries channels make: ~16 a lookup).
+        public var lookupSpacing = Duration.seconds(1)
         /// Pass newer pointers to the channel's peers (and take theirs) over the `peer_channel` extension.
         public var push = true
         /// A channel with no revision for this long is marked stale.
@@ -67,6 +72,8 @@ public actor ChannelService {
     /// When each followed channel is next looked up.
     private var due: [String: ContinuousClock.Instant] = [:]
     private var loop: Task<Void, Never>?
+    private var lastLookup: ContinuousClock.Instant?
+    private var lastPut: ContinuousClock.Instant?
     private var rng = SystemRandomNumberGenerator()
 
     // Figures `stats()` reports (the start-up budget test reads them).
@@ -111,7 +118,7 @@ public actor ChannelService {
         self.loop = Task { [weak self] in
             while !Task.isCancelled {
                 await self?.tick()
-                try? await Task.sleep(for: .milliseconds(500))
+                try? await Task.sleep(for: .milliseconds(200))
             }
         }
     }
@@ -423,17 +430,26 @@ public actor ChannelService {
 
     private func tick() async {
         let now = ContinuousClock.now
-        // One channel at a time: the one due first.
-        if let (id, _) = self.due.filter({ $0.value <= now }).min(by: { $0.value < $1.value }) {
+        // One channel at a time: first one whose pointer a peer passed on (no lookup needed), else the one due
+        // first, with lookups spaced.
+        if let id = self.hints.keys.first(where: { self.due[$0] != nil }) {
             self.due[id] = now + self.jitter(self.configuration.pollInterval)
             await self.update(id)
+        } else if self.lastLookup.map({ now - $0 >= self.configuration.lookupSpacing }) ?? true,
+            let (id, _) = self.due.filter({ $0.value <= now }).min(by: { $0.value < $1.value })
+        {
+            self.due[id] = now + self.jitter(self.configuration.pollInterval)
+            self.lastLookup = now
+            await self.update(id)
         }
-        // Re-put every held pointer once per `republishInterval`.
+        // Re-put every held pointer once per `republishInterval` (sooner after a put no node took), one a second.
+        guard self.lastPut.map({ now - $0 >= self.configuration.lookupSpacing }) ?? true else { return }
         for r in (try? self.store.channels()) ?? [] {
             guard let data = r.pointer, let item = Self.decodeItem([UInt8](data)) else { continue }
-            if let at = r.putAt, Date().timeIntervalSince(at) < self.configuration.republishInterval.seconds { continue }
+            if let at = r.putAt, Date() < at + self.configuration.republishInterval.seconds { continue }
+            self.lastPut = now
             _ = await self.put(r.id, item)
-            break  // one a tick
+            break
         }
     }
 
@@ -707,12 +723,15 @@ public actor ChannelService {
     private func put(_ id: String, _ item: MutableItem) async -> Int {
         guard let dht = self.dht else { return 0 }
         let outcome = try? await dht.run(.put(.mutable(item)), joinFirst: true)
+        var stored = 0
+        if case .stored(_, let accepted, _) = outcome { stored = accepted.count }
         if var r = try? self.store.channel(id) {
-            r.putAt = Date()
+            // No node took it: put it again within half a minute rather than at the next period.
+            let retry = min(30, self.configuration.republishInterval.seconds)
+            r.putAt = stored > 0 ? Date() : Date() - self.configuration.republishInterval.seconds + retry
             try? self.store.save(r)
         }
-        if case .stored(_, let accepted, _) = outcome { return accepted.count }
-        return 0
+        return stored
     }
 
     // MARK: archives
@@ -789,7 +808,7 @@ public actor ChannelService {
     private func fetchInfo(_ magnet: MagnetLink, peer: String?, channel id: String, seq: Int64) async -> [UInt8]? {
         let fetcher = TorrentRun.fetchMetadata(magnet, on: self.node, listenPort: self.listenPort,
             discovery: TorrentRun.Discovery(trackers: [], dht: true, localDiscovery: false, peers: peer.map { [$0] } ?? []))
-        let info = await self.wait(for: fetcher.infoBytes, channel: id, seq: seq)
+        let info = await self.wait(for: fetcher.infoBytes, channel: id, seq: seq, timeout: self.configuration.metadataTimeout)
         await self.node.remove(fetcher)
         if let info { self.metadataBytes[id, default: 0] += Int64(info.count) }
         return info
@@ -797,8 +816,10 @@ public actor ChannelService {
 
     /// What `future` gives, waited for at most `fetchTimeout`; nil sooner when a peer passed on a pointer newer than
     /// `seq` meanwhile (the revision being fetched is stale: its publisher may no longer seed it).
-    private func wait<T: Sendable>(for future: EventLoopFuture<T>, channel id: String, seq: Int64) async -> T? {
-        let deadline = ContinuousClock.now + self.configuration.fetchTimeout
+    private func wait<T: Sendable>(
+        for future: EventLoopFuture<T>, channel id: String, seq: Int64, timeout: Duration? = nil
+    ) async -> T? {
+        let deadline = ContinuousClock.now + (timeout ?? self.configuration.fetchTimeout)
         while ContinuousClock.now < deadline {
             do { return try await future.failing(after: .seconds(1), with: { NotYet() }).get() } catch is NotYet {
             } catch {
