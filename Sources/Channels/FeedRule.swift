@@ -27,6 +27,17 @@ public struct FeedRule: Codable, Hashable, Sendable {
         case maxSize = "max_size", folder
     }
 
+    /// Every part may be left out.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            mustContain: try c.decodeIfPresent([String].self, forKey: .mustContain) ?? [],
+            mustNotContain: try c.decodeIfPresent([String].self, forKey: .mustNotContain) ?? [],
+            minSize: try c.decodeIfPresent(Int64.self, forKey: .minSize),
+            maxSize: try c.decodeIfPresent(Int64.self, forKey: .maxSize),
+            folder: try c.decodeIfPresent(String.self, forKey: .folder))
+    }
+
     /// True when an item called `name` of `size` bytes (nil: not known) passes every part of the rule.
     public func matches(name: String, size: Int64?) -> Bool {
         let words = Set(Self.words(name))

@@ -129,8 +129,8 @@ struct ChannelCommand: AsyncParsableCommand {
     /// `subscribe`: follow a channel.
     struct Subscribe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Follow a channel by its link; with a rule, download its new torrents that match.")
-        @Argument(help: "The channel's link (magnet:?xs=urn:btpk:…) or key.") var link: String
+            abstract: "Follow a channel by its link (or an RSS feed of torrents by its URL); with a rule, download its new torrents that match.")
+        @Argument(help: "The channel's link (magnet:?xs=urn:btpk:…) or key, or an http(s) URL of an RSS feed (BEP 36).") var link: String
         @Option(help: ArgumentHelp("Most disk its revisions may take (default 256MiB).", valueName: "SIZE")) var quota: ByteSize?
         @Option(name: .customLong("must-contain"), help: "Download new torrents whose names hold these words.") var mustContain: [String] = []
         @Option(name: .customLong("must-not-contain"), help: "…and not these words.") var mustNotContain: [String] = []

@@ -272,3 +272,30 @@ extension String {
         #expect(FeedRule().matches(name: "anything", size: nil))
     }
 }
+
+/// BEP 36 feeds: what a followed RSS feed's items become.
+@Suite struct RSSFeedTests {
+    @Test func itemsTakeTheEnclosureElseTheLinkAndTheGuidElseTheLinkAsId() throws {
+        let xml = """
+            <?xml version="1.0"?><rss version="2.0"><channel><title>Shows &amp; films</title>
+            <item><title><![CDATA[Show.S01E01.1080p]]></title><guid>a1</guid>
+              <enclosure url="http://x/1.torrent" length="1234" type="application/x-bittorrent"/></item>
+            <item><title>Film.720p</title><link>magnet:?xt=urn:btih:0000000000000000000000000000000000000000</link></item>
+            <item><title>No torrent here</title></item>
+            <item><link>magnet:?xt=urn:btih:1111111111111111111111111111111111111111</link></item>
+            </channel></rss>
+            """
+        let feed = try RSSFeed(data: Data(xml.utf8))
+        #expect(feed.title == "Shows & films")
+        #expect(feed.items == [
+            RSSFeed.Item(id: "a1", title: "Show.S01E01.1080p", torrent: "http://x/1.torrent", size: 1234),
+            RSSFeed.Item(id: "magnet:?xt=urn:btih:0000000000000000000000000000000000000000", title: "Film.720p",
+                torrent: "magnet:?xt=urn:btih:0000000000000000000000000000000000000000", size: nil),
+        ])
+    }
+
+    @Test func somethingElseIsRefused() {
+        #expect(throws: ChannelRefusal.self) { try RSSFeed(data: Data("<html><body>".utf8)) }
+        #expect(throws: ChannelRefusal.self) { try RSSFeed(data: Data("not xml at all".utf8)) }
+    }
+}

@@ -336,3 +336,67 @@ def test_forged_stale_oversized_and_malformed_channel_updates_are_refused_with_t
     assert refused["error"] == "revision refused: notes.txt is neither an item nor the metadata"
     assert refused.get("seq") is None and refused["downloaded"] == 0 and refused["items"] == 0
     assert not (sub.state / "channels" / channel_id / "notes.txt").exists()
+
+
+def test_a_rule_downloads_matching_new_items_from_a_channel_and_from_an_rss_feed(tmp_path, procs, monkeypatch):
+    """A subscriber (127.0.9.2) with the rule "1080p" follows a channel of 127.0.9.1 and a BEP 36 RSS feed the
+    test serves on 127.0.9.3: of each pair of new items, the 1080p one is added and downloads, the 720p one is
+    not added."""
+    import base64
+    import http.server
+    import threading
+    from test_swarm import free_port
+    monkeypatch.delenv("PEER_NO_DHT")
+    (pub, sub), _ = daemons(procs, tmp_path, ["127.0.9.1", "127.0.9.2"])
+    held = {}
+    for name in ("Film.1080p", "Film.720p", "Show.S01E01.1080p", "Show.S01E01.720p"):
+        src = pub.downloads / name
+        src.mkdir(parents=True)
+        (src / "video.bin").write_bytes(os.urandom(40_000))
+        t = tmp_path / f"{name}.torrent"
+        run_peer("create", src, "-o", t, "--v1")
+        added = pub.ok("POST", "/api/torrents", {"torrent": base64.b64encode(t.read_bytes()).decode()}, expect=201)
+        held[name] = added["id"]
+    for name in held:
+        pub.wait(held[name], lambda x: x["progress"] == 1.0, what=f"{name} seeding at the publisher")
+    rule = {"must_contain": ["1080p"]}
+    c = pub.ok("POST", "/api/channels", {"name": "films"}, expect=201)
+    sub.ok("POST", "/api/channels/subscribe", {"link": c["link"], "rule": rule}, expect=201)
+    for name in ("Film.1080p", "Film.720p"):
+        pub.ok("POST", f"/api/channels/{c['id']}/items", {"id": held[name]}, expect=201)
+
+    items = "".join(f"<item><title>{name}</title><guid>{held[name]}</guid>"
+                    f"<enclosure url=\"magnet:?xt=urn:btih:{held[name]}&amp;dn={name}\" length=\"40000\" "
+                    f"type=\"application/x-bittorrent\"/></item>" for name in ("Show.S01E01.1080p", "Show.S01E01.720p"))
+    body = (f"<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Shows</title>{items}</channel></rss>").encode()
+
+    class Feed(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/rss+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    server = http.server.HTTPServer(("127.0.9.3", free_port("127.0.9.3")), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.9.3:{server.server_address[1]}/shows.rss"
+        feed = sub.ok("POST", "/api/channels/subscribe", {"link": url, "rule": rule}, expect=201)
+        assert feed["kind"] == "rss"
+        for name in ("Film.1080p", "Show.S01E01.1080p"):
+            wait_until(f"{name} added by the rule", lambda: any(t["id"] == held[name]
+                                                                 for t in sub.ok("GET", "/api/torrents")["torrents"]),
+                       timeout=90)
+            sub.wait(held[name], lambda x: x["progress"] == 1.0, timeout=90, what=f"{name} downloaded")
+        wait_until("the channel's and the feed's items listed",
+                   lambda: channel(sub, c["id"])["channel"]["items"] == 2 and channel(sub, feed["id"])["channel"]["items"] == 2,
+                   timeout=30)
+        have = {t["id"] for t in sub.ok("GET", "/api/torrents")["torrents"]}
+        print(f"channels: the rule added {sorted(n for n in held if held[n] in have)}")
+        assert held["Film.720p"] not in have and held["Show.S01E01.720p"] not in have
+        assert {i["title"] for i in channel(sub, feed["id"])["items"]} == {"Show.S01E01.1080p", "Show.S01E01.720p"}
+    finally:
+        server.shutdown()

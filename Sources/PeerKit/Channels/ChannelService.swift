@@ -65,8 +65,8 @@ public actor ChannelService {
     /// `STATE/channels`: every revision's files under `<id>/`, resume data under `resume/`.
     private let folder: String
     private let emit: @Sendable (ChannelEvent) -> Void
-    /// Adds a torrent an auto-download rule matched to the session (its bytes and the rule's folder).
-    private let addTorrent: @Sendable ([UInt8], String?) async -> Void
+    /// Adds a torrent an auto-download rule matched to the session (and the rule's folder).
+    private let addTorrent: @Sendable (TorrentSource, String?) async -> Void
     private let log: (@Sendable (String) -> Void)?
     private var runs: [String: Run] = [:]
     /// When each followed channel is next looked up.
@@ -86,7 +86,7 @@ public actor ChannelService {
     init(
         configuration: Configuration, store: SessionStore, node: PeerNode, dht: DHTService?, index: SearchIndex,
         listenPort: Int, stateDirectory: String, emit: @escaping @Sendable (ChannelEvent) -> Void,
-        addTorrent: @escaping @Sendable ([UInt8], String?) async -> Void, log: (@Sendable (String) -> Void)?
+        addTorrent: @escaping @Sendable (TorrentSource, String?) async -> Void, log: (@Sendable (String) -> Void)?
     ) throws {
         self.configuration = configuration
         self.store = store
@@ -283,6 +283,7 @@ public actor ChannelService {
 
     /// Follows a channel by its link (or key): its pointer is looked up at once.
     public func subscribe(_ text: String, quota: Int64?, rule: FeedRule?) throws(SessionError) -> ChannelInfo {
+        if text.hasPrefix("http://") || text.hasPrefix("https://") { return try self.follow(feed: text, rule: rule) }
         let link: ChannelLink
         do { link = try ChannelLink(parsing: text) } catch { throw .channelRefused(error) }
         return try self.follow(link, quota: quota, rule: rule, groupId: nil)
@@ -303,6 +304,62 @@ public actor ChannelService {
         self.due[link.id] = .now
         self.emit(ChannelEvent(kind: .subscribed, channel: link.id, seq: nil, newItems: [], message: nil))
         return self.info(record)
+    }
+
+    /// Follows an RSS feed of torrents (BEP 36) at `url`: read every poll interval, its new items matched against
+    /// `rule`.
+    private func follow(feed url: String, rule: FeedRule?) throws(SessionError) -> ChannelInfo {
+        let id = Hex.encode(Insecure.SHA1.hash(data: Array(url.utf8)))
+        if let existing = try? self.store.channel(id) { return self.info(existing) }
+        let record = ChannelRecord(
+            id: id, link: url, mine: false, title: url, description: "", kind: "rss", seq: nil, info: nil, pointer: nil,
+            createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil, quota: 0,
+            rule: rule.flatMap { Self.json($0) }, groupId: nil, members: nil, error: nil, archives: nil)
+        try self.save(record, [])
+        self.due[id] = .now
+        self.emit(ChannelEvent(kind: .subscribed, channel: id, seq: nil, newItems: [], message: nil))
+        return self.info(record)
+    }
+
+    /// Reads a followed RSS feed: its new items are kept, and those the rule matches added to the session.
+    private func read(feed record: inout ChannelRecord) async {
+        let response: PeerHTTP.Response
+        do {
+            response = try await PeerHTTP.get(self.node.httpClient, url: record.link, limit: 4 << 20, timeout: .seconds(30))
+        } catch {
+            record.error = "cannot fetch the feed: \(error)"
+            try? self.store.save(record)
+            return
+        }
+        let feed: RSSFeed
+        do { feed = try RSSFeed(data: Data(response.body)) } catch {
+            return self.refuse(&record, error)
+        }
+        var position = self.nextPosition(record.id)
+        var rows: [ChannelItemRecord] = []
+        for item in feed.items {
+            let id = Hex.encode(Insecure.SHA1.hash(data: Array(item.id.utf8)))
+            guard (try? self.store.item(channel: record.id, id: id)) == nil, !rows.contains(where: { $0.id == id }) else {
+                continue
+            }
+            rows.append(ChannelItemRecord(
+                channel: record.id, id: id, kind: "link", position: position, title: item.title, body: item.torrent,
+                author: nil, time: Int64(Date().timeIntervalSince1970), refs: nil, license: nil, size: item.size,
+                staged: nil, read: false, removed: false))
+            position += 1
+        }
+        if !feed.title.isEmpty { record.title = feed.title }
+        record.updatedAt = rows.isEmpty ? record.updatedAt : Date()
+        record.error = nil
+        do { try self.store.save(record, items: rows) } catch { return }
+        if !rows.isEmpty {
+            self.emit(ChannelEvent(kind: .updated, channel: record.id, seq: nil, newItems: rows.map(self.item), message: nil))
+        }
+        guard let rule = record.rule.flatMap({ Self.decode(FeedRule.self, $0) }) else { return }
+        for row in rows where rule.matches(name: row.title, size: row.size) {
+            guard let link = row.body else { continue }
+            await self.addTorrent(link.hasPrefix("magnet:") ? .magnet(link) : .url(link), rule.folder)
+        }
     }
 
     /// Stops following (or publishing) a channel; with `deleteData`, its files go too.
@@ -455,6 +512,11 @@ public actor ChannelService {
 
     /// Looks the pointer up (or takes one a peer passed on) and fetches the revision it names, if newer.
     private func update(_ id: String) async {
+        if var feed = try? self.store.channel(id), feed.kind == "rss" {
+            feed.checkedAt = Date()
+            try? self.store.save(feed)
+            return await self.read(feed: &feed)
+        }
         guard var record = try? self.store.channel(id), !record.mine, let link = try? self.link(record),
             let dht = self.dht
         else { return }
@@ -627,7 +689,7 @@ public actor ChannelService {
                 guard let t = try? TorrentMetainfo(bytes: bytes), rule.matches(name: t.name, size: t.totalLength) else {
                     continue
                 }
-                await self.addTorrent(bytes, rule.folder)
+                await self.addTorrent(.torrentFile(bytes), rule.folder)
             }
         }
     }
@@ -659,7 +721,7 @@ public actor ChannelService {
             return
         }
         self.index.add([IndexEntry(metainfo: t, source: .channel, pinned: false)])
-        await self.addTorrent(bytes, record.rule.flatMap { Self.decode(FeedRule.self, $0) }?.folder)
+        await self.addTorrent(.torrentFile(bytes), record.rule.flatMap { Self.decode(FeedRule.self, $0) }?.folder)
         self.log?("channel \(record.id.prefix(8)): revision \(pointer.sequence) is the torrent \(t.name)")
         self.emit(ChannelEvent(kind: .updated, channel: record.id, seq: pointer.sequence, newItems: [self.item(row)],
             message: nil))
@@ -951,8 +1013,9 @@ public actor ChannelService {
     private func item(_ r: ChannelItemRecord) -> ChannelItem {
         var magnet: String?
         if r.kind == "torrent" { magnet = "magnet:?xt=urn:btih:\(r.id)&dn=\(Self.urlEncoded(r.title))" }
+        if r.kind == "link" { magnet = r.body }
         return ChannelItem(
-            id: r.id, kind: r.kind, title: r.title, body: r.body, author: r.author, time: r.time,
+            id: r.id, kind: r.kind, title: r.title, body: r.kind == "link" ? nil : r.body, author: r.author, time: r.time,
             refs: r.refs.flatMap { Self.decode([String].self, $0) } ?? [], depth: 0, license: r.license, size: r.size,
             magnet: magnet, read: r.read, staged: r.staged != nil)
     }

@@ -184,7 +184,7 @@ public actor Session {
                     dht: self.dht, index: self.index, listenPort: self.listenPort,
                     stateDirectory: self.configuration.stateDirectory,
                     emit: { [weak self] event in Task { await self?.emit(.channel(event)) } },
-                    addTorrent: { [weak self] bytes, folder in await self?.addFromRule(bytes, folder: folder) },
+                    addTorrent: { [weak self] source, folder in await self?.addFromRule(source, folder: folder) },
                     log: self.configuration.log)
                 await service.start()
                 self.channels = service
@@ -312,9 +312,9 @@ public actor Session {
     }
 
     /// A torrent an auto-download rule matched (a channel's or an RSS feed's): added unless it is there.
-    func addFromRule(_ bytes: [UInt8], folder: String?) async {
+    func addFromRule(_ source: TorrentSource, folder: String?) async {
         do {
-            let status = try await self.add(.torrentFile(bytes), options: AddOptions(savePath: folder))
+            let status = try await self.add(source, options: AddOptions(savePath: folder))
             self.log("\(status.name): added by a rule")
         } catch .alreadyAdded {
         } catch {
