@@ -23,6 +23,11 @@ extension PeerServer {
         }
         api.get("stats") { _, _ in try JSON.response(try await session.channelService().stats()) }
         api.get("identity") { _, _ in try JSON.response(try await session.channelService().identity()) }
+        api.post("block") { request, _ -> Response in
+            let body = try await JSON.decode(BlockRequest.self, from: request)
+            try await session.channelService().setBlocked(body.key, body.blocked ?? true)
+            return Response(status: .noContent)
+        }
         api.get(":id") { _, context in
             try JSON.response(try await session.channelService().detail(context.parameters.require("id")))
         }
@@ -71,6 +76,13 @@ extension PeerServer {
             let body = try await JSON.decode(MemberRequest.self, from: request)
             let channels = try await session.channelService()
             try await channels.addMember(context.parameters.require("id"), key: body.key)
+            return try JSON.response(try await channels.detail(context.parameters.require("id")))
+        }
+        api.post(":id/links") { request, context -> Response in
+            let body = try await JSON.decode(ChannelRequest.self, from: request)
+            guard let link = body.link else { throw APIError.badRequest("link: the channel to recommend") }
+            let channels = try await session.channelService()
+            try await channels.addLink(context.parameters.require("id"), link: link)
             return try JSON.response(try await channels.detail(context.parameters.require("id")))
         }
         api.post(":id/read") { request, context -> Response in

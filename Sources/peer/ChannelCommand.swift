@@ -28,8 +28,38 @@ struct ChannelCommand: AsyncParsableCommand {
             """,
         subcommands: [
             New.self, Post.self, Add.self, Publish.self, Subscribe.self, Unsubscribe.self, List.self, Show.self,
-            Read.self, Member.self,
+            Read.self, Member.self, Link.self, Block.self,
         ])
+
+    struct Link: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Recommend another channel from one of yours (from its next revision).")
+        @Argument(help: "Your channel: its name, id, id prefix or link.") var channel: String
+        @Argument(help: "The channel to recommend: its link.") var link: String
+        @OptionGroup var daemon: DaemonOptions
+
+        func run() async throws {
+            try await Daemon.run("channel link", self.daemon) { client in
+                let id = try await ChannelCommand.resolve(self.channel, client)
+                let bytes = try await client.send(.POST, "/api/channels/\(id)/links", json: ChannelRequest(link: self.link))
+                if self.daemon.json { return print(JSONText.pretty(bytes)) }
+                print("linked; publish it with: peer channel publish \(self.channel)")
+            }
+        }
+    }
+
+    struct Block: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Refuse a key's channels, posts and pointers (or, with --unblock, take them again).")
+        @Argument(help: "The public key (64 hex digits).") var key: String
+        @Flag(help: "Lift the block.") var unblock = false
+        @OptionGroup var daemon: DaemonOptions
+
+        func run() async throws {
+            try await Daemon.run("channel block", self.daemon) { client in
+                _ = try await client.send(.POST, "/api/channels/block", json: BlockRequest(key: self.key, blocked: !self.unblock))
+                if !self.daemon.json { print(self.unblock ? "unblocked \(self.key.prefix(8))" : "blocked \(self.key.prefix(8))") }
+            }
+        }
+    }
 
     /// `new`: one of this node's channels.
     struct New: AsyncParsableCommand {
@@ -121,7 +151,8 @@ struct ChannelCommand: AsyncParsableCommand {
                 let bytes = try await client.send(.POST, "/api/channels/\(id)/publish", timeout: .seconds(120))
                 if self.daemon.json { return print(JSONText.pretty(bytes)) }
                 let r = try DaemonClient.decode(ChannelPublishReport.self, bytes)
-                print("revision \(r.seq) of \(r.channel.title): \(r.added) new items, pointer stored by \(r.storedBy) DHT nodes")
+                print("revision \(r.seq) of \(r.channel.title): \(r.added) new items, "
+                    + (r.storedBy.map { "pointer stored by \($0) DHT nodes" } ?? "its pointer is being put on the DHT"))
             }
         }
     }

@@ -30,12 +30,15 @@ def channel(d, id):
 
 def test_a_post_reaches_every_subscriber_and_a_torrent_item_is_found_by_search(tmp_path, procs, monkeypatch):
     monkeypatch.delenv("PEER_NO_DHT")
-    ds, _ = daemons(procs, tmp_path, [f"127.0.0.{170 + i}" for i in range(4)])
-    pub, subs = ds[0], ds[1:]
+    ds, _ = daemons(procs, tmp_path, [f"127.0.0.{170 + i}" for i in range(5)])
+    pub, subs, small = ds[0], ds[1:4], ds[4]
     c = pub.ok("POST", "/api/channels", {"name": "news", "title": "Open films"}, expect=201)
     assert c["link"].startswith("magnet:?xs=urn:btpk:") and c["mine"]
+    other = pub.ok("POST", "/api/channels", {"name": "other"}, expect=201)
+    pub.ok("POST", f"/api/channels/{c['id']}/links", {"link": other["link"]})
     for s in subs:
         s.ok("POST", "/api/channels/subscribe", {"link": c["link"]}, expect=201)
+    small.ok("POST", "/api/channels/subscribe", {"link": c["link"], "quota": 100}, expect=201)
     src = tmp_path / "Sintel.Channel.2010"
     src.mkdir()
     (src / "film.bin").write_bytes(os.urandom(50_000))
@@ -58,6 +61,15 @@ def test_a_post_reaches_every_subscriber_and_a_torrent_item_is_found_by_search(t
     assert d["channel"]["title"] == "Open films" and d["channel"]["seq"] == 2
     hits = subs[0].ok("GET", "/api/search?q=sintel+channel")["hits"]
     assert hits and "channel" in hits[0]["sources"]
+    assert d["links"] == [other["link"]], "the channels it recommends"
+    status, headers, rss = subs[0].request("GET", f"/api/channels/{c['id']}/rss", raw=True)
+    assert status == 200 and headers["Content-Type"].startswith("application/rss+xml")
+    assert b"<title>Hello</title>" in rss and b"Sintel.Channel.2010" in rss
+    # A subscriber whose quota the revision would break fetches none of it.
+    over = wait_until("the quota refusal", lambda: "quota" in (channel(small, c["id"])["channel"].get("error") or "")
+                      and channel(small, c["id"])["channel"], timeout=60)
+    print(f"channels: with a quota of 100 B: {over['error']}")
+    assert over["error"].startswith("revision needs ") and over["downloaded"] == 0 and over["items"] == 0
 
 
 def test_libtorrent_reads_a_peer_channel_pointer_and_peer_follows_a_pointer_libtorrent_can_read(tmp_path, procs,

@@ -91,8 +91,8 @@ public struct ChannelPublishReport: Codable, Sendable, Equatable {
     public var newBytes: Int64
     /// Items retired to a new archive torrent.
     public var archived: Int
-    /// DHT nodes that stored the pointer.
-    public var storedBy: Int
+    /// DHT nodes that stored the pointer; nil when the put had not ended after a few seconds (it goes on).
+    public var storedBy: Int?
 
     enum CodingKeys: String, CodingKey {
         case channel, seq, added, archived
@@ -178,4 +178,11 @@ public struct MemberRequest: Codable, Sendable {
 public struct ReadRequest: Codable, Sendable {
     public var items: [String]?
     public init(items: [String]?) { self.items = items }
+}
+
+/// `POST /api/channels/block`: a key whose channels, posts and pointers are refused (`blocked` false lifts it).
+public struct BlockRequest: Codable, Sendable {
+    public var key: String
+    public var blocked: Bool?
+    public init(key: String, blocked: Bool?) { (self.key, self.blocked) = (key, blocked) }
 }

@@ -73,6 +73,8 @@ public actor ChannelService {
     private var due: [String: ContinuousClock.Instant] = [:]
     private var loop: Task<Void, Never>?
     private var lastLookup: ContinuousClock.Instant?
+    /// The outcome of a publish's put, for the publish to report if it comes in time.
+    private var putResults: [String: Int] = [:]
     private var lastPut: ContinuousClock.Instant?
     private var rng = SystemRandomNumberGenerator()
 
@@ -143,7 +145,7 @@ public actor ChannelService {
         let record = ChannelRecord(
             id: link.id, link: link.description, mine: true, title: title ?? name, description: description,
             kind: group ? "group" : "channel", seq: nil, info: nil, pointer: nil, createdAt: Date(), updatedAt: nil,
-            checkedAt: nil, putAt: nil, quota: Int64.max, rule: nil, groupId: nil, members: nil, error: nil, archives: nil)
+            checkedAt: nil, putAt: nil, quota: Int64.max, rule: nil, groupId: nil, members: nil, error: nil, archives: nil, links: nil)
         try self.save(record, [])
         return self.info(record)
     }
@@ -218,6 +220,7 @@ public actor ChannelService {
         let kept = rows.filter { inFeed.contains($0.id) }
         let meta = ChannelMeta(
             title: record.title, description: record.description, kind: record.kind == "group" ? .group : .channel,
+            links: (record.links.flatMap { Self.decode([String].self, $0) } ?? []).compactMap { try? ChannelLink(parsing: $0) },
             tombstones: rows.filter { $0.removed && $0.staged == nil }.compactMap { Hex.decode($0.id) },
             members: record.kind == "group" && record.groupId == nil ? [self.publicKey] + self.members(record) : [],
             licenses: Dictionary(
@@ -269,11 +272,25 @@ public actor ChannelService {
         }
         try self.save(record, published)
         self.indexTorrents(staged.filter { $0.kind == "torrent" })
-        let stored = await self.put(record.id, pointer.item)
+        // The pointer's put runs on; the answer waits for it a few seconds at most (a node still joining the
+        // DHT can take half a minute), and says nil when it did not end in time.
+        self.putResults[record.id] = nil
+        let id = record.id
+        Task { self.putResults[id] = await self.put(id, pointer.item) }
+        var stored: Int?
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            if let n = self.putResults.removeValue(forKey: id) {
+                stored = n
+                break
+            }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
         let info = self.info((try? self.store.channel(record.id)) ?? record)
         self.emit(ChannelEvent(kind: .published, channel: record.id, seq: seq, newItems: published.map(self.item),
             message: nil))
-        self.log?("channel \(record.title): revision \(seq) published (\(staged.count) new, stored by \(stored) nodes)")
+        self.log?("channel \(record.title): revision \(seq) published (\(staged.count) new, "
+            + (stored.map { "stored by \($0) nodes)" } ?? "its pointer still being put)"))
         return ChannelPublishReport(channel: info, seq: seq, infoHash: Hex.encode(built.revision.infoHash),
             added: staged.count, newBytes: Int64(built.files.reduce(0) { $0 + $1.bytes.count }),
             archived: built.archive?.items.count ?? 0, storedBy: stored)
@@ -299,7 +316,7 @@ public actor ChannelService {
             id: link.id, link: link.description, mine: false, title: link.id, description: "", kind: "channel",
             seq: nil, info: nil, pointer: nil, createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil,
             quota: quota ?? self.configuration.defaultQuota, rule: rule.flatMap { Self.json($0) }, groupId: groupId,
-            members: nil, error: nil, archives: nil)
+            members: nil, error: nil, archives: nil, links: nil)
         try self.save(record, [])
         self.due[link.id] = .now
         self.emit(ChannelEvent(kind: .subscribed, channel: link.id, seq: nil, newItems: [], message: nil))
@@ -314,7 +331,7 @@ public actor ChannelService {
         let record = ChannelRecord(
             id: id, link: url, mine: false, title: url, description: "", kind: "rss", seq: nil, info: nil, pointer: nil,
             createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil, quota: 0,
-            rule: rule.flatMap { Self.json($0) }, groupId: nil, members: nil, error: nil, archives: nil)
+            rule: rule.flatMap { Self.json($0) }, groupId: nil, members: nil, error: nil, archives: nil, links: nil)
         try self.save(record, [])
         self.due[id] = .now
         self.emit(ChannelEvent(kind: .subscribed, channel: id, seq: nil, newItems: [], message: nil))
@@ -386,7 +403,8 @@ public actor ChannelService {
     /// A pointer another Peer node passed on: checked whole (key, salt, signature, seq) before anything else,
     /// and the revision it names fetched at once when it is newer, from that node first.
     func received(_ item: MutableItem, from peer: String?) {
-        guard let record = try? self.store.channel(Hex.encode(item.target.bytes)), !record.mine,
+        guard !self.blocked.contains(Hex.encode(item.publicKey)),
+            let record = try? self.store.channel(Hex.encode(item.target.bytes)), !record.mine,
             let link = try? self.link(record), (try? ChannelPointer(item: item, link: link, newerThan: record.seq)) != nil,
             (self.hints[record.id]?.item.sequence ?? -1) < item.sequence
         else { return }
@@ -431,7 +449,8 @@ public actor ChannelService {
                 (r.kind != "post" || r.author.map(allowed.contains) ?? false) && seen.insert(r.id).inserted
             }
         }
-        let links = self.meta(record)?.links.map(\.description) ?? []
+        let links = record.mine ? (record.links.flatMap { Self.decode([String].self, $0) } ?? [])
+            : (self.meta(record)?.links.map(\.description) ?? [])
         return ChannelDetail(channel: self.info(record), items: Self.threaded(rows.filter { !$0.removed }.map(self.item)),
             members: members, links: links)
     }
@@ -512,6 +531,7 @@ public actor ChannelService {
 
     /// Looks the pointer up (or takes one a peer passed on) and fetches the revision it names, if newer.
     private func update(_ id: String) async {
+        let hint = self.hints.removeValue(forKey: id)
         if var feed = try? self.store.channel(id), feed.kind == "rss" {
             feed.checkedAt = Date()
             try? self.store.save(feed)
@@ -520,7 +540,6 @@ public actor ChannelService {
         guard var record = try? self.store.channel(id), !record.mine, let link = try? self.link(record),
             let dht = self.dht
         else { return }
-        let hint = self.hints.removeValue(forKey: id)
         var item = hint?.item
         if item == nil {
             self.lookups += 1
@@ -600,6 +619,7 @@ public actor ChannelService {
         var rows: [ChannelItemRecord] = []
         var torrents: [[UInt8]] = []
         var position = self.nextPosition(record.id)
+        let blocked = self.blocked
         for entry in revision.items {
             guard let idBytes = entry.id, !known.contains(Hex.encode(idBytes)),
                 let data = FileManager.default.contents(atPath: root + entry.path.joined(separator: "/"))
@@ -612,6 +632,9 @@ public actor ChannelService {
                     post = try Post(bytes: bytes, limits: limits)
                     guard post.id == idBytes else { throw ChannelRefusal.badPost("its file name is not its id") }
                     guard post.channel == target else { throw ChannelRefusal.badPost("it was posted to another channel") }
+                    guard !blocked.contains(Hex.encode(post.author)) else {
+                        throw ChannelRefusal.blocked(Hex.encode(post.author))
+                    }
                     guard post.author == link.publicKey else {
                         throw group != nil ? ChannelRefusal.notAMember(author: Hex.encode(post.author))
                             : ChannelRefusal.badPost("it is signed by another key than the channel's")
@@ -936,7 +959,7 @@ public actor ChannelService {
         let own = ChannelRecord(
             id: feed.id, link: feed.description, mine: true, title: r.title, description: "", kind: "channel", seq: nil,
             info: nil, pointer: nil, createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil, quota: Int64.max,
-            rule: nil, groupId: r.id, members: nil, error: nil, archives: nil)
+            rule: nil, groupId: r.id, members: nil, error: nil, archives: nil, links: nil)
         try self.save(own, [])
         return (own, try self.link(r).target.bytes)
     }
@@ -965,6 +988,19 @@ public actor ChannelService {
             let bytes = FileManager.default.contents(atPath: self.folder + "/" + r.id + "/" + m.path.joined(separator: "/"))
         else { return nil }
         return try? ChannelMeta(bytes: [UInt8](bytes), limits: self.limitsFor(r))
+    }
+
+    /// Recommends another channel from one of this node's (its metadata's `links`, from the next revision).
+    public func addLink(_ id: String, link text: String) throws(SessionError) {
+        var r = try self.record(id)
+        guard r.mine else { throw .conflict("only a channel's publisher adds its links") }
+        let link: ChannelLink
+        do { link = try ChannelLink(parsing: text) } catch { throw .channelRefused(error) }
+        var list = (r.links.flatMap { Self.decode([String].self, $0) } ?? [])
+        guard list.count < self.configuration.limits.maxLinks else { throw .conflict("the channel links to as many as it may") }
+        if !list.contains(link.description) { list.append(link.description) }
+        r.links = Self.json(list)
+        try self.save(r, [])
     }
 
     /// Adds a member to one of this node's groups (published with the next revision).

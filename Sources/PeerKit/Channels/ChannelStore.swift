@@ -39,9 +39,12 @@ struct ChannelRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
     var error: String?
     /// The archives held (their info dictionaries, bencoded as a list), to seed them again after a restart.
     var archives: Data?
+    /// One of this node's channels: the channels it recommends (JSON array of links), published with the next
+    /// revision.
+    var links: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, link, mine, title, description, kind, seq, info, pointer, quota, rule, error, members, archives
+        case id, link, mine, title, description, kind, seq, info, pointer, quota, rule, error, members, archives, links
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case checkedAt = "checked_at"
@@ -99,6 +102,7 @@ extension SessionStore {
                 t.column("group_id", .text)
                 t.column("members", .text)
                 t.column("archives", .blob)
+                t.column("links", .text)
                 t.column("error", .text)
             }
             try db.create(table: "channel_item") { t in
