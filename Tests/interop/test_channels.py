@@ -59,8 +59,10 @@ def test_a_post_reaches_every_subscriber_and_a_torrent_item_is_found_by_search(t
     assert kinds["post"]["id"] == post["id"] and kinds["post"]["body"] == "First post."
     assert kinds["torrent"]["license"] == "CC-BY-3.0" and kinds["torrent"]["title"] == "Sintel.Channel.2010"
     assert d["channel"]["title"] == "Open films" and d["channel"]["seq"] == 2
-    hits = subs[0].ok("GET", "/api/search?q=sintel+channel")["hits"]
-    assert hits and "channel" in hits[0]["sources"]
+    # The index takes writes in batches (visible within a second).
+    hits = wait_until("the torrent item in the search index",
+                      lambda: subs[0].ok("GET", "/api/search?q=sintel+channel")["hits"], timeout=10)
+    assert "channel" in hits[0]["sources"]
     assert d["links"] == [other["link"]], "the channels it recommends"
     status, headers, rss = subs[0].request("GET", f"/api/channels/{c['id']}/rss", raw=True)
     assert status == 200 and headers["Content-Type"].startswith("application/rss+xml")

@@ -562,7 +562,6 @@ public actor ChannelService {
             }
             return self.refuse(&record, error)
         }
-        await self.pass(pointer.item, channel: id)
         await self.fetch(&record, link, pointer, from: hint?.peer)
     }
 
@@ -588,13 +587,20 @@ public actor ChannelService {
         guard revision.storedBytes <= record.quota else {
             return self.refuse(&record, .overQuota(needed: revision.storedBytes, quota: record.quota))
         }
-        await self.stopRun(record.id)
-        self.seed(record.id, revision, seq: pointer.sequence, complete: false, peers: peer.map { [$0] } ?? [])
-        guard await self.finished(record.id) else {
+        // The new revision runs beside the old one until it is complete; then the old one's swarm (the channel's
+        // other followers) is told of it, by a node that can now serve it, and the old one stops.
+        let next = record.id + "#next"
+        await self.stopRun(next)
+        self.seed(next, revision, seq: pointer.sequence, complete: false, peers: peer.map { [$0] } ?? [])
+        guard await self.finished(next) else {
+            await self.stopRun(next)
             record.error = "the revision \(pointer.sequence)'s files did not all arrive in time"
             try? self.store.save(record)
             return
         }
+        await self.pass(pointer.item, channel: record.id)
+        await self.stopRun(record.id)
+        self.runs[record.id] = self.runs.removeValue(forKey: next)
         record = (try? self.store.channel(record.id)) ?? record
         await self.read(&record, link, revision, pointer)
         await self.fetchArchives(&record, link, from: revision, pointer, peer: peer)
@@ -794,7 +800,7 @@ public actor ChannelService {
 
     /// Stops a channel's runs: its head's, and with `archives` its archives' too.
     private func stopRuns(_ id: String) async {
-        for key in self.runs.keys where key == id || key.hasPrefix(id + "/") { await self.stopRun(key) }
+        for key in self.runs.keys where key.hasPrefix(id) { await self.stopRun(key) }
     }
 
     private func stopRun(_ id: String) async {
