@@ -223,7 +223,8 @@ public final class PeerNode: @unchecked Sendable {
         if let bindHost = self.bindHost, let local = try? SocketAddress(ipAddress: bindHost, port: 0) {
             bootstrap = bootstrap.bind(to: local)
         }
-        let silence = SilenceWatcher()
+        let address = "\(host):\(port)"
+        let silence = SilenceWatcher(onHeard: encrypted ? nil : self.plaintextAnswer(address))
         let skey = engine.handshakeHashes.first
         let provide: MSE.Methods = self.encryption == .required ? .rc4 : [.plaintext, .rc4]
         bootstrap = bootstrap.channelInitializer { channel in
@@ -242,7 +243,11 @@ public final class PeerNode: @unchecked Sendable {
             if self.admit(channel) { engine.attach(channel, role: .outgoing, key: nil) } else { channel.close(promise: nil) }
             if fallback && !encrypted && self.encryption == .enabled {
                 channel.closeFuture.whenComplete { _ in
+                    // A peer that answered a plaintext handshake before (for another torrent) and hangs up now
+                    // lacks this torrent: an encrypted handshake would cost both sides a Diffie-Hellman key for
+                    // nothing (half the CPU of 21 daemons passing a channel's revision on, in a debug build).
                     guard !silence.heard, !self.closing.load(ordering: .relaxed),
+                        !self.plaintextPeers.withLock({ $0.contains(address) }),
                         let skey, self.engines.withLock({ $0[skey] }) === engine
                     else { return }
                     if TorrentEngine.debug { engine.log("\(host):\(port) hung up on a plaintext handshake; trying encrypted") }
@@ -300,6 +305,20 @@ public final class PeerNode: @unchecked Sendable {
     /// Addresses dialled for each torrent (not again while that connection is being made or is open) and this
     /// node's own listening addresses.
     private let addresses = Mutex<(dialed: Set<DialKey>, own: Set<String>)>(([], []))
+
+    /// Addresses ("host:port") that answered one of our plaintext handshakes, at most `maxPlaintextPeers`.
+    private let plaintextPeers = Mutex<Set<String>>([])
+    private static let maxPlaintextPeers = 4096
+
+    /// What a plaintext connection to `address` does once the peer answers: note that it speaks plaintext.
+    private func plaintextAnswer(_ address: String) -> @Sendable () -> Void {
+        return {
+            self.plaintextPeers.withLock { known in
+                if known.count >= Self.maxPlaintextPeers { known.removeFirst() }
+                known.insert(address)
+            }
+        }
+    }
 
     private struct DialKey: Hashable {
         var host: ObjectIdentifier
@@ -647,9 +666,13 @@ private final class SilenceWatcher: ChannelInboundHandler, RemovableChannelHandl
     typealias InboundIn = ByteBuffer
     /// Read and written on the channel's loop only.
     private(set) var heard = false
+    private let onHeard: (@Sendable () -> Void)?
+
+    init(onHeard: (@Sendable () -> Void)? = nil) { self.onHeard = onHeard }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.heard = true
+        self.onHeard?()
         context.fireChannelRead(data)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
