@@ -253,10 +253,13 @@ public actor ChannelService {
         do {
             pointer = try ChannelPointer.signed(link: link, infoHash: built.revision.infoHash, sequence: seq, key: self.key)
         } catch { throw .channelRefused(error) }
-        // The followers in the old revision's swarm hear of the new one at once.
+        // The new revision is served before the followers in the old one's swarm hear of it (at once): one that
+        // asked sooner was turned away and found it again only through the DHT, seconds later.
+        let next = record.id + "#next"
+        self.seed(next, built.revision, seq: seq, complete: true)
         await self.pass(pointer.item, channel: record.id)
         await self.stopRun(record.id)
-        self.seed(record.id, built.revision, seq: seq, complete: true)
+        self.runs[record.id] = self.runs.removeValue(forKey: next)
         if let archive = built.archive {
             self.seed(Self.runKey(record.id, archive), archive, seq: seq, complete: true)
             record.archives = Data(Self.encodeArchives([archive] + self.archives(record)))
@@ -782,6 +785,11 @@ public actor ChannelService {
         }
         var config = TorrentEngine.Configuration()
         config.seedAfterDownload = true
+        // A revision's new part is a few kilobytes that every follower wants at once: all of them get a slot
+        // (with 4, the rest waited for a choke round, 10 s, per hop), and no piece is held back for initial
+        // seeding, which would refuse a new follower the old pieces nobody else asks for.
+        config.uploadSlots = config.maxPeers
+        config.initialSeeding = false
         config.extraExtensions = self.configuration.push ? [Self.extensionName] : []
         let log = self.log
         let (engine, done) = TorrentRun.start(t, prepared, on: self.node, configuration: config,
