@@ -74,9 +74,14 @@ extension PeerServer {
         }
         api.post(":id/members") { request, context -> Response in
             let body = try await JSON.decode(MemberRequest.self, from: request)
+            guard body.key != nil || body.open != nil else {
+                throw APIError.badRequest("give key (a key that may post) or open (true or false)")
+            }
             let channels = try await session.channelService()
-            try await channels.addMember(context.parameters.require("id"), key: body.key)
-            return try JSON.response(try await channels.detail(context.parameters.require("id")))
+            let id = try context.parameters.require("id")
+            if let open = body.open { try await channels.setOpen(id, open) }
+            if let key = body.key { try await channels.addMember(id, key: key) }
+            return try JSON.response(try await channels.detail(id))
         }
         api.post(":id/links") { request, context -> Response in
             let body = try await JSON.decode(ChannelRequest.self, from: request)

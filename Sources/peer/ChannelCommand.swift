@@ -24,7 +24,9 @@ struct ChannelCommand: AsyncParsableCommand {
               peer channel ls
               peer channel read CHANNEL
             A group is a channel whose founder lists who may post: `peer channel new club --group`, then \
-            `peer channel member club KEY`; members post with `peer channel post club …` once they follow it.
+            `peer channel member club KEY`; members post with `peer channel post club …` once they follow it. \
+            `peer channel member club --open` lets each listed member vouch for more keys \
+            (`peer channel member club KEY` run by the member).
             """,
         subcommands: [
             New.self, Post.self, Add.self, Publish.self, Subscribe.self, Unsubscribe.self, List.self, Show.self,
@@ -260,17 +262,39 @@ struct ChannelCommand: AsyncParsableCommand {
     }
 
     struct Member: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Let a key post to one of your groups (from its next revision).")
+        static let configuration = CommandConfiguration(
+            abstract: "Let a key post to a group (from its next revision), or open it to the keys its members vouch for.",
+            discussion: """
+                The founder lists members: peer channel member club KEY. With --open, each listed member may vouch \
+                for more keys by running the same command on its own node (the vouch goes out with its next post \
+                or `peer channel publish`); --closed takes that back.
+                """)
         @Argument(help: "The group: its name, id, id prefix or link.") var channel: String
-        @Argument(help: "The member's public key (64 hex digits; `peer channel new` prints each node's).") var key: String
+        @Argument(help: "The key that may post (64 hex digits; `peer channel new` prints each node's).") var key: String?
+        @Flag(help: "Open the group to keys its members vouch for.") var open = false
+        @Flag(help: "Close it again: only the founder's list may post.") var closed = false
         @OptionGroup var daemon: DaemonOptions
+
+        func validate() throws {
+            if self.open && self.closed { throw ValidationError("--open or --closed, not both") }
+            if self.key == nil && !self.open && !self.closed { throw ValidationError("give a KEY, or --open or --closed") }
+        }
 
         func run() async throws {
             try await Daemon.run("channel member", self.daemon) { client in
                 let id = try await ChannelCommand.resolve(self.channel, client)
-                let bytes = try await client.send(.POST, "/api/channels/\(id)/members", json: MemberRequest(key: self.key))
+                let bytes = try await client.send(.POST, "/api/channels/\(id)/members",
+                    json: MemberRequest(key: self.key, open: self.open ? true : self.closed ? false : nil))
                 if self.daemon.json { return print(JSONText.pretty(bytes)) }
-                print("\(self.key.prefix(8)) may post to the group from its next revision (peer channel publish \(self.channel))")
+                let detail = try DaemonClient.decode(ChannelDetail.self, bytes)
+                if self.open || self.closed {
+                    print(self.open ? "the group takes keys its members vouch for from its next revision"
+                        : "the group takes only its founder's list from its next revision")
+                }
+                if let key = self.key {
+                    print("\(key.prefix(8)) may post to the group from the next revision "
+                        + (detail.channel.mine ? "(peer channel publish \(self.channel))" : "of your feed in it"))
+                }
             }
         }
     }

@@ -240,8 +240,8 @@ def test_a_group_merges_its_three_authors_posts_in_thread_order_and_refuses_an_u
                          expect=201)
     for d in (m1, m2, outsider, reader):
         d.ok("POST", "/api/channels/subscribe", {"link": g["link"]}, expect=201)
-    for m in (m1, m2):
-        wait_until(f"the group's members at {m.addr}", lambda: len(channel(m, g["id"])["members"]) == 3, timeout=60)
+    for d in (m1, m2, outsider):
+        wait_until(f"the group's members at {d.addr}", lambda: len(channel(d, g["id"])["members"]) == 3, timeout=60)
     r1 = m1.ok("POST", f"/api/channels/{g['id']}/posts",
                {"title": "Hello from one", "body": "hi", "reply_to": [welcome["id"]]}, expect=201)
     wait_until("m1's reply at m2", lambda: any(i["id"] == r1["id"] for i in channel(m2, g["id"])["items"]), timeout=60)
@@ -260,6 +260,43 @@ def test_a_group_merges_its_three_authors_posts_in_thread_order_and_refuses_an_u
     assert authors["Hello from one"] == keys[m1] and authors["Hello from two"] == keys[m2]
     assert keys[outsider] not in view["members"] and len(view["members"]) == 3
     assert r2["id"] in {i["id"] for i in view["items"]} and top["id"] in {i["id"] for i in view["items"]}
+
+
+def test_an_open_group_takes_a_key_its_listed_member_vouches_for_and_no_one_else_can_vouch(tmp_path, procs,
+                                                                                          monkeypatch):
+    """A founder (127.0.5.11) lists one member (.12) and opens the group; the member vouches for a third key (.13),
+    whose post then reaches a reader (.15) beside the others'. An unlisted node (.14) cannot vouch, nor can the
+    vouched key vouch in turn (one step only)."""
+    monkeypatch.delenv("PEER_NO_DHT")
+    (founder, member, vouched, outsider, reader), _ = daemons(procs, tmp_path, [f"127.0.5.{i}" for i in range(11, 16)])
+    key = {d: d.ok("GET", "/api/channels/identity")["public_key"] for d in (founder, member, vouched, outsider)}
+    g = founder.ok("POST", "/api/channels", {"name": "open-club", "title": "Open club", "group": True}, expect=201)
+    opened = founder.ok("POST", f"/api/channels/{g['id']}/members", {"key": key[member], "open": True})
+    assert opened["channel"]["open"] is True
+    founder.ok("POST", f"/api/channels/{g['id']}/posts", {"title": "Welcome", "body": "Vouch for friends."}, expect=201)
+    for d in (member, vouched, outsider, reader):
+        d.ok("POST", "/api/channels/subscribe", {"link": g["link"]}, expect=201)
+    for d in (member, vouched, outsider):
+        wait_until(f"the group, open, at {d.addr}",
+                   lambda: channel(d, g["id"])["channel"]["open"] and len(channel(d, g["id"])["members"]) == 2,
+                   timeout=60)
+    status, _, refused = outsider.request("POST", f"/api/channels/{g['id']}/members", {"key": key[outsider]})
+    assert status == 409 and "listed members vouch" in refused["error"]["message"], refused
+    member.ok("POST", f"/api/channels/{g['id']}/members", {"key": key[vouched]})
+    member.ok("POST", f"/api/channels/{g['id']}/posts", {"title": "Vouching", "body": "for a friend"}, expect=201)
+    wait_until("the vouched key a member at its own node",
+               lambda: key[vouched] in channel(vouched, g["id"])["members"], timeout=60)
+    vouched.ok("POST", f"/api/channels/{g['id']}/posts", {"title": "Hello from a friend", "body": "hi"}, expect=201)
+    status, _, refused = vouched.request("POST", f"/api/channels/{g['id']}/members", {"key": key[outsider]})
+    assert status == 409, refused
+    status, _, refused = outsider.request("POST", f"/api/channels/{g['id']}/posts", {"title": "Spam", "body": "buy"})
+    assert status == 409 and "not a member" in refused["error"]["message"], refused
+    view = wait_until("three posts at the reader",
+                      lambda: len(channel(reader, g["id"])["items"]) == 3 and channel(reader, g["id"]), timeout=90)
+    print(f"channels: the reader's view of the open group: {[(i['title'], i['author'][:8]) for i in view['items']]}")
+    assert {i["title"]: i["author"] for i in view["items"]} == {
+        "Welcome": key[founder], "Vouching": key[member], "Hello from a friend": key[vouched]}
+    assert set(view["members"]) == {key[founder], key[member], key[vouched]}
 
 
 def stage_posts(d, channel_id, n, prefix):

@@ -33,10 +33,12 @@ public struct ChannelInfo: Codable, Sendable, Equatable {
     public var downloaded: Int64
     /// Bytes of their info dictionaries, counted apart.
     public var metadataBytes: Int64
+    /// A group that also takes the keys its listed members vouch for.
+    public var open: Bool
 
     enum CodingKeys: String, CodingKey {
         case id, link, mine, title, description, kind, seq, items, unread, staged, stale, quota, rule, error, archives
-        case downloaded
+        case downloaded, open
         case metadataBytes = "metadata_bytes"
         case infoHash = "info_hash"
         case createdAt = "created_at"
@@ -168,10 +170,16 @@ public struct ChannelItemRequest: Codable, Sendable {
     }
 }
 
-/// `POST /api/channels/{id}/members`: a key that may post to the group.
+/// `POST /api/channels/{id}/members`: a key that may post to the group, or the group opened (or closed).
 public struct MemberRequest: Codable, Sendable {
-    public var key: String
-    public init(key: String) { self.key = key }
+    /// A key that may post: listed by the group's founder, or vouched for by a listed member of an open group.
+    public var key: String?
+    /// The founder opens the group to the keys its members vouch for (false closes it again).
+    public var open: Bool?
+    public init(key: String? = nil, open: Bool? = nil) {
+        self.key = key
+        self.open = open
+    }
 }
 
 /// `POST /api/channels/{id}/read`: items read (all when none are named).

@@ -222,7 +222,9 @@ public actor ChannelService {
             title: record.title, description: record.description, kind: record.kind == "group" ? .group : .channel,
             links: (record.links.flatMap { Self.decode([String].self, $0) } ?? []).compactMap { try? ChannelLink(parsing: $0) },
             tombstones: rows.filter { $0.removed && $0.staged == nil }.compactMap { Hex.decode($0.id) },
-            members: record.kind == "group" && record.groupId == nil ? [self.publicKey] + self.members(record) : [],
+            members: record.kind == "group" && record.groupId == nil ? [self.publicKey] + self.keys(record) : [],
+            open: record.kind == "group" && record.groupId == nil && record.open,
+            vouches: record.groupId != nil ? self.keys(record) : [],
             licenses: Dictionary(
                 (kept + staged).compactMap { r in r.license.map { (r.id, $0) } }, uniquingKeysWith: { a, _ in a }),
             time: Int64(Date().timeIntervalSince1970))
@@ -700,15 +702,10 @@ public actor ChannelService {
         self.index.add(torrents.compactMap { try? TorrentMetainfo(bytes: $0) }.map {
             IndexEntry(metainfo: $0, source: .channel, pinned: false)
         })
-        // A group's founder lists its authors: their feeds are followed too.
-        if let meta, meta.kind == .group, record.groupId == nil {
-            var authors = meta.members
-            if meta.open { authors += meta.vouches }
-            for key in Set(authors.map { Hex.encode($0) }) where key != link.keyHex {
-                guard let k = Hex.decode(key), let feed = try? ChannelLink(publicKey: k, salt: Self.authorSalt(group: record.id))
-                else { continue }
-                _ = try? self.follow(feed, quota: record.quota, rule: nil, groupId: record.id)
-            }
+        // A group's founder lists its authors (and in an open group, its members vouch for more): their feeds are
+        // followed too.
+        if let group = meta?.kind == .group && record.groupId == nil ? record : record.groupId.flatMap({ try? self.store.channel($0) }) {
+            self.followAuthors(group)
         }
         self.log?("channel \(record.title): revision \(pointer.sequence), \(rows.count) new items")
         let announced = record.groupId ?? record.id
@@ -978,20 +975,42 @@ public actor ChannelService {
         return (own, try self.link(r).target.bytes)
     }
 
-    /// A group's authors besides its founder: the founder's own list when the group is ours, else its latest
-    /// metadata's (with the keys its members vouched for, in an open group).
-    private func members(_ r: ChannelRecord) -> [[UInt8]] {
-        if r.mine { return (r.members.flatMap { Self.decode([String].self, $0) } ?? []).compactMap { Hex.decode($0) } }
-        guard let meta = self.meta(r) else { return [] }
-        var keys = meta.members
-        if meta.open {
-            for author in (try? self.store.channels())?.filter({ $0.groupId == r.id }) ?? [] {
-                keys += self.meta(author)?.vouches ?? []
+    /// A group's authors besides its founder: the founder's list (its own when the group is ours, else its latest
+    /// metadata's) and, in an open group, the keys that the founder's listed members vouch for in their feeds'
+    /// metadata (one step: a vouched key cannot vouch for another).
+    private func members(_ group: ChannelRecord) -> [[UInt8]] {
+        guard group.kind == "group", group.groupId == nil, let founder = try? self.link(group).publicKey else { return [] }
+        let listed: [[UInt8]]
+        let open: Bool
+        if group.mine {
+            (listed, open) = (self.keys(group), group.open)
+        } else {
+            guard let meta = self.meta(group) else { return [] }
+            (listed, open) = (meta.members, meta.open)
+        }
+        var all = listed
+        if open {
+            let voters = Set(listed)
+            for author in (try? self.store.channels())?.filter({ $0.groupId == group.id }) ?? [] {
+                guard let key = try? ChannelLink(parsing: author.link).publicKey, voters.contains(key) else { continue }
+                all += self.meta(author)?.vouches ?? []
             }
         }
-        let founder = (try? self.link(r))?.publicKey
         var seen = Set<[UInt8]>()
-        return keys.filter { $0 != founder && seen.insert($0).inserted }
+        return all.filter { $0 != founder && seen.insert($0).inserted }
+    }
+
+    /// The keys a record of this node's publishes with its next revision (`ChannelRecord.members`).
+    private func keys(_ r: ChannelRecord) -> [[UInt8]] {
+        (r.members.flatMap { Self.decode([String].self, $0) } ?? []).compactMap { Hex.decode($0) }
+    }
+
+    /// Follows the feed of every author a group admits (this node's own feed is its own already).
+    private func followAuthors(_ group: ChannelRecord) {
+        for key in self.members(group) where key != self.publicKey {
+            guard let feed = try? ChannelLink(publicKey: key, salt: Self.authorSalt(group: group.id)) else { continue }
+            _ = try? self.follow(feed, quota: group.mine ? nil : group.quota, rule: nil, groupId: group.id)
+        }
     }
 
     /// The metadata of the revision held.
@@ -1017,17 +1036,36 @@ public actor ChannelService {
         try self.save(r, [])
     }
 
-    /// Adds a member to one of this node's groups (published with the next revision).
+    /// Lets `key` post to a group: its founder lists it; in an open group, a listed member vouches for it in its
+    /// own feed. Either way it counts from the next revision (of the group, or of the member's feed).
     public func addMember(_ id: String, key: String) throws(SessionError) {
-        var r = try self.record(id)
-        guard r.mine, r.kind == "group", r.groupId == nil else {
-            throw .conflict("only a group's founder adds its members")
-        }
+        let group = try self.record(id)
+        guard group.kind == "group", group.groupId == nil else { throw .conflict("\(group.title) is not a group") }
         guard let k = Hex.decode(key), k.count == 32 else { throw .badRequest("a key is 64 hex digits") }
-        var list = self.members(r)
-        guard list.count < self.configuration.limits.maxMembers else { throw .conflict("the group is full") }
+        var r = group
+        if !group.mine {
+            let listed = self.meta(group)?.members ?? []
+            guard self.meta(group)?.open == true, listed.contains(self.publicKey) else {
+                throw .conflict(listed.contains(self.publicKey)
+                    ? "\(group.title) is not open: only its founder adds members"
+                    : "only a group's founder adds members, and in an open group its listed members vouch for keys")
+            }
+            (r, _) = try self.writable(id)  // this node's own feed in the group
+        }
+        var list = self.keys(r)
+        guard list.count < self.configuration.limits.maxMembers else { throw .conflict("the list of keys is full") }
         if !list.contains(k) && k != self.publicKey { list.append(k) }
         r.members = Self.json(list.map { Hex.encode($0) })
+        try self.save(r, [])
+        if group.mine { self.followAuthors(r) }
+    }
+
+    /// Marks one of this node's groups open (or closed again) to the keys its members vouch for, from its next
+    /// revision.
+    public func setOpen(_ id: String, _ open: Bool) throws(SessionError) {
+        var r = try self.record(id)
+        guard r.mine, r.kind == "group", r.groupId == nil else { throw .conflict("only a group's founder opens it") }
+        r.open = open
         try self.save(r, [])
     }
 
@@ -1057,7 +1095,8 @@ public actor ChannelService {
             createdAt: r.createdAt, updatedAt: r.updatedAt, checkedAt: r.checkedAt, stale: stale && !r.mine,
             quota: r.quota, rule: r.rule.flatMap { Self.decode(FeedRule.self, $0) }, groupId: r.groupId, error: r.error,
             archives: self.archives(r).count, downloaded: self.downloaded[r.id] ?? 0,
-            metadataBytes: self.metadataBytes[r.id] ?? 0)
+            metadataBytes: self.metadataBytes[r.id] ?? 0,
+            open: r.kind == "group" && r.groupId == nil && (r.mine ? r.open : self.meta(r)?.open == true))
     }
 
     private func item(_ r: ChannelItemRecord) -> ChannelItem {

@@ -33,8 +33,11 @@ struct ChannelRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
     var rule: String?
     /// For an author's feed in a group: the group's id.
     var groupId: String?
-    /// A group this node founded: its other authors' keys (JSON array of hex), published with the next revision.
+    /// Keys (JSON array of hex) published with the next revision: in a group this node founded, its other authors;
+    /// in this node's own feed in an open group, the keys it vouches for.
     var members: String?
+    /// A group this node founded that also takes the keys its members vouch for.
+    var open = false
     /// Why the last update failed, if it did.
     var error: String?
     /// The archives held (their info dictionaries, bencoded as a list), to seed them again after a restart.
@@ -45,6 +48,7 @@ struct ChannelRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, link, mine, title, description, kind, seq, info, pointer, quota, rule, error, members, archives, links
+        case open
         case createdAt = "created_at"
         case updatedAt = "updated_at"
         case checkedAt = "checked_at"
@@ -123,6 +127,9 @@ extension SessionStore {
                 t.primaryKey(["channel", "id"])
             }
             try db.create(table: "channel_block") { t in t.primaryKey("key", .text) }
+        }
+        m.registerMigration("channels-v2") { db in
+            try db.alter(table: "channel") { t in t.add(column: "open", .boolean).notNull().defaults(to: false) }
         }
     }
 
