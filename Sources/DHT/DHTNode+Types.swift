@@ -125,8 +125,10 @@ extension DHTNode {
         /// the nodes store the port our datagrams come from (BEP 5), and `port` is only a fallback.
         case announce(infoHash: NodeID, port: UInt16, impliedPort: Bool = false)
         /// A BEP 44 get lookup for `target`; for a mutable item pass its salt, which the answers do not repeat
-        /// but which the target check needs.
-        case get(target: NodeID, salt: [UInt8] = [])
+        /// but which the target check needs. With `newerThan` (the sequence number held), nodes answer without
+        /// the value unless theirs is newer (BEP 44 `seq`), so a poll of an unchanged item carries no values, and
+        /// the outcome has no item.
+        case get(target: NodeID, salt: [UInt8] = [], newerThan: Int64? = nil)
         /// A BEP 44 get lookup for the item's target, then put to the k closest nodes that gave a token.
         /// `cas` (mutable items) is the sequence number this put expects to replace.
         case put(DHTItem, cas: Int64? = nil)

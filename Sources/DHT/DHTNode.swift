@@ -64,7 +64,7 @@ public struct DHTNode: Sendable {
         enum Kind: Sendable {
             case bootstrap, findNode, getPeers
             case announce(port: UInt16, impliedPort: Bool)
-            case get(salt: [UInt8])
+            case get(salt: [UInt8], newerThan: Int64?)
             case put(DHTItem, cas: Int64?)
             case ping, sample
         }
@@ -242,8 +242,9 @@ public struct DHTNode: Sendable {
             self.startLookup(
                 lookup, kind: .announce(port: port, impliedPort: implied), target: infoHash, seeds: [], silent: false,
                 at: now)
-        case .get(let target, let salt):
-            self.startLookup(lookup, kind: .get(salt: salt), target: target, seeds: [], silent: false, at: now)
+        case .get(let target, let salt, let newerThan):
+            self.startLookup(lookup, kind: .get(salt: salt, newerThan: newerThan), target: target, seeds: [],
+                silent: false, at: now)
         case .put(let item, let cas):
             self.startLookup(lookup, kind: .put(item, cas: cas), target: item.target, seeds: [], silent: false, at: now)
         case .sampleInfohashes(let endpoint, let target):
@@ -614,7 +615,7 @@ public struct DHTNode: Sendable {
             if !fresh.isEmpty && !op.silent {
                 self.events.append(.peersFound(lookup, infoHash: op.target, peers: fresh))
             }
-        case .get(let salt):
+        case .get(let salt, _):
             guard let item = Self.verifiedItem(response, target: op.target, salt: salt) else { return }
             switch (op.item, item) {
             case (nil, _): op.item = item
@@ -736,7 +737,8 @@ public struct DHTNode: Sendable {
             switch op.kind {
             case .bootstrap, .findNode, .ping, .sample: method = .findNode(target: op.target)
             case .getPeers, .announce: method = .getPeers(infoHash: op.target)
-            case .get, .put: method = .get(target: op.target, sequence: nil)
+            case .get(_, let newerThan): method = .get(target: op.target, sequence: newerThan)
+            case .put: method = .get(target: op.target, sequence: nil)
             }
             for (endpoint, id, i) in sends {
                 self.sendQuery(method, to: endpoint, expecting: id, purpose: .lookup(lookup, traversal: i), at: now)
@@ -794,7 +796,7 @@ public struct DHTNode: Sendable {
         case .announce:
             return .announced(infoHash: op.target, peers: self.withOwnPeers(op), acceptedBy: op.acceptedBy,
                 refusals: op.refusals)
-        case .get:
+        case .get(_, let newerThan):
             // This node may hold the item itself (others put it here): the newest of ours and theirs.
             var item = op.item
             switch (self.itemStore.item(for: op.target), item) {
@@ -802,6 +804,7 @@ public struct DHTNode: Sendable {
             case (let mine?, nil): item = mine
             default: break
             }
+            if case .mutable(let m)? = item, let newerThan, m.sequence <= newerThan { item = nil }
             return .item(target: op.target, item: item, closest: closest)
         case .put:
             return .stored(target: op.target, acceptedBy: op.acceptedBy, refusals: op.refusals)

@@ -184,6 +184,20 @@ struct SimulationTests {
         }
         #expect(found == .mutable(item))
 
+        // A poll with the sequence number held (BEP 44 `seq`): no item unless a newer one is out there.
+        let unchanged = net.handle(.get(target: item.target, salt: bytes("ch"), newerThan: 2), on: 88)
+        guard case .item(_, let none, let closest)? = net.await(unchanged, on: 88) else {
+            Issue.record("get with seq did not finish")
+            return
+        }
+        #expect(none == nil && !closest.isEmpty)
+        let older = net.handle(.get(target: item.target, salt: bytes("ch"), newerThan: 1), on: 88)
+        guard case .item(_, let newer, _)? = net.await(older, on: 88) else {
+            Issue.record("get with an older seq did not finish")
+            return
+        }
+        #expect(newer == .mutable(item))
+
         let stale = try MutableItem.signed(value: "old", sequence: 1, salt: bytes("ch"), privateKey: key)
         let again = net.handle(.put(.mutable(stale)), on: 40)
         guard case .stored(_, let staleAcceptedBy, let refusals)? = net.await(again, on: 40) else {

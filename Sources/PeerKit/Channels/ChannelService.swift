@@ -548,7 +548,9 @@ public actor ChannelService {
         var item = hint?.item
         if item == nil {
             self.lookups += 1
-            let outcome = try? await dht.run(.get(target: link.target, salt: link.salt), joinFirst: true)
+            // Only a newer pointer is sent back (BEP 44 `seq`): an unchanged channel's poll carries no values.
+            let outcome = try? await dht.run(.get(target: link.target, salt: link.salt, newerThan: record.seq),
+                joinFirst: true)
             if case .item(_, .mutable(let found)?, _) = outcome { item = found }
         }
         record = (try? self.store.channel(id)) ?? record
