@@ -418,9 +418,25 @@ public actor ChannelService {
     }
 
     private func passed(_ payload: [UInt8], from peer: String?) {
-        guard self.configuration.push, payload.count <= 2048, let item = Self.decodeItem(payload) else { return }
+        guard self.configuration.push, payload.count <= 2048, self.mayPass(peer), let item = Self.decodeItem(payload)
+        else { return }
         self.received(item, from: peer)
     }
+
+    /// At most four pointers a second from each peer are checked (a signature check each): a flood is dropped
+    /// unread.
+    private func mayPass(_ peer: String?) -> Bool {
+        let now = ContinuousClock.now
+        let key = peer ?? ""
+        var window = self.passedBy[key].flatMap { now - $0.since < .seconds(1) ? $0 : nil } ?? (since: now, count: 0)
+        guard window.count < 4 else { return false }
+        window.count += 1
+        if self.passedBy.count >= 1024 { self.passedBy = self.passedBy.filter { now - $0.value.since < .seconds(1) } }
+        self.passedBy[key] = window
+        return true
+    }
+
+    private var passedBy: [String: (since: ContinuousClock.Instant, count: Int)] = [:]
 
     /// Pointers passed on by peers, used at the channel's next update instead of a lookup, with who sent each.
     private var hints: [String: (item: MutableItem, peer: String?)] = [:]
@@ -1096,7 +1112,7 @@ public actor ChannelService {
             items: counts.items, unread: counts.unread, staged: counts.staged,
             createdAt: r.createdAt, updatedAt: r.updatedAt, checkedAt: r.checkedAt, stale: stale && !r.mine,
             quota: r.quota, rule: r.rule.flatMap { Self.decode(FeedRule.self, $0) }, groupId: r.groupId, error: r.error,
-            archives: self.archives(r).count, downloaded: self.downloaded[r.id] ?? 0,
+            archives: r.archives.flatMap { try? BencodeDecoder().decodeValue([UInt8]($0)) }?.list?.count ?? 0, downloaded: self.downloaded[r.id] ?? 0,
             metadataBytes: self.metadataBytes[r.id] ?? 0,
             open: r.kind == "group" && r.groupId == nil && (r.mine ? r.open : self.meta(r)?.open == true))
     }
