@@ -34,7 +34,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
     init(_ error: SessionError) {
         let (status, code): (HTTPResponse.Status, String) =
             switch error {
-            case .torrentNotFound, .fileNotFound, .trackerNotFound, .itemNotFound, .searchNotFound, .channelNotFound:
+            case .torrentNotFound, .fileNotFound, .trackerNotFound, .itemNotFound, .searchNotFound, .channelNotFound,
+                .categoryNotFound:
                 (.notFound, "not_found")
             case .badRequest, .notAMagnetLink, .fetchFailed, .moveFailed, .channelRefused, .metadata(_, from: .upload),
                 .metadata(_, from: .url):

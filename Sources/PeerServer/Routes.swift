@@ -14,10 +14,13 @@ struct TorrentPatch: Decodable {
         case ratioLimit = "ratio_limit"
         case seedTimeLimit = "seed_time_limit"
         case queuePosition = "queue_position"
+        case category, tags
     }
 
     init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.update.category = try c.nullable(.category, String.self)
+        self.update.tags = try c.decodeIfPresent([String].self, forKey: .tags)
         self.update.sequential = try c.decodeIfPresent(Bool.self, forKey: .sequential)
         self.update.maxDownloadRate = try c.nullable(.maxDownloadRate, Int64.self)
         self.update.maxUploadRate = try c.nullable(.maxUploadRate, Int64.self)
@@ -91,7 +94,29 @@ extension PeerServer {
         let api = router.group("api")
 
         let summaries = SummaryCache()
-        api.get("torrents") { _, _ in try summaries.listResponse(await session.list()) }
+        api.get("torrents") { request, _ in
+            let q = request.uri.queryParameters
+            var list = await session.list()
+            // `?category=` (empty: none) and `?tag=`.
+            if let c = q.get("category") { list = list.filter { ($0.category ?? "") == c } }
+            if let t = q.get("tag") { list = list.filter { $0.tags.contains(t) } }
+            return try summaries.listResponse(list)
+        }
+        api.get("categories") { _, _ in try JSON.response(try await session.categories()) }
+        api.post("categories") { request, _ in
+            let body = try await JSON.decode(TorrentCategory.self, from: request)
+            return try JSON.response(try await session.createCategory(body.name, savePath: body.savePath), status: .created)
+        }
+        api.delete("categories/:name") { _, context -> Response in
+            try await session.removeCategory(context.parameters.require("name"))
+            return Response(status: .noContent)
+        }
+        api.delete("categories") { request, _ -> Response in  // `?name=`: a name with a `/` in it
+            guard let name = request.uri.queryParameters.get("name") else { throw APIError.badRequest("name: the category") }
+            try await session.removeCategory(name)
+            return Response(status: .noContent)
+        }
+        api.get("tags") { _, _ in try JSON.response(await session.tags()) }
 
         api.post("torrents") { request, _ -> Response in
             let source: TorrentSource
@@ -104,6 +129,8 @@ extension PeerServer {
                 options.savePath = q.get("save_path")
                 options.paused = q.get("paused").map { Self.truthy($0) } ?? false
                 options.sequential = q.get("sequential").map { Self.truthy($0) } ?? false
+                options.category = q.get("category")
+                options.tags = q.get("tags").map { $0.split(separator: ",").map(String.init) } ?? []
             } else {
                 let body = try await JSON.decode(AddRequest.self, from: request, limit: Session.maxTorrentBytes * 4 / 3 + 4096)
                 let given = [body.magnet != nil, body.url != nil, body.torrent != nil].filter { $0 }.count
@@ -119,6 +146,8 @@ extension PeerServer {
                 options.savePath = body.savePath
                 options.paused = body.paused ?? false
                 options.sequential = body.sequential ?? false
+                options.category = body.category
+                options.tags = body.tags ?? []
             }
             return try JSON.response(try await session.add(source, options: options), status: .created)
         }

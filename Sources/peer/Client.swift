@@ -39,6 +39,9 @@ struct AddCommand: AsyncParsableCommand {
               peer add 'magnet:?xt=urn:btih:…&dn=album'
               peer add ~/Downloads/album.torrent --save-path ~/Music --sequential
               peer add https://example.org/album.torrent --paused --json
+              peer add 'magnet:?xt=urn:btih:…' --category music --tag flac --tag live
+            A category names the folder its torrents are saved in (set with the API's POST /api/categories); one \
+            not known yet is made with no folder of its own.
             """)
 
     @Argument(help: "A magnet link, an http(s) URL of a .torrent, or the path of a .torrent file.")
@@ -52,6 +55,12 @@ struct AddCommand: AsyncParsableCommand {
 
     @Flag(help: "Download pieces in order (to play a file while it arrives).")
     var sequential = false
+
+    @Option(help: ArgumentHelp("File it under this category (its folder is the default save path).", valueName: "NAME"))
+    var category: String?
+
+    @Option(name: .customLong("tag"), help: ArgumentHelp("Label it (repeat for more).", valueName: "TAG"))
+    var tags: [String] = []
 
     @OptionGroup var daemon: DaemonOptions
 
@@ -69,7 +78,7 @@ struct AddCommand: AsyncParsableCommand {
                 }
             }
             let options = AddOptions(savePath: self.savePath.map { absolute($0) }, paused: self.paused,
-                sequential: self.sequential)
+                sequential: self.sequential, category: self.category, tags: self.tags)
             let answer = try await client.add(source, options: options)
             if self.daemon.json { return print(JSONText.pretty(answer.bytes)) }
             let t = try answer.decode()
@@ -95,17 +104,27 @@ struct ListCommand: AsyncParsableCommand {
 
             Examples:
               peer ls
+              peer ls --category music --tag flac
               peer ls --json | jq -r '.torrents[] | select(.state == "seeding") | .id'
             """)
+
+    @Option(help: ArgumentHelp("Only the torrents of this category (\"\" for those with none).", valueName: "NAME"))
+    var category: String?
+
+    @Option(help: ArgumentHelp("Only the torrents with this tag.", valueName: "TAG"))
+    var tag: String?
 
     @OptionGroup var daemon: DaemonOptions
 
     func run() async throws {
         try await Daemon.run("ls", self.daemon) { client in
-            let answer = try await client.torrents()
+            let answer = try await client.torrents(category: self.category, tag: self.tag)
             if self.daemon.json { return print(JSONText.pretty(answer.bytes)) }
             let list = try answer.decode().torrents
-            if list.isEmpty { return print("no torrents (add one with `peer add`)") }
+            if list.isEmpty {
+                return print(self.category == nil && self.tag == nil ? "no torrents (add one with `peer add`)"
+                    : "no torrents of that category or tag")
+            }
             var rows = [["ID", "NAME", "STATE", "DONE", "DOWN", "UP", "PEERS", "ETA"]]
             for t in list {
                 rows.append([

@@ -226,7 +226,7 @@ func tiers(_ detail: JSONValue) -> [String] {
 let summaryKeys: Set<String> = [
     "id", "info_hash_v1", "info_hash_v2", "name", "state", "progress", "size", "have_bytes", "download_rate",
     "upload_rate", "downloaded", "uploaded", "peers", "eta", "save_path", "sequential", "paused", "added_at",
-    "completed_at", "error",
+    "completed_at", "error", "category", "tags",
 ]
 
 /// The keys a detail adds to the summary (`peers` is in both: a count there, a list here).

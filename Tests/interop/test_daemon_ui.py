@@ -77,6 +77,26 @@ def failing(daemon, *args):
     return p.stderr
 
 
+def test_cli_files_torrents_under_categories_and_tags(tmp_path, procs):
+    """`peer add --category --tag` files a torrent under a category (whose folder, set through the API, is its save
+    path) with tags; `peer ls --category/--tag` lists only those; an unknown category lists nothing."""
+    import urllib.request
+    _, torrent = make_payload(tmp_path)
+    daemon = Daemon(procs, tmp_path, "127.0.0.215")
+    music = daemon.downloads / "music"
+    req = urllib.request.Request(daemon.url + "/api/categories", method="POST",
+                                 data=json.dumps({"name": "music", "save_path": str(music)}).encode(),
+                                 headers={"Authorization": f"Bearer {daemon.token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 201
+    added = daemon.json("add", torrent, "--paused", "--category", "music", "--tag", "flac", "--tag", "live")
+    assert added["category"] == "music" and added["tags"] == ["flac", "live"] and added["save_path"] == str(music)
+    assert [t["name"] for t in daemon.json("ls", "--category", "music")["torrents"]] == ["album"]
+    assert [t["name"] for t in daemon.json("ls", "--tag", "live")["torrents"]] == ["album"]
+    assert daemon.cli("ls", "--category", "films").stdout.startswith("no torrents of that category or tag")
+    assert daemon.cli("ls", "--tag", "flac").stdout.splitlines()[1].split()[:2] == [added["id"][:8], "album"]
+
+
 def test_cli_against_the_daemon(tmp_path, procs):
     t0 = time.monotonic()
     src, torrent = make_payload(tmp_path)

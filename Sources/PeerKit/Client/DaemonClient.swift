@@ -80,9 +80,12 @@ public struct DaemonClient: Sendable {
 
     // MARK: torrents
 
-    /// `GET /api/torrents`: every torrent, in queue order.
-    public func torrents() async throws(DaemonClientError) -> Answer<TorrentList> {
-        Answer(bytes: try await self.send(.GET, "/api/torrents"))
+    /// `GET /api/torrents`: every torrent (or those of a category, or with a tag), in queue order.
+    public func torrents(category: String? = nil, tag: String? = nil) async throws(DaemonClientError)
+        -> Answer<TorrentList>
+    {
+        let query = [category.map { "category=" + Self.escape($0) }, tag.map { "tag=" + Self.escape($0) }].compactMap { $0 }
+        return Answer(bytes: try await self.send(.GET, "/api/torrents" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))))
     }
 
     /// `GET /api/torrents/{id}`: the summary with files, peers, trackers and pieces.
@@ -98,16 +101,20 @@ public struct DaemonClient: Sendable {
         let (paused, sequential) = (options.paused ? true : nil, options.sequential ? true : nil)
         switch source {
         case .magnet(let link):
-            let body = AddRequest(magnet: link, savePath: options.savePath, paused: paused, sequential: sequential)
+            let body = AddRequest(magnet: link, savePath: options.savePath, paused: paused, sequential: sequential,
+                category: options.category, tags: options.tags.isEmpty ? nil : options.tags)
             return Answer(bytes: try await self.send(.POST, "/api/torrents", json: body, timeout: .seconds(90)))
         case .url(let url):
-            let body = AddRequest(url: url, savePath: options.savePath, paused: paused, sequential: sequential)
+            let body = AddRequest(url: url, savePath: options.savePath, paused: paused, sequential: sequential,
+                category: options.category, tags: options.tags.isEmpty ? nil : options.tags)
             return Answer(bytes: try await self.send(.POST, "/api/torrents", json: body, timeout: .seconds(90)))
         case .torrentFile(let bytes):
             var query: [String] = []
             if let savePath = options.savePath { query.append("save_path=" + Self.escape(savePath)) }
             if options.paused { query.append("paused=true") }
             if options.sequential { query.append("sequential=true") }
+            if let category = options.category { query.append("category=" + Self.escape(category)) }
+            if !options.tags.isEmpty { query.append("tags=" + Self.escape(options.tags.joined(separator: ","))) }
             let path = "/api/torrents" + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
             return Answer(bytes: try await self.send(.POST, path, body: bytes, contentType: "application/x-bittorrent"))
         }

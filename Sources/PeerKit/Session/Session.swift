@@ -256,7 +256,10 @@ public actor Session {
     ///   `.badRequest` for a bad save path, `.alreadyAdded` when it is there.
     public func add(_ source: TorrentSource, options: AddOptions = AddOptions()) async throws(SessionError) -> TorrentStatus {
         // Checked before a URL is fetched: a request that cannot succeed makes no connection.
-        let savePath = options.savePath ?? self.settings.downloadDir
+        let category = try options.category.map(Self.categoryName)
+        let tags = try Self.tagList(options.tags)
+        let known = try category.flatMap(self.category)
+        let savePath = options.savePath ?? known?.savePath ?? self.settings.downloadDir
         try self.saveFolders.check(savePath, field: "save_path")
         var magnetText: String?
         var magnet: MagnetLink?
@@ -297,7 +300,8 @@ public actor Session {
             sequential: options.sequential, priorities: nil, maxDownloadRate: nil, maxUploadRate: nil, ratioLimit: nil,
             seedTimeLimit: nil, queuePosition: (self.torrents.values.map(\.record.queuePosition).max() ?? -1) + 1,
             trackers: nil, addedAt: APIJSON.now(), completedAt: nil, downloaded: 0, uploaded: 0, seedingSeconds: 0,
-            resume: nil)
+            resume: nil, category: category, tags: Self.encodeTags(tags))
+        if let category, known == nil { try self.createCategory(category, savePath: nil) }
         do { try self.store.save(record) } catch { throw .database(action: "save the torrent", reason: "\(error)") }
         let m = Managed(record: record)
         m.metainfo = metainfo
@@ -598,6 +602,12 @@ public actor Session {
         if let v = change.maxUploadRate { m.record.maxUploadRate = v == 0 ? nil : v; restart = true }
         if let v = change.ratioLimit { m.record.ratioLimit = v }
         if let v = change.seedTimeLimit { m.record.seedTimeLimit = v }
+        if let v = change.category {
+            let name = try v.map(Self.categoryName)
+            if let name, try self.category(name) == nil { try self.createCategory(name, savePath: nil) }
+            m.record.category = name
+        }
+        if let v = change.tags { m.record.tags = Self.encodeTags(try Self.tagList(v)) }
         if let position = change.queuePosition {
             var order = self.torrents.values.sorted { $0.record.queuePosition < $1.record.queuePosition }
             order.removeAll { $0 === m }
@@ -649,6 +659,80 @@ public actor Session {
         try self.setTrackers(m, tiers)
         await self.restart(m)
         return try self.detail(id)
+    }
+
+    // MARK: categories and tags
+
+    /// The categories, by name.
+    public func categories() throws(SessionError) -> [TorrentCategory] {
+        do { return try self.store.categories().map { TorrentCategory(name: $0.name, savePath: $0.savePath) } } catch {
+            throw .database(action: "read the categories", reason: "\(error)")
+        }
+    }
+
+    /// Makes a category, or changes the folder of one that exists; torrents already in it stay where they are.
+    @discardableResult
+    public func createCategory(_ name: String, savePath: String?) throws(SessionError) -> TorrentCategory {
+        let name = try Self.categoryName(name)
+        if let savePath { try self.saveFolders.check(savePath, field: "save_path") }
+        do { try self.store.save(CategoryRecord(name: name, savePath: savePath)) } catch {
+            throw .database(action: "save the category", reason: "\(error)")
+        }
+        for m in self.torrents.values where m.record.category == name { self.emit(.updated(self.status(m))) }
+        return TorrentCategory(name: name, savePath: savePath)
+    }
+
+    /// Removes a category; its torrents stay, with no category.
+    public func removeCategory(_ name: String) throws(SessionError) {
+        guard try self.category(name) != nil else { throw .categoryNotFound(name: name) }
+        do { try self.store.deleteCategory(name) } catch {
+            throw .database(action: "remove the category", reason: "\(error)")
+        }
+        for m in self.torrents.values where m.record.category == name {
+            m.record.category = nil
+            self.emit(.updated(self.status(m)))
+        }
+    }
+
+    /// Every tag some torrent has, sorted.
+    public func tags() -> [String] {
+        Set(self.torrents.values.flatMap { Self.decodeTags($0.record.tags) }).sorted()
+    }
+
+    private func category(_ name: String) throws(SessionError) -> TorrentCategory? {
+        try self.categories().first { $0.name == name }
+    }
+
+    /// A category's name as given, checked: 1 to 200 characters, no control characters, no `\\`, and no empty
+    /// part between `/` (qBittorrent's subcategories).
+    static func categoryName(_ name: String) throws(SessionError) -> String {
+        guard !name.isEmpty, name.count <= 200, !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }),
+            !name.contains("\\"), !name.split(separator: "/", omittingEmptySubsequences: false).contains(where: \.isEmpty)
+        else { throw .badRequest("a category is 1 to 200 characters, no control characters or \\, no empty part between /") }
+        return name
+    }
+
+    /// Tags as given, trimmed, each once: 1 to 100 characters, no comma (qBittorrent's separator) and no control
+    /// characters; at most 100.
+    static func tagList(_ tags: [String]) throws(SessionError) -> [String] {
+        var out: [String] = []
+        for raw in tags {
+            let tag = raw.trimmingCharacters(in: .whitespaces)
+            guard !tag.isEmpty, tag.count <= 100, !tag.contains(","),
+                !tag.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            else { throw .badRequest("a tag is 1 to 100 characters, with no comma or control character: \(raw)") }
+            if !out.contains(tag) { out.append(tag) }
+        }
+        guard out.count <= 100 else { throw .badRequest("at most 100 tags") }
+        return out
+    }
+
+    static func encodeTags(_ tags: [String]) -> String? {
+        tags.isEmpty ? nil : (try? JSONEncoder().encode(tags)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    static func decodeTags(_ text: String?) -> [String] {
+        text.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
     }
 
     // MARK: streaming
@@ -773,7 +857,8 @@ public actor Session {
             name: r.name, state: state, progress: progress, size: size, haveBytes: haveBytes,
             downloadRate: m.downRate, uploadRate: m.upRate, downloaded: m.totalDownloaded, uploaded: m.totalUploaded,
             peers: m.snapshot?.progress.peers ?? 0, eta: eta, savePath: r.savePath, sequential: r.sequential,
-            paused: r.paused, addedAt: r.addedAt, completedAt: r.completedAt, error: m.error?.description)
+            paused: r.paused, addedAt: r.addedAt, completedAt: r.completedAt, error: m.error?.description,
+            category: r.category, tags: Self.decodeTags(r.tags))
     }
 
     /// Starts what should run and stops what should wait: every torrent not paused, except incomplete ones

@@ -39,9 +39,14 @@ public struct TorrentStatus: Codable, Sendable, Equatable {
     public var addedAt: Date
     public var completedAt: Date?
     public var error: String?
+    /// Its category's name, if it has one.
+    public var category: String? = nil
+    /// Free labels, in the order given.
+    public var tags: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case id, name, state, progress, size, downloaded, uploaded, peers, eta, sequential, paused, error
+        case category, tags
         case infoHashV1 = "info_hash_v1"
         case infoHashV2 = "info_hash_v2"
         case haveBytes = "have_bytes"
@@ -75,6 +80,32 @@ public struct TorrentStatus: Codable, Sendable, Equatable {
         try c.encode(self.addedAt, forKey: .addedAt)
         try c.encode(self.completedAt, forKey: .completedAt)
         try c.encode(self.error, forKey: .error)
+        try c.encode(self.category, forKey: .category)
+        try c.encode(self.tags, forKey: .tags)
+    }
+}
+
+/// A category: a name torrents are filed under, and the folder they are saved in unless one is given.
+public struct TorrentCategory: Codable, Sendable, Equatable {
+    public var name: String
+    /// nil: the session's download folder.
+    public var savePath: String?
+
+    public init(name: String, savePath: String?) {
+        self.name = name
+        self.savePath = savePath
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case savePath = "save_path"
+    }
+
+    /// Every key is written, `null` included.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.name, forKey: .name)
+        try c.encode(self.savePath, forKey: .savePath)
     }
 }
 
@@ -298,13 +329,21 @@ public enum TorrentSource: Sendable {
 
 /// How a torrent is added.
 public struct AddOptions: Sendable {
+    /// nil: the category's folder, else the session's download folder.
     public var savePath: String?
     public var paused = false
     public var sequential = false
-    public init(savePath: String? = nil, paused: Bool = false, sequential: Bool = false) {
+    /// A category's name; one not known yet is made (with no folder of its own).
+    public var category: String?
+    public var tags: [String] = []
+    public init(savePath: String? = nil, paused: Bool = false, sequential: Bool = false, category: String? = nil,
+        tags: [String] = [])
+    {
         self.savePath = savePath
         self.paused = paused
         self.sequential = sequential
+        self.category = category
+        self.tags = tags
     }
 }
 
@@ -317,6 +356,10 @@ public struct TorrentUpdate: Sendable {
     public var ratioLimit: Double??
     public var seedTimeLimit: Int64??
     public var queuePosition: Int?
+    /// `.some(nil)` takes the torrent out of its category.
+    public var category: String??
+    /// The whole set of tags, in order.
+    public var tags: [String]?
     public init() {}
 }
 
@@ -367,6 +410,7 @@ public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
     case itemNotFound(target: String)
     /// No channel by that id or link.
     case channelNotFound(id: String)
+    case categoryNotFound(name: String)
 
     // Requests that cannot be right.
     /// A field's value, said in words (`save_path must be an absolute path`).
@@ -409,6 +453,7 @@ public enum SessionError: Error, Sendable, Equatable, CustomStringConvertible {
         case .trackerNotFound(let url, let torrent): "\(url) is not a tracker of \(torrent)"
         case .itemNotFound(let target): "no node has \(target)"
         case .channelNotFound(let id): "no channel \(id)"
+        case .categoryNotFound(let name): "no category \(name)"
         case .channelRefused(let e): e.description
         case .badRequest(let m), .conflict(let m), .unavailable(let m), .engine(let m), .internalError(let m): m
         case .notAMagnetLink(let e): "not a magnet link: \(e)"
@@ -458,16 +503,19 @@ public struct AddRequest: Codable, Sendable {
     public var savePath: String?
     public var paused: Bool?
     public var sequential: Bool?
+    public var category: String?
+    public var tags: [String]?
 
     public init(magnet: String? = nil, url: String? = nil, torrent: String? = nil, savePath: String? = nil,
-        paused: Bool? = nil, sequential: Bool? = nil)
+        paused: Bool? = nil, sequential: Bool? = nil, category: String? = nil, tags: [String]? = nil)
     {
         (self.magnet, self.url, self.torrent) = (magnet, url, torrent)
         (self.savePath, self.paused, self.sequential) = (savePath, paused, sequential)
+        (self.category, self.tags) = (category, tags)
     }
 
     enum CodingKeys: String, CodingKey {
-        case magnet, url, torrent, paused, sequential
+        case magnet, url, torrent, paused, sequential, category, tags
         case savePath = "save_path"
     }
 }

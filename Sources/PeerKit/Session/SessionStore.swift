@@ -39,9 +39,14 @@ struct TorrentRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
     var seedingSeconds: Int64
     /// Resume data (`ResumeData.encoded`), written at most every few seconds while pieces are verified.
     var resume: Data?
+    /// Its category's name (`category` table).
+    var category: String? = nil
+    /// Its tags (JSON array of strings), in the order given.
+    var tags: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case id, alias, name, magnet, metainfo, paused, sequential, priorities, trackers, downloaded, uploaded, resume
+        case category, tags
         case savePath = "save_path"
         case maxDownloadRate = "max_download_rate"
         case maxUploadRate = "max_upload_rate"
@@ -51,6 +56,19 @@ struct TorrentRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
         case addedAt = "added_at"
         case completedAt = "completed_at"
         case seedingSeconds = "seeding_seconds"
+    }
+}
+
+/// A category: a name torrents are filed under, and where they are saved by default (`category` table).
+struct CategoryRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
+    static let databaseTableName = "category"
+    var name: String
+    /// nil: the session's download folder.
+    var savePath: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name
+        case savePath = "save_path"
     }
 }
 
@@ -119,7 +137,33 @@ final class SessionStore: Sendable {
             }
         }
         Self.registerChannelMigrations(&m)
+        m.registerMigration("categories-v1") { db in
+            try db.create(table: "category") { t in
+                t.primaryKey("name", .text)
+                t.column("save_path", .text)
+            }
+            try db.alter(table: "torrent") { t in
+                t.add(column: "category", .text)
+                t.add(column: "tags", .text)
+            }
+        }
         return m
+    }
+
+    func categories() throws -> [CategoryRecord] {
+        try self.database.read { db in try CategoryRecord.order(Column("name")).fetchAll(db) }
+    }
+
+    func save(_ category: CategoryRecord) throws {
+        try self.database.write { db in try category.save(db) }
+    }
+
+    /// Removes a category; its torrents keep their data and lose the name.
+    func deleteCategory(_ name: String) throws {
+        try self.database.write { db in
+            try db.execute(sql: "UPDATE torrent SET category = NULL WHERE category = ?", arguments: [name])
+            _ = try CategoryRecord.deleteOne(db, key: name)
+        }
     }
 
     func torrents() throws -> [TorrentRecord] {
