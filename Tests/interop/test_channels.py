@@ -228,10 +228,10 @@ def test_a_post_reaches_twenty_subscribers_and_the_channel_outlives_its_publishe
 
 def test_a_group_merges_its_three_authors_posts_in_thread_order_and_refuses_an_unlisted_key(tmp_path, procs,
                                                                                             monkeypatch):
-    """A founder (127.0.5.1) lists two more authors; their posts and replies reach a reader (127.0.5.5) merged in
-    thread order; a fourth node's key (127.0.5.4) is not listed: it cannot post, and nothing of it shows."""
+    """A founder (127.0.11.1) lists two more authors; their posts and replies reach a reader (127.0.11.5) merged in
+    thread order; a fourth node's key (127.0.11.4) is not listed: it cannot post, and nothing of it shows."""
     monkeypatch.delenv("PEER_NO_DHT")
-    (founder, m1, m2, outsider, reader), _ = daemons(procs, tmp_path, [f"127.0.5.{i}" for i in range(1, 6)])
+    (founder, m1, m2, outsider, reader), _ = daemons(procs, tmp_path, [f"127.0.11.{i}" for i in range(1, 6)])
     g = founder.ok("POST", "/api/channels", {"name": "club", "title": "The club", "group": True}, expect=201)
     assert g["kind"] == "group"
     for m in (m1, m2):
@@ -264,11 +264,11 @@ def test_a_group_merges_its_three_authors_posts_in_thread_order_and_refuses_an_u
 
 def test_an_open_group_takes_a_key_its_listed_member_vouches_for_and_no_one_else_can_vouch(tmp_path, procs,
                                                                                           monkeypatch):
-    """A founder (127.0.5.11) lists one member (.12) and opens the group; the member vouches for a third key (.13),
+    """A founder (127.0.11.11) lists one member (.12) and opens the group; the member vouches for a third key (.13),
     whose post then reaches a reader (.15) beside the others'. An unlisted node (.14) cannot vouch, nor can the
     vouched key vouch in turn (one step only)."""
     monkeypatch.delenv("PEER_NO_DHT")
-    (founder, member, vouched, outsider, reader), _ = daemons(procs, tmp_path, [f"127.0.5.{i}" for i in range(11, 16)])
+    (founder, member, vouched, outsider, reader), _ = daemons(procs, tmp_path, [f"127.0.11.{i}" for i in range(11, 16)])
     key = {d: d.ok("GET", "/api/channels/identity")["public_key"] for d in (founder, member, vouched, outsider)}
     g = founder.ok("POST", "/api/channels", {"name": "open-club", "title": "Open club", "group": True}, expect=201)
     opened = founder.ok("POST", f"/api/channels/{g['id']}/members", {"key": key[member], "open": True})
@@ -434,15 +434,15 @@ def test_forged_stale_oversized_and_malformed_channel_updates_are_refused_with_t
 
 
 def test_a_rule_downloads_matching_new_items_from_a_channel_and_from_an_rss_feed(tmp_path, procs, monkeypatch):
-    """A subscriber (127.0.9.2) with the rule "1080p" follows a channel of 127.0.9.1 and a BEP 36 RSS feed the
-    test serves on 127.0.9.3: of each pair of new items, the 1080p one is added and downloads, the 720p one is
+    """A subscriber (127.0.12.2) with the rule "1080p" follows a channel of 127.0.12.1 and a BEP 36 RSS feed the
+    test serves on 127.0.12.3: of each pair of new items, the 1080p one is added and downloads, the 720p one is
     not added."""
     import base64
     import http.server
     import threading
     from test_swarm import free_port
     monkeypatch.delenv("PEER_NO_DHT")
-    (pub, sub), _ = daemons(procs, tmp_path, ["127.0.9.1", "127.0.9.2"])
+    (pub, sub), _ = daemons(procs, tmp_path, ["127.0.12.1", "127.0.12.2"])
     held = {}
     for name in ("Film.1080p", "Film.720p", "Show.S01E01.1080p", "Show.S01E01.720p"):
         src = pub.downloads / name
@@ -475,10 +475,10 @@ def test_a_rule_downloads_matching_new_items_from_a_channel_and_from_an_rss_feed
 
         def log_message(self, *args):
             pass
-    server = http.server.HTTPServer(("127.0.9.3", free_port("127.0.9.3")), Feed)
+    server = http.server.HTTPServer(("127.0.12.3", free_port("127.0.12.3")), Feed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.9.3:{server.server_address[1]}/shows.rss"
+        url = f"http://127.0.12.3:{server.server_address[1]}/shows.rss"
         feed = sub.ok("POST", "/api/channels/subscribe", {"link": url, "rule": rule}, expect=201)
         assert feed["kind"] == "rss"
         for name in ("Film.1080p", "Show.S01E01.1080p"):
