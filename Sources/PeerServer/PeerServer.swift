@@ -8,9 +8,11 @@ import ServiceLifecycle
 /// `Session`, served by Hummingbird.
 public enum PeerServer {
     /// The router of the whole server: API, metrics, login, and the web UI's files.
-    public static func router(session: Session, auth: APIAuth) -> Router<BasicRequestContext> {
+    /// - Parameter compat: the login of Transmission's RPC (`/transmission/rpc`); without one it is off.
+    public static func router(session: Session, auth: APIAuth, compat: CompatLogin? = nil) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         router.add(middleware: GuardMiddleware(auth: auth))
+        if let compat { Self.addCompat(to: router, session: session, login: compat) }
         Self.addAPI(to: router, session: session, auth: auth)
         Self.addDHT(to: router, session: session)
         Self.addSearch(to: router, session: session)
@@ -46,16 +48,26 @@ public enum PeerServer {
     /// Serves `session` on `host:port`, and the index node on its own listener when given, until SIGINT or
     /// SIGTERM; `onRunning` gets the bound port.
     public static func run(session: Session, auth: APIAuth, host: String, port: Int, index: IndexListener? = nil,
-        onRunning: @escaping @Sendable (Int) async -> Void) async throws
+        compat: CompatLogin? = nil, onRunning: @escaping @Sendable (Int) async -> Void) async throws
     {
         var logger = Logger(label: "peer.api")
         logger.logLevel = .warning
-        let app = Application(router: Self.router(session: session, auth: auth), server: Self.http1,
+        let app = Application(router: Self.router(session: session, auth: auth, compat: compat), server: Self.http1,
             configuration: Self.configuration(host: host, port: port),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) },
             logger: logger)
         let services: [any Service] = [app] + (index.map { [Self.indexService($0)] } ?? [])
         try await ServiceGroup(configuration: .init(services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)).run()
+    }
+}
+
+extension PeerServer {
+    /// The surfaces other tools speak, behind the compat login.
+    static func addCompat<Context: RequestContext>(to router: Router<Context>, session: Session, login: CompatLogin) {
+        let gate = CompatGate(login)
+        let transmission = TransmissionRPC(session: session, gate: gate, numbers: TorrentNumbers())
+        router.post("transmission/rpc") { request, _ in try await transmission.respond(request) }
+        router.get("transmission/rpc") { request, _ in try await transmission.respond(request) }
     }
 }

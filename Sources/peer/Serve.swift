@@ -65,6 +65,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var search: SearchOptions
     @OptionGroup var index: IndexOptions
     @OptionGroup var channels: ChannelOptions
+    @OptionGroup var compat: CompatOptions
 
     func validate() throws {
         guard PeerNode.splitHostPort(self.api) != nil || self.api.hasSuffix(":0") else {
@@ -116,12 +117,18 @@ struct Serve: AsyncParsableCommand {
             await session.shutdown()
             throw ExitCode(1)
         }
+        let compatLogin: CompatLogin?
+        do { compatLogin = try self.compat.login() } catch {
+            Terminal.error("serve", "\(error)")
+            await session.shutdown()
+            throw ExitCode(1)
+        }
         let (host, apiPort) = PeerNode.splitHostPort(self.api) ?? (String(self.api.dropLast(2)), 0)
         let auth = APIAuth(token: token, allowedHosts: self.allowHosts)
         let addressFile = stateDir + "/api-address"
         do {
-            try await PeerServer.run(session: session, auth: auth, host: host, port: apiPort, index: indexListener) {
-                bound in
+            try await PeerServer.run(session: session, auth: auth, host: host, port: apiPort, index: indexListener,
+                compat: compatLogin) { bound in
                 let shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : (host.contains(":") ? "[\(host)]" : host)
                 let url = "http://\(shown):\(bound)"
                 try? (url + "\n").write(toFile: addressFile, atomically: true, encoding: .utf8)
@@ -151,4 +158,39 @@ func raiseOpenFileLimit() {
     guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
     limit.rlim_cur = min(limit.rlim_max, 1 << 20)
     _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// `peer serve`'s options for the surfaces other tools speak (Transmission's RPC).
+struct CompatOptions: ParsableArguments {
+    @Option(name: .customLong("compat-user"), help: ArgumentHelp(
+        "Serve Transmission's RPC at /transmission/rpc (transmission-remote, the *arr tools) to this user name, "
+            + "with the password in --compat-password-file. Off without both.", valueName: "NAME"))
+    var user: String?
+
+    @Option(name: .customLong("compat-password-file"), help: ArgumentHelp(
+        "A file whose first line is the password of --compat-user (keep it 0600).", valueName: "FILE"))
+    var passwordFile: String?
+
+    func validate() throws {
+        if (self.user == nil) != (self.passwordFile == nil) {
+            throw ValidationError("--compat-user and --compat-password-file go together")
+        }
+        if let user = self.user, user.isEmpty || user.contains(":") {
+            throw ValidationError("--compat-user: a name with no colon")
+        }
+    }
+
+    /// The login, read from the password file; nil when the surfaces are off.
+    func login() throws -> CompatLogin? {
+        guard let user = self.user, let file = self.passwordFile else { return nil }
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw CommandFailure("--compat-password-file \(file): cannot read it")
+        }
+        let password = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+            .first.map { String($0).trimmingCharacters(in: CharacterSet(charactersIn: "\r")) } ?? ""
+        guard password.count >= 8 else {
+            throw CommandFailure("--compat-password-file \(file): the password must have at least 8 characters")
+        }
+        return CompatLogin(user: user, password: password)
+    }
 }

@@ -232,7 +232,7 @@ let summaryKeys: Set<String> = [
 /// The keys a detail adds to the summary (`peers` is in both: a count there, a list here).
 let detailKeys: Set<String> = summaryKeys.union([
     "files", "trackers", "pieces", "max_download_rate", "max_upload_rate", "ratio_limit", "seed_time_limit",
-    "queue_position", "magnet",
+    "queue_position", "magnet", "seeding_seconds",
 ])
 
 // MARK: - Torrents to add

@@ -176,6 +176,7 @@ def test_streaming_while_downloading(media, tmp_path, procs):
     url = f"/api/torrents/{id}/files/0/stream"
     status, headers, body = d.request("GET", url, headers={"Range": "bytes=0-1048575"}, raw=True)
     progress = d.ok("GET", f"/api/torrents/{id}")["progress"]
+    print(f"streaming: the first MiB was served with the download at {progress:.1%}")
     assert status == 206, body[:300]
     assert headers["Content-Range"] == f"bytes 0-1048575/{MEDIA}" and headers["Content-Type"] == "video/webm"
     assert body == source[:1 << 20]

@@ -479,7 +479,7 @@ public actor Session {
         return TorrentDetail(summary: self.status(m), files: files, peers: peers, trackers: trackers, pieces: pieces,
             maxDownloadRate: m.record.maxDownloadRate, maxUploadRate: m.record.maxUploadRate,
             ratioLimit: m.record.ratioLimit, seedTimeLimit: m.record.seedTimeLimit,
-            queuePosition: m.record.queuePosition, magnet: m.record.magnet)
+            queuePosition: m.record.queuePosition, magnet: m.record.magnet, seedingSeconds: m.record.seedingSeconds)
     }
 
     public func stats() async -> SessionStats {

@@ -162,9 +162,12 @@ public struct TorrentDetail: Codable, Sendable, Equatable {
     public var seedTimeLimit: Int64?
     public var queuePosition: Int
     public var magnet: String?
+    /// Seconds spent seeding, over every run.
+    public var seedingSeconds: Int64 = 0
 
     enum CodingKeys: String, CodingKey {
         case files, peers, trackers, pieces, magnet
+        case seedingSeconds = "seeding_seconds"
         case maxDownloadRate = "max_download_rate"
         case maxUploadRate = "max_upload_rate"
         case ratioLimit = "ratio_limit"
@@ -186,6 +189,7 @@ public struct TorrentDetail: Codable, Sendable, Equatable {
         try c.encode(self.seedTimeLimit, forKey: .seedTimeLimit)
         try c.encode(self.queuePosition, forKey: .queuePosition)
         try c.encode(self.magnet, forKey: .magnet)
+        try c.encode(self.seedingSeconds, forKey: .seedingSeconds)
     }
 }
 
@@ -216,6 +220,8 @@ extension TorrentStatus {
         self.addedAt = try c.decode(Date.self, forKey: .addedAt)
         self.completedAt = try c.decodeIfPresent(Date.self, forKey: .completedAt)
         self.error = try c.decodeIfPresent(String.self, forKey: .error)
+        self.category = try c.decodeIfPresent(String.self, forKey: .category)
+        self.tags = try c.decodeIfPresent([String].self, forKey: .tags) ?? []
     }
 }
 
@@ -233,6 +239,7 @@ extension TorrentDetail {
         self.seedTimeLimit = try c.decodeIfPresent(Int64.self, forKey: .seedTimeLimit)
         self.queuePosition = try c.decode(Int.self, forKey: .queuePosition)
         self.magnet = try c.decodeIfPresent(String.self, forKey: .magnet)
+        self.seedingSeconds = try c.decodeIfPresent(Int64.self, forKey: .seedingSeconds) ?? 0
         self.summary = try TorrentStatus(from: decoder, peers: self.peers.count)
     }
 }

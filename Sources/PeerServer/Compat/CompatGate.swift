@@ -1,0 +1,79 @@
+import Foundation
+import PeerKit
+import Synchronization
+
+/// The login of the surfaces other tools speak (Transmission's RPC, qBittorrent's Web API): a user name and
+/// password set with `peer serve --compat-user NAME --compat-password-file FILE`. Without them both surfaces are
+/// off; there is no default password.
+public struct CompatLogin: Sendable {
+    public var user: String
+    public var password: String
+
+    public init(user: String, password: String) {
+        self.user = user
+        self.password = password
+    }
+}
+
+/// Checks compat logins, and refuses every login for a while after repeated failures.
+final class CompatGate: Sendable {
+    enum Verdict: Equatable { case ok, wrong, blocked(seconds: Int) }
+
+    let login: CompatLogin
+    /// Failures in the current window, and until when logins are refused.
+    private let failures = Mutex<(count: Int, since: ContinuousClock.Instant, blockedUntil: ContinuousClock.Instant?)>(
+        (0, .now, nil))
+    /// Failures within `window` before logins are refused for `block`.
+    static let maxFailures = 5
+    static let window = Duration.seconds(60)
+    static let block = Duration.seconds(60)
+
+    init(_ login: CompatLogin) { self.login = login }
+
+    func check(user: String, password: String) -> Verdict {
+        let now = ContinuousClock.now
+        if let until = self.failures.withLock({ $0.blockedUntil }), now < until {
+            return .blocked(seconds: Int((until - now).components.seconds) + 1)
+        }
+        // Both compared whole, in time that does not depend on where they differ.
+        let userRight = Self.same(user, self.login.user)
+        let passwordRight = Self.same(password, self.login.password)
+        if userRight && passwordRight { return .ok }
+        return self.failures.withLock { f in
+            if now - f.since > Self.window { f = (0, now, nil) }
+            f.count += 1
+            if f.count >= Self.maxFailures {
+                f.blockedUntil = now + Self.block
+                f.count = 0
+                f.since = now
+            }
+            return .wrong
+        }
+    }
+
+    private static func same(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
+        return diff == 0
+    }
+}
+
+/// Small integer ids for torrents (Transmission's `id`), stable while the daemon runs: the first time a torrent
+/// is seen it gets the next number.
+final class TorrentNumbers: Sendable {
+    private let state = Mutex<(next: Int, byID: [String: Int], byNumber: [Int: String])>((1, [:], [:]))
+
+    func number(_ id: String) -> Int {
+        self.state.withLock { s in
+            if let n = s.byID[id] { return n }
+            let n = s.next
+            s.next += 1
+            s.byID[id] = n
+            s.byNumber[n] = id
+            return n
+        }
+    }
+
+    func id(_ number: Int) -> String? { self.state.withLock { $0.byNumber[number] } }
+}
