@@ -34,12 +34,14 @@ public final class APIAuth: Sendable {
         self.codes.withLock { $0.remove(code) != nil }
     }
 
-    /// Compares in time that does not depend on where the first difference is.
-    func isToken(_ candidate: String) -> Bool {
-        let a = Array(candidate.utf8), b = Array(self.token.utf8)
-        guard a.count == b.count else { return false }
-        var diff: UInt8 = 0
-        for i in a.indices { diff |= a[i] ^ b[i] }
+    func isToken(_ candidate: String) -> Bool { Self.same(candidate, self.token) }
+
+    /// Compares two secrets in time that does not depend on where the first difference is (nor on whether their
+    /// lengths differ): the API token, the compat login.
+    static func same(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
+        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
         return diff == 0
     }
 

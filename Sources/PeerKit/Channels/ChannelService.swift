@@ -168,7 +168,7 @@ public actor ChannelService {
         let item = ChannelItemRecord(
             channel: record.id, id: Hex.encode(post.id), kind: "post", position: self.nextPosition(record.id),
             title: post.title, body: post.body, author: Hex.encode(post.author), time: post.time,
-            refs: Self.json(post.refs.map { Hex.encode($0) }), license: license, size: nil, staged: Data(post.bytes),
+            refs: JSONColumn.text(post.refs.map { Hex.encode($0) }), license: license, size: nil, staged: Data(post.bytes),
             read: true, removed: false)
         try self.save(record, [item])
         return self.item(item)
@@ -220,7 +220,7 @@ public actor ChannelService {
         let kept = rows.filter { inFeed.contains($0.id) }
         let meta = ChannelMeta(
             title: record.title, description: record.description, kind: record.kind == "group" ? .group : .channel,
-            links: (record.links.flatMap { Self.decode([String].self, $0) } ?? []).compactMap { try? ChannelLink(parsing: $0) },
+            links: (JSONColumn.value([String].self, record.links) ?? []).compactMap { try? ChannelLink(parsing: $0) },
             tombstones: rows.filter { $0.removed && $0.staged == nil }.compactMap { Hex.decode($0.id) },
             members: record.kind == "group" && record.groupId == nil ? [self.publicKey] + self.keys(record) : [],
             open: record.kind == "group" && record.groupId == nil && record.open,
@@ -320,7 +320,7 @@ public actor ChannelService {
         let record = ChannelRecord(
             id: link.id, link: link.description, mine: false, title: link.id, description: "", kind: "channel",
             seq: nil, info: nil, pointer: nil, createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil,
-            quota: quota ?? self.configuration.defaultQuota, rule: rule.flatMap { Self.json($0) }, groupId: groupId,
+            quota: quota ?? self.configuration.defaultQuota, rule: rule.flatMap { JSONColumn.text($0) }, groupId: groupId,
             members: nil, error: nil, archives: nil, links: nil)
         try self.save(record, [])
         self.due[link.id] = .now
@@ -336,7 +336,7 @@ public actor ChannelService {
         let record = ChannelRecord(
             id: id, link: url, mine: false, title: url, description: "", kind: "rss", seq: nil, info: nil, pointer: nil,
             createdAt: Date(), updatedAt: nil, checkedAt: nil, putAt: nil, quota: 0,
-            rule: rule.flatMap { Self.json($0) }, groupId: nil, members: nil, error: nil, archives: nil, links: nil)
+            rule: rule.flatMap { JSONColumn.text($0) }, groupId: nil, members: nil, error: nil, archives: nil, links: nil)
         try self.save(record, [])
         self.due[id] = .now
         self.emit(ChannelEvent(kind: .subscribed, channel: id, seq: nil, newItems: [], message: nil))
@@ -377,7 +377,7 @@ public actor ChannelService {
         if !rows.isEmpty {
             self.emit(ChannelEvent(kind: .updated, channel: record.id, seq: nil, newItems: rows.map(self.item), message: nil))
         }
-        guard let rule = record.rule.flatMap({ Self.decode(FeedRule.self, $0) }) else { return }
+        guard let rule = JSONColumn.value(FeedRule.self, record.rule) else { return }
         for row in rows where rule.matches(name: row.title, size: row.size) {
             guard let link = row.body else { continue }
             await self.addTorrent(link.hasPrefix("magnet:") ? .magnet(link) : .url(link), rule.folder)
@@ -470,7 +470,7 @@ public actor ChannelService {
                 (r.kind != "post" || r.author.map(allowed.contains) ?? false) && seen.insert(r.id).inserted
             }
         }
-        let links = record.mine ? (record.links.flatMap { Self.decode([String].self, $0) } ?? [])
+        let links = record.mine ? (JSONColumn.value([String].self, record.links) ?? [])
             : (self.meta(record)?.links.map(\.description) ?? [])
         return ChannelDetail(channel: self.info(record), items: Self.threaded(rows.filter { !$0.removed }.map(self.item)),
             members: members, links: links)
@@ -676,7 +676,7 @@ public actor ChannelService {
                 rows.append(ChannelItemRecord(
                     channel: record.id, id: Hex.encode(idBytes), kind: "post", position: position, title: post.title,
                     body: post.body, author: Hex.encode(post.author), time: post.time,
-                    refs: Self.json(post.refs.map { Hex.encode($0) }), license: post.license, size: nil, staged: nil,
+                    refs: JSONColumn.text(post.refs.map { Hex.encode($0) }), license: post.license, size: nil, staged: nil,
                     read: false, removed: false))
             case .torrent:
                 guard let t = try? TorrentMetainfo(bytes: bytes), Session.indexKey(t) == idBytes else {
@@ -731,7 +731,7 @@ public actor ChannelService {
             message: nil))
         _ = await self.put(record.id, pointer.item)
         // Auto-download: the torrents the subscription's rule matches.
-        if let rule = record.rule.flatMap({ Self.decode(FeedRule.self, $0) }) {
+        if let rule = JSONColumn.value(FeedRule.self, record.rule) {
             for bytes in torrents {
                 guard let t = try? TorrentMetainfo(bytes: bytes), rule.matches(name: t.name, size: t.totalLength) else {
                     continue
@@ -768,7 +768,7 @@ public actor ChannelService {
             return
         }
         self.index.add([IndexEntry(metainfo: t, source: .channel, pinned: false)])
-        await self.addTorrent(.torrentFile(bytes), record.rule.flatMap { Self.decode(FeedRule.self, $0) }?.folder)
+        await self.addTorrent(.torrentFile(bytes), JSONColumn.value(FeedRule.self, record.rule)?.folder)
         self.log?("channel \(record.id.prefix(8)): revision \(pointer.sequence) is the torrent \(t.name)")
         self.emit(ChannelEvent(kind: .updated, channel: record.id, seq: pointer.sequence, newItems: [self.item(row)],
             message: nil))
@@ -1020,7 +1020,7 @@ public actor ChannelService {
 
     /// The keys a record of this node's publishes with its next revision (`ChannelRecord.members`).
     private func keys(_ r: ChannelRecord) -> [[UInt8]] {
-        (r.members.flatMap { Self.decode([String].self, $0) } ?? []).compactMap { Hex.decode($0) }
+        (JSONColumn.value([String].self, r.members) ?? []).compactMap { Hex.decode($0) }
     }
 
     /// Follows the feed of every author a group admits (this node's own feed is its own already).
@@ -1047,10 +1047,10 @@ public actor ChannelService {
         guard r.mine else { throw .conflict("only a channel's publisher adds its links") }
         let link: ChannelLink
         do { link = try ChannelLink(parsing: text) } catch { throw .channelRefused(error) }
-        var list = (r.links.flatMap { Self.decode([String].self, $0) } ?? [])
+        var list = (JSONColumn.value([String].self, r.links) ?? [])
         guard list.count < self.configuration.limits.maxLinks else { throw .conflict("the channel links to as many as it may") }
         if !list.contains(link.description) { list.append(link.description) }
-        r.links = Self.json(list)
+        r.links = JSONColumn.text(list)
         try self.save(r, [])
     }
 
@@ -1073,7 +1073,7 @@ public actor ChannelService {
         var list = self.keys(r)
         guard list.count < self.configuration.limits.maxMembers else { throw .conflict("the list of keys is full") }
         if !list.contains(k) && k != self.publicKey { list.append(k) }
-        r.members = Self.json(list.map { Hex.encode($0) })
+        r.members = JSONColumn.text(list.map { Hex.encode($0) })
         try self.save(r, [])
         if group.mine { self.followAuthors(r) }
     }
@@ -1111,7 +1111,7 @@ public actor ChannelService {
             infoHash: r.info.map { Hex.encode(Insecure.SHA1.hash(data: $0)) },
             items: counts.items, unread: counts.unread, staged: counts.staged,
             createdAt: r.createdAt, updatedAt: r.updatedAt, checkedAt: r.checkedAt, stale: stale && !r.mine,
-            quota: r.quota, rule: r.rule.flatMap { Self.decode(FeedRule.self, $0) }, groupId: r.groupId, error: r.error,
+            quota: r.quota, rule: JSONColumn.value(FeedRule.self, r.rule), groupId: r.groupId, error: r.error,
             archives: r.archives.flatMap { try? BencodeDecoder().decodeValue([UInt8]($0)) }?.list?.count ?? 0, downloaded: self.downloaded[r.id] ?? 0,
             metadataBytes: self.metadataBytes[r.id] ?? 0,
             open: r.kind == "group" && r.groupId == nil && (r.mine ? r.open : self.meta(r)?.open == true))
@@ -1123,7 +1123,7 @@ public actor ChannelService {
         if r.kind == "link" { magnet = r.body }
         return ChannelItem(
             id: r.id, kind: r.kind, title: r.title, body: r.kind == "link" ? nil : r.body, author: r.author, time: r.time,
-            refs: r.refs.flatMap { Self.decode([String].self, $0) } ?? [], depth: 0, license: r.license, size: r.size,
+            refs: JSONColumn.value([String].self, r.refs) ?? [], depth: 0, license: r.license, size: r.size,
             magnet: magnet, read: r.read, staged: r.staged != nil)
     }
 
@@ -1172,13 +1172,6 @@ public actor ChannelService {
         return MutableItem(publicKey: k, salt: d["salt"]?.bytes ?? [], sequence: seq, value: v, signature: sig)
     }
 
-    static func json(_ value: some Encodable) -> String? {
-        (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    static func decode<T: Decodable>(_ type: T.Type, _ text: String) -> T? {
-        try? JSONDecoder().decode(type, from: Data(text.utf8))
-    }
 
     static func urlEncoded(_ s: String) -> String {
         s.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""

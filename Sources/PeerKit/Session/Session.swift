@@ -728,11 +728,11 @@ public actor Session {
     }
 
     static func encodeTags(_ tags: [String]) -> String? {
-        tags.isEmpty ? nil : (try? JSONEncoder().encode(tags)).map { String(decoding: $0, as: UTF8.self) }
+        tags.isEmpty ? nil : JSONColumn.text(tags)
     }
 
     static func decodeTags(_ text: String?) -> [String] {
-        text.flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) } ?? []
+        JSONColumn.value([String].self, text) ?? []
     }
 
     // MARK: streaming
@@ -808,14 +808,12 @@ public actor Session {
     }
 
     private func setTrackers(_ m: Managed, _ tiers: [[String]]) throws(SessionError) {
-        m.record.trackers = String(decoding: (try? JSONEncoder().encode(tiers)) ?? Data("[]".utf8), as: UTF8.self)
+        m.record.trackers = JSONColumn.text(tiers) ?? "[]"
         try self.persist(m)
     }
 
     private func trackerTiers(_ m: Managed) -> [[String]] {
-        if let text = m.record.trackers, let tiers = try? JSONDecoder().decode([[String]].self, from: Data(text.utf8)) {
-            return tiers
-        }
+        if let tiers = JSONColumn.value([[String]].self, m.record.trackers) { return tiers }
         if let t = m.metainfo { return t.trackers }
         return (m.record.magnet.flatMap { try? MagnetLink(parsing: $0) }?.trackers ?? []).map { [$0] }
     }
@@ -1231,7 +1229,7 @@ final class Managed {
     var priorities: [Int: FilePriority] {
         didSet {
             let dict = Dictionary(uniqueKeysWithValues: self.priorities.map { (String($0.key), $0.value.rawValue) })
-            self.record.priorities = dict.isEmpty ? nil : (try? JSONEncoder().encode(dict)).map { String(decoding: $0, as: UTF8.self) }
+            self.record.priorities = dict.isEmpty ? nil : JSONColumn.text(dict)
         }
     }
 
@@ -1239,7 +1237,7 @@ final class Managed {
     var skippedFiles: Set<Int> { Set(self.priorities.filter { $0.value == .skip }.keys) }
 
     static func decodePriorities(_ text: String?) -> [Int: FilePriority] {
-        guard let text, let dict = try? JSONDecoder().decode([String: FilePriority].self, from: Data(text.utf8)) else { return [:] }
+        guard let dict = JSONColumn.value([String: FilePriority].self, text) else { return [:] }
         return Dictionary(uniqueKeysWithValues: dict.compactMap { k, v in Int(k).map { ($0, v) } })
     }
 }

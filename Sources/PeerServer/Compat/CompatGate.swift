@@ -36,8 +36,8 @@ final class CompatGate: Sendable {
             return .blocked(seconds: Int((until - now).components.seconds) + 1)
         }
         // Both compared whole, in time that does not depend on where they differ.
-        let userRight = Self.same(user, self.login.user)
-        let passwordRight = Self.same(password, self.login.password)
+        let userRight = APIAuth.same(user, self.login.user)
+        let passwordRight = APIAuth.same(password, self.login.password)
         if userRight && passwordRight { return .ok }
         return self.failures.withLock { f in
             if now - f.since > Self.window { f = (0, now, nil) }
@@ -49,13 +49,6 @@ final class CompatGate: Sendable {
             }
             return .wrong
         }
-    }
-
-    private static func same(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var diff = UInt8(truncatingIfNeeded: x.count ^ y.count)
-        for i in 0..<max(x.count, y.count) { diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0) }
-        return diff == 0
     }
 }
 
