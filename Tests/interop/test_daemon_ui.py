@@ -581,7 +581,9 @@ def test_web_ui_channels(tmp_path, procs, monkeypatch):
         assert mine["mine"] and find(By.ID, "channel").get_attribute("data-id") == mine["id"]
         link = find(By.ID, "channel-link").get_attribute("value")
         assert link == mine["link"] and link.startswith("magnet:?xs=urn:btpk:")
-        assert find(By.ID, "channel-write").is_displayed() and find(By.ID, "channel-remove").text == "Delete"
+        # The head comes from the create answer, the write form with the detail fetched after it.
+        wait_until("the write form of one's own channel", lambda: find(By.ID, "channel-write").is_displayed(), 10)
+        assert find(By.ID, "channel-remove").text == "Delete"
 
         find(By.ID, "post-title").send_keys("Welcome")
         find(By.ID, "post-body").send_keys("First post, from the page.\nTwo lines.")
