@@ -48,7 +48,11 @@ class Proc:
     """A background process that is always stopped (SIGTERM, then SIGKILL) at the end of the test."""
 
     def __init__(self, args, log):
-        self.log = open(log, "w+")
+        # The child shares this open file (and so its offset) with us. O_APPEND makes every write of the child go
+        # to the end, whatever our seek(0) for reading has just done; with "w+" a write racing that seek landed at
+        # offset 0 and overwrote what was there ("COMPLETE" became "OMPLETE" once in CI).
+        open(log, "w").close()
+        self.log = open(log, "a+")
         self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                   text=True)
 
