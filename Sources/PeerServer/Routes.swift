@@ -15,6 +15,8 @@ struct TorrentPatch: Decodable {
         case seedTimeLimit = "seed_time_limit"
         case queuePosition = "queue_position"
         case category, tags
+        case forceStart = "force_start"
+        case firstLastPiecePriority = "first_last_piece_priority"
     }
 
     init(from decoder: any Decoder) throws {
@@ -27,6 +29,8 @@ struct TorrentPatch: Decodable {
         self.update.ratioLimit = try c.nullable(.ratioLimit, Double.self)
         self.update.seedTimeLimit = try c.nullable(.seedTimeLimit, Int64.self)
         self.update.queuePosition = try c.decodeIfPresent(Int.self, forKey: .queuePosition)
+        self.update.forceStart = try c.decodeIfPresent(Bool.self, forKey: .forceStart)
+        self.update.firstLastPiecePriority = try c.decodeIfPresent(Bool.self, forKey: .firstLastPiecePriority)
     }
 }
 

@@ -48,6 +48,9 @@ public final class TorrentMachine {
         public var unselectedFiles: Set<Int> = []
         /// Files whose pieces are fetched before those of other files.
         public var highPriorityFiles: Set<Int> = []
+        /// The first and last piece of each wanted file come before any other (a player reads a file's header
+        /// and, for some containers, its index at the end).
+        public var firstLastPieces = false
         /// Ask for resume data to be saved (`.saveResume`) after verified pieces, at most this often; nil
         /// never asks.
         public var resumeInterval: Duration? = nil
@@ -240,6 +243,14 @@ public final class TorrentMachine {
         for file in configuration.highPriorityFiles.sorted() where map.files.indices.contains(file) {
             for i in map.pieces(ofFile: file) where self.picker.priority(of: i) > 0 {
                 self.picker.setPriority(2, pieces: i..<i + 1)
+            }
+        }
+        if configuration.firstLastPieces {
+            for file in map.files where !file.isPadding && file.length > 0 {
+                let pieces = map.pieces(ofFile: file.index)
+                for i in Set([pieces.lowerBound, pieces.upperBound - 1]) where self.picker.priority(of: i) > 0 {
+                    self.picker.setPriority(3, pieces: i..<i + 1)
+                }
             }
         }
         // A v2 torrent from a magnet link knows each file's root but not its piece layer: those pieces wait

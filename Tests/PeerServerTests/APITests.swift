@@ -226,7 +226,7 @@ func tiers(_ detail: JSONValue) -> [String] {
 let summaryKeys: Set<String> = [
     "id", "info_hash_v1", "info_hash_v2", "name", "state", "progress", "size", "have_bytes", "download_rate",
     "upload_rate", "downloaded", "uploaded", "peers", "eta", "save_path", "sequential", "paused", "added_at",
-    "completed_at", "error", "category", "tags",
+    "completed_at", "error", "category", "tags", "force_start", "first_last_piece_priority",
 ]
 
 /// The keys a detail adds to the summary (`peers` is in both: a count there, a list here).
@@ -871,6 +871,26 @@ struct ChangeTests {
             #expect(try await api.detail(b)["state"]?.string == "metadata")
             #expect(try await api.call(.patch, "/api/settings", json: #"{"max_active_downloads": 2}"#).status == .ok)
             try await api.waitFor(a, .metadata, timeout: .seconds(5))
+        }
+    }
+
+    @Test("force_start runs a torrent past the queue and takes no place in it; pause and resume clear it")
+    func forceStart() async throws {
+        try await withAPI { api in
+            #expect(try await api.call(.patch, "/api/settings", json: #"{"max_active_downloads": 1}"#).status == .ok)
+            let a = try await api.addMagnet(name: "a")
+            let b = try await api.addMagnet(name: "b")
+            let c = try await api.addMagnet(name: "c")
+            #expect(try await api.detail(b)["state"]?.string == "queued")
+            let forced = try await api.call(.patch, "/api/torrents/\(c)", json: #"{"force_start": true}"#)
+            #expect(try forced.json()["force_start"] == .bool(true))
+            try await api.waitFor(c, .metadata, timeout: .seconds(5))
+            #expect(try await api.detail(a)["state"]?.string == "metadata")
+            #expect(try await api.detail(b)["state"]?.string == "queued")
+            _ = try await api.call(.post, "/api/torrents/\(c)/pause")
+            let resumed = try await api.call(.post, "/api/torrents/\(c)/resume")
+            #expect(try resumed.json()["force_start"] == .bool(false))
+            try await api.waitFor(c, .queued, timeout: .seconds(5))
         }
     }
 

@@ -33,6 +33,19 @@ import Testing
         #expect(h.machine.progress.downloaded == 40 * Int64(Self.block) + 100)
     }
 
+    @Test func firstAndLastPiecesComeFirstWhenAsked() throws {
+        for on in [true, false] {
+            let h = try MachineHarness(size: 40 * Int64(Self.block), pieceLength: Self.block) { $0.firstLastPieces = on }
+            let seed = Remote(h, host: "127.0.0.2", have: h.all())
+            seed.answersPerStep = 0
+            h.connect(1, seed)
+            h.advance(.seconds(1))
+            let first = Set(seed.requests().prefix(2).map { Int($0.piece) })
+            // Without the option, rarest first among equals is random: 0 and 39 first would be chance (1 in 780).
+            #expect((first == [0, 39]) == on, "\(on): \(first)")
+        }
+    }
+
     @Test func chokeRoundsGiveRegularSlotsToTheFastestAndRotateTheOptimisticOne() throws {
         // We have the first half, ten peers the second: each side wants the other's.
         let h = try MachineHarness(size: 64 * Int64(Self.block), pieceLength: Self.block,

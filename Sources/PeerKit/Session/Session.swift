@@ -261,6 +261,7 @@ public actor Session {
         let known = try category.flatMap(self.category)
         let savePath = options.savePath ?? known?.savePath ?? self.settings.downloadDir
         try self.saveFolders.check(savePath, field: "save_path")
+        try Self.checkLimits(options.maxDownloadRate, options.maxUploadRate, options.ratioLimit, options.seedTimeLimit)
         var magnetText: String?
         var magnet: MagnetLink?
         var metainfo: TorrentMetainfo?
@@ -297,10 +298,14 @@ public actor Session {
         let name = metainfo?.name ?? magnet?.displayName ?? id
         let record = TorrentRecord(id: id, alias: alias, name: name, magnet: magnetText,
             metainfo: fileBytes.map { Data($0) }, savePath: savePath, paused: options.paused,
-            sequential: options.sequential, priorities: nil, maxDownloadRate: nil, maxUploadRate: nil, ratioLimit: nil,
-            seedTimeLimit: nil, queuePosition: (self.torrents.values.map(\.record.queuePosition).max() ?? -1) + 1,
+            sequential: options.sequential, priorities: nil,
+            maxDownloadRate: options.maxDownloadRate.flatMap { $0 == 0 ? nil : $0 },
+            maxUploadRate: options.maxUploadRate.flatMap { $0 == 0 ? nil : $0 }, ratioLimit: options.ratioLimit,
+            seedTimeLimit: options.seedTimeLimit,
+            queuePosition: (self.torrents.values.map(\.record.queuePosition).max() ?? -1) + 1,
             trackers: nil, addedAt: APIJSON.now(), completedAt: nil, downloaded: 0, uploaded: 0, seedingSeconds: 0,
-            resume: nil, category: category, tags: Self.encodeTags(tags))
+            resume: nil, category: category, tags: Self.encodeTags(tags), forceStart: options.forceStart,
+            firstLastPieces: options.firstLastPiecePriority)
         if let category, known == nil { try self.createCategory(category, savePath: nil) }
         do { try self.store.save(record) } catch { throw .database(action: "save the torrent", reason: "\(error)") }
         let m = Managed(record: record)
@@ -530,9 +535,18 @@ public actor Session {
 
     // MARK: changing
 
+    /// The torrent limits an add or an update may set: none negative.
+    static func checkLimits(_ down: Int64?, _ up: Int64?, _ ratio: Double?, _ seedTime: Int64?) throws(SessionError) {
+        if let down, down < 0 { throw .badRequest("max_download_rate must not be negative") }
+        if let up, up < 0 { throw .badRequest("max_upload_rate must not be negative") }
+        if let ratio, ratio < 0 { throw .badRequest("ratio_limit must not be negative") }
+        if let seedTime, seedTime < 0 { throw .badRequest("seed_time_limit must not be negative") }
+    }
+
     public func pause(_ id: String) async throws(SessionError) -> TorrentStatus {
         let m = try self.get(id)
         m.record.paused = true
+        m.record.forceStart = false
         try self.persist(m)
         await self.deactivate(m)
         self.rebalance()
@@ -542,6 +556,7 @@ public actor Session {
     public func resume(_ id: String) throws(SessionError) -> TorrentStatus {
         let m = try self.get(id)
         m.record.paused = false
+        m.record.forceStart = false
         m.error = nil
         try self.persist(m)
         self.rebalance()
@@ -592,12 +607,18 @@ public actor Session {
 
     public func update(_ id: String, _ change: TorrentUpdate) async throws(SessionError) -> TorrentStatus {
         let m = try self.get(id)
-        if let v = change.maxDownloadRate, let r = v, r < 0 { throw .badRequest("max_download_rate must not be negative") }
-        if let v = change.maxUploadRate, let r = v, r < 0 { throw .badRequest("max_upload_rate must not be negative") }
-        if let v = change.ratioLimit, let r = v, r < 0 { throw .badRequest("ratio_limit must not be negative") }
-        if let v = change.seedTimeLimit, let r = v, r < 0 { throw .badRequest("seed_time_limit must not be negative") }
+        try Self.checkLimits(change.maxDownloadRate ?? nil, change.maxUploadRate ?? nil, change.ratioLimit ?? nil,
+            change.seedTimeLimit ?? nil)
         var restart = false
         if let v = change.sequential, v != m.record.sequential { m.record.sequential = v; restart = true }
+        if let v = change.firstLastPiecePriority, v != m.record.firstLastPieces {
+            m.record.firstLastPieces = v
+            restart = true
+        }
+        if let v = change.forceStart {
+            m.record.forceStart = v
+            if v { m.record.paused = false; m.error = nil }
+        }
         if let v = change.maxDownloadRate { m.record.maxDownloadRate = v == 0 ? nil : v; restart = true }
         if let v = change.maxUploadRate { m.record.maxUploadRate = v == 0 ? nil : v; restart = true }
         if let v = change.ratioLimit { m.record.ratioLimit = v }
@@ -856,20 +877,21 @@ public actor Session {
             downloadRate: m.downRate, uploadRate: m.upRate, downloaded: m.totalDownloaded, uploaded: m.totalUploaded,
             peers: m.snapshot?.progress.peers ?? 0, eta: eta, savePath: r.savePath, sequential: r.sequential,
             paused: r.paused, addedAt: r.addedAt, completedAt: r.completedAt, error: m.error?.description,
-            category: r.category, tags: Self.decodeTags(r.tags))
+            category: r.category, tags: Self.decodeTags(r.tags), forceStart: r.forceStart,
+            firstLastPiecePriority: r.firstLastPieces)
     }
 
     /// Starts what should run and stops what should wait: every torrent not paused, except incomplete ones
-    /// beyond `maxActiveDownloads` in queue order.
+    /// beyond `maxActiveDownloads` in queue order. A force-started torrent runs and takes no place in the queue.
     private func rebalance() {
         var downloading = 0
         for m in self.torrents.values.sorted(by: { $0.record.queuePosition < $1.record.queuePosition }) {
             let wants = !m.record.paused && m.error == nil
-            let complete = m.isComplete
-            if wants && (complete || downloading < self.settings.maxActiveDownloads) {
-                if !complete { downloading += 1 }
+            let unqueued = m.isComplete || m.record.forceStart
+            if wants && (unqueued || downloading < self.settings.maxActiveDownloads) {
+                if !unqueued { downloading += 1 }
                 if m.runtime.isIdle { self.activate(m) }
-            } else if !m.runtime.isIdle && !(wants && complete) {
+            } else if !m.runtime.isIdle && !(wants && unqueued) {
                 Task { await self.deactivate(m) }
             }
         }
@@ -968,6 +990,7 @@ public actor Session {
         config.sequential = m.record.sequential
         config.unselectedFiles = m.skippedFiles
         config.highPriorityFiles = Set(m.priorities.filter { $0.value == .high }.keys)
+        config.firstLastPieces = m.record.firstLastPieces
         config.maxDownloadRate = m.record.maxDownloadRate ?? self.settings.maxDownloadRate
         config.maxUploadRate = m.record.maxUploadRate ?? self.settings.maxUploadRate
         let log = self.configuration.log

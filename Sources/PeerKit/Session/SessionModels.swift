@@ -43,10 +43,16 @@ public struct TorrentStatus: Codable, Sendable, Equatable {
     public var category: String? = nil
     /// Free labels, in the order given.
     public var tags: [String] = []
+    /// Runs whatever the download queue says.
+    public var forceStart = false
+    /// The first and last piece of each file come before the others.
+    public var firstLastPiecePriority = false
 
     enum CodingKeys: String, CodingKey {
         case id, name, state, progress, size, downloaded, uploaded, peers, eta, sequential, paused, error
         case category, tags
+        case forceStart = "force_start"
+        case firstLastPiecePriority = "first_last_piece_priority"
         case infoHashV1 = "info_hash_v1"
         case infoHashV2 = "info_hash_v2"
         case haveBytes = "have_bytes"
@@ -82,6 +88,8 @@ public struct TorrentStatus: Codable, Sendable, Equatable {
         try c.encode(self.error, forKey: .error)
         try c.encode(self.category, forKey: .category)
         try c.encode(self.tags, forKey: .tags)
+        try c.encode(self.forceStart, forKey: .forceStart)
+        try c.encode(self.firstLastPiecePriority, forKey: .firstLastPiecePriority)
     }
 }
 
@@ -343,6 +351,15 @@ public struct AddOptions: Sendable {
     /// A category's name; one not known yet is made (with no folder of its own).
     public var category: String?
     public var tags: [String] = []
+    /// Started whatever the download queue says.
+    public var forceStart = false
+    /// The first and last piece of each file before the others.
+    public var firstLastPiecePriority = false
+    /// The torrent's own limits (`TorrentUpdate`'s meaning); nil: the session's.
+    public var maxDownloadRate: Int64?
+    public var maxUploadRate: Int64?
+    public var ratioLimit: Double?
+    public var seedTimeLimit: Int64?
     public init(savePath: String? = nil, paused: Bool = false, sequential: Bool = false, category: String? = nil,
         tags: [String] = [])
     {
@@ -367,6 +384,9 @@ public struct TorrentUpdate: Sendable {
     public var category: String??
     /// The whole set of tags, in order.
     public var tags: [String]?
+    /// True also starts a paused torrent; pausing or resuming it clears the flag.
+    public var forceStart: Bool?
+    public var firstLastPiecePriority: Bool?
     public init() {}
 }
 

@@ -43,10 +43,16 @@ struct TorrentRecord: Codable, FetchableRecord, PersistableRecord, Sendable {
     var category: String? = nil
     /// Its tags (JSON array of strings), in the order given.
     var tags: String? = nil
+    /// Started whatever the download queue says (qBittorrent's "force start").
+    var forceStart = false
+    /// The first and last piece of each file are fetched before the others (for previews).
+    var firstLastPieces = false
 
     enum CodingKeys: String, CodingKey {
         case id, alias, name, magnet, metainfo, paused, sequential, priorities, trackers, downloaded, uploaded, resume
         case category, tags
+        case forceStart = "force_start"
+        case firstLastPieces = "first_last_pieces"
         case savePath = "save_path"
         case maxDownloadRate = "max_download_rate"
         case maxUploadRate = "max_upload_rate"
@@ -145,6 +151,12 @@ final class SessionStore: Sendable {
             try db.alter(table: "torrent") { t in
                 t.add(column: "category", .text)
                 t.add(column: "tags", .text)
+            }
+        }
+        m.registerMigration("torrent-flags-v1") { db in
+            try db.alter(table: "torrent") { t in
+                t.add(column: "force_start", .boolean).notNull().defaults(to: false)
+                t.add(column: "first_last_pieces", .boolean).notNull().defaults(to: false)
             }
         }
         return m
