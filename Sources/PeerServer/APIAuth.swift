@@ -129,6 +129,8 @@ public final class APIAuth: Sendable {
 /// Checks every request against `APIAuth`, and turns every error into the API's JSON error.
 struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let auth: APIAuth
+    /// qBittorrent's Web API (`/api/v2/`) is served: it has a login of its own (its SID cookie), not the token.
+    var compatOn = false
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // Hummingbird makes the first Host the authority and leaves any other among the fields.
@@ -141,6 +143,7 @@ struct GuardMiddleware<Context: RequestContext>: RouterMiddleware {
         // the same handlers as "/api/torrents" and "/metrics", and must need the token as much.
         let parts = request.uri.path.split(separator: "/")
         let open = parts == ["api", "login"] || parts == ["api", "openapi.json"]
+            || (self.compatOn && parts.count > 1 && parts[1] == "v2")
         if (parts.first == "api" || parts.first == "metrics") && !open && !self.auth.authorized(request) {
             var e = APIError.unauthorized
             e.headers[.wwwAuthenticate] = "Bearer"

@@ -8,10 +8,11 @@ import ServiceLifecycle
 /// `Session`, served by Hummingbird.
 public enum PeerServer {
     /// The router of the whole server: API, metrics, login, and the web UI's files.
-    /// - Parameter compat: the login of Transmission's RPC (`/transmission/rpc`); without one it is off.
+    /// - Parameter compat: the login of Transmission's RPC (`/transmission/rpc`) and qBittorrent's Web API
+    ///   (`/api/v2/`); without one both are off.
     public static func router(session: Session, auth: APIAuth, compat: CompatLogin? = nil) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        router.add(middleware: GuardMiddleware(auth: auth))
+        router.add(middleware: GuardMiddleware(auth: auth, compatOn: compat != nil))
         if let compat { Self.addCompat(to: router, session: session, login: compat) }
         Self.addAPI(to: router, session: session, auth: auth)
         Self.addDHT(to: router, session: session)
@@ -69,5 +70,11 @@ extension PeerServer {
         let transmission = TransmissionRPC(session: session, gate: gate, numbers: TorrentNumbers())
         router.post("transmission/rpc") { request, _ in try await transmission.respond(request) }
         router.get("transmission/rpc") { request, _ in try await transmission.respond(request) }
+        let qbittorrent = QBittorrentAPI(session: session, gate: gate)
+        let handler = { @Sendable (request: Request, context: Context) async throws -> Response in
+            try await qbittorrent.respond(request, context.parameters.require("group"), context.parameters.require("call"))
+        }
+        router.get("api/v2/:group/:call", use: handler)
+        router.post("api/v2/:group/:call", use: handler)
     }
 }

@@ -160,11 +160,12 @@ func raiseOpenFileLimit() {
     _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
-/// `peer serve`'s options for the surfaces other tools speak (Transmission's RPC).
+/// `peer serve`'s options for the surfaces other tools speak (qBittorrent's Web API, Transmission's RPC).
 struct CompatOptions: ParsableArguments {
     @Option(name: .customLong("compat-user"), help: ArgumentHelp(
-        "Serve Transmission's RPC at /transmission/rpc (transmission-remote, the *arr tools) to this user name, "
-            + "with the password in --compat-password-file. Off without both.", valueName: "NAME"))
+        "Serve qBittorrent's Web API at /api/v2/ and Transmission's RPC at /transmission/rpc (Sonarr, Radarr, "
+            + "Prowlarr, transmission-remote, qbittorrent-api) to this user name, with the password in "
+            + "--compat-password-file. Off without both.", valueName: "NAME"))
     var user: String?
 
     @Option(name: .customLong("compat-password-file"), help: ArgumentHelp(

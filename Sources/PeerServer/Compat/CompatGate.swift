@@ -70,3 +70,25 @@ final class TorrentNumbers: Sendable {
 
     func id(_ number: Int) -> String? { self.state.withLock { $0.byNumber[number] } }
 }
+
+/// Moves in the download queue, as both compat surfaces name them (Transmission's `queue-move-*`, qBittorrent's
+/// `topPrio`…).
+enum QueueMove {
+    case top, bottom, up, down
+
+    /// Moves each of `ids`, keeping their order among themselves at the top and the bottom.
+    func apply(to ids: [String], in session: Session) async throws {
+        let order = (self == .top || self == .up) ? Array(ids.reversed()) : ids
+        for id in order {
+            let position = try await session.detail(id).queuePosition
+            var u = TorrentUpdate()
+            switch self {
+            case .top: u.queuePosition = 0
+            case .bottom: u.queuePosition = Int(Int32.max)
+            case .up: u.queuePosition = max(0, position - 1)
+            case .down: u.queuePosition = position + 1
+            }
+            _ = try await session.update(id, u)
+        }
+    }
+}

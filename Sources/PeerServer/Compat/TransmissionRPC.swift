@@ -81,8 +81,12 @@ final class TransmissionRPC: Sendable {
         case "torrent-get": return try await self.torrentGet(a)
         case "torrent-add": return try await self.torrentAdd(a)
         case "torrent-set": return try await self.torrentSet(a)
-        case "torrent-start", "torrent-start-now":
+        case "torrent-start":
             for t in await self.select(a) { _ = try await self.session.resume(t.id) }
+        case "torrent-start-now":  // past the download queue
+            var u = TorrentUpdate()
+            u.forceStart = true
+            for t in await self.select(a) { _ = try await self.session.update(t.id, u) }
         case "torrent-stop":
             for t in await self.select(a) { _ = try await self.session.pause(t.id) }
         case "torrent-verify":
@@ -240,19 +244,13 @@ final class TransmissionRPC: Sendable {
     }
 
     private func queueMove(_ method: String, _ a: [String: Any]) async throws {
-        let chosen = await self.select(a)
-        let order = (method == "queue-move-top" || method == "queue-move-up") ? Array(chosen.reversed()) : chosen
-        for t in order {
-            let position = try await self.session.detail(t.id).queuePosition
-            var u = TorrentUpdate()
-            switch method {
-            case "queue-move-top": u.queuePosition = 0
-            case "queue-move-bottom": u.queuePosition = Int(Int32.max)
-            case "queue-move-up": u.queuePosition = max(0, position - 1)
-            default: u.queuePosition = position + 1
-            }
-            _ = try await self.session.update(t.id, u)
+        let move: QueueMove = switch method {
+        case "queue-move-top": .top
+        case "queue-move-bottom": .bottom
+        case "queue-move-up": .up
+        default: .down
         }
+        try await move.apply(to: await self.select(a).map(\.id), in: self.session)
     }
 
     // MARK: torrent-get
