@@ -704,3 +704,78 @@ def test_web_ui_channels(tmp_path, procs, monkeypatch):
     print(f"channels UI test: {time.monotonic() - t0:.1f}s in all; setup {t_ready - t0:.1f}s, A's page "
           f"{t_a - t_ready:.1f}s, subscribe to first items {t_first - t_sub:.1f}s, A's post to B's page "
           f"{t_reply - t_post:.1f}s (torrent item {t_torrent - t_item:.1f}s), download {t_done - t_torrent:.1f}s")
+
+
+def test_web_ui_categories_and_tags(tmp_path, procs):
+    """Torrents under categories and tags in the web UI: the list filters by either; a torrent added from the page
+    gets the category and tags typed beside the link; the detail view files a torrent under another category with
+    other tags; the rows show both."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    music, music_info = named_torrent(tmp_path, "Album", {"01.flac": 40_000})
+    doc, doc_info = named_torrent(tmp_path, "Notes", {"notes.txt": 3_000})
+    daemon = Daemon(procs, tmp_path, "127.0.0.216")
+    daemon.cli("add", music, "--paused", "--category", "music", "--tag", "flac")
+    daemon.cli("add", doc, "--paused")
+    link, film_info = magnet_of(named_torrent(tmp_path, "Film", {"film.webm": 10_000})[0])
+
+    def summary(id):
+        return next(t for t in daemon.json("ls")["torrents"] if t["id"] == id)
+
+    driver = chromium()
+    try:
+        driver.set_page_load_timeout(20)
+        find = driver.find_element
+        driver.get(wait_until("the login link on stderr", lambda: re.search(r"http://\S+/login\?code=[^\s\"']+",
+                                                                            daemon.log()), 10).group(0))
+        wait_until("the live events", lambda: find(By.ID, "live").text == "live", 10)
+
+        def listed():
+            return sorted(r.find_element(By.CSS_SELECTOR, ".name").text
+                          for r in driver.find_elements(By.CSS_SELECTOR, "#torrents li.torrent"))
+        wait_until("both rows and the filters", lambda: listed() == ["Album", "Notes"] and find(By.ID, "filters")
+                   .is_displayed(), 10)
+        row = find(By.CSS_SELECTOR, f'li.torrent[data-id="{music_info["id"]}"]')
+        assert [b.text for b in row.find_elements(By.CSS_SELECTOR, ".badge")] == ["music", "#flac"]
+
+        category, tag = Select(find(By.ID, "filter-category")), Select(find(By.ID, "filter-tag"))
+        category.select_by_visible_text("music")
+        wait_until("only the music row", lambda: listed() == ["Album"], 5)
+        assert find(By.ID, "filter-count").text == "1 of 2"
+        category.select_by_visible_text("none")
+        wait_until("only the row without a category", lambda: listed() == ["Notes"], 5)
+        category.select_by_visible_text("all")
+        tag.select_by_visible_text("flac")
+        wait_until("only the flac row", lambda: listed() == ["Album"], 5)
+        tag.select_by_visible_text("all")
+        wait_until("both rows again", lambda: listed() == ["Album", "Notes"], 5)
+
+        # Added from the page with a category and tags.
+        find(By.ID, "add-paused").click()
+        find(By.ID, "add-category").send_keys("films")
+        find(By.ID, "add-tags").send_keys("new, hd")
+        find(By.ID, "magnet-input").send_keys(link)
+        find(By.ID, "add-button").click()
+        film = wait_until("the film added", lambda: next((t for t in daemon.json("ls")["torrents"]
+                                                          if t["id"] == film_info["info_hash_v1"]), None), 10)
+        assert (film["category"], film["tags"], film["paused"]) == ("films", ["new", "hd"], True)
+        wait_until("films among the category filter's choices",
+                   lambda: "films" in [o.text for o in Select(find(By.ID, "filter-category")).options], 5)
+
+        # Filed again from the detail view.
+        find(By.CSS_SELECTOR, f'li.torrent[data-id="{doc_info["id"]}"]').click()
+        wait_until("the label form", lambda: driver.find_elements(By.ID, "label-form"), 10)
+        unstale(lambda: find(By.ID, "label-category").clear())
+        unstale(lambda: find(By.ID, "label-category").send_keys("docs"))
+        unstale(lambda: find(By.ID, "label-tags").send_keys("work, 2026"))
+        unstale(lambda: find(By.ID, "label-save").click())
+        wait_until("the notes filed under docs", lambda: (summary(doc_info["id"])["category"],
+                                                          summary(doc_info["id"])["tags"]) == ("docs", ["work", "2026"]),
+                   10)
+        wait_until("the row's badges", lambda: [b.text for b in find(
+            By.CSS_SELECTOR, f'li.torrent[data-id="{doc_info["id"]}"]').find_elements(By.CSS_SELECTOR, ".badge")]
+            == ["docs", "#work", "#2026"], 10)
+        assert not find(By.ID, "error").is_displayed(), find(By.ID, "error").text
+    finally:
+        driver.quit()

@@ -92,7 +92,7 @@ function rowFor(t) {
         el('div', {class: 'progress-bar'})),
       el('div', {class: 'line stats muted'},
         el('span', {class: 'size'}), el('span', {class: 'rates'}), el('span', {class: 'peers'}),
-        el('span', {class: 'eta'})));
+        el('span', {class: 'eta'}), el('span', {class: 'labels'})));
     row.addEventListener('click', () => { location.hash = t.id; });
     row.addEventListener('keydown', (e) => { if (e.key === 'Enter') location.hash = t.id; });
     rows.set(t.id, row);
@@ -115,14 +115,50 @@ function renderRow(t) {
   $('.rates', row).textContent = '↓ ' + rate(t.download_rate) + ' ↑ ' + rate(t.upload_rate);
   $('.peers', row).textContent = t.peers + (t.peers === 1 ? ' peer' : ' peers');
   $('.eta', row).textContent = t.progress >= 1 ? 'done' : t.paused ? '' : 'ETA ' + eta(t.eta);
+  $('.labels', row).replaceChildren(
+    ...(t.category ? [el('span', {class: 'badge category'}, t.category)] : []),
+    ...(t.tags || []).map((tag) => el('span', {class: 'badge tag'}, '#' + tag)));
   return row;
+}
+
+// ---- Categories and tags ----
+
+let categories = [];  // from GET /api/categories: [{name, save_path}]
+
+function refreshCategories() {
+  api('GET', '/api/categories').then((list) => { categories = list; renderFilters(); }).catch(showError);
+}
+
+/** The filter menus: every category known and every tag some torrent has; the choice survives a rebuild. */
+function renderFilters() {
+  const names = new Set(categories.map((c) => c.name));
+  for (const t of torrents.values()) if (t.category) names.add(t.category);
+  const tags = new Set([...torrents.values()].flatMap((t) => t.tags || []));
+  const fill = (select, first, values) => {
+    const chosen = select.value;
+    select.replaceChildren(...first, ...[...values].sort().map((v) => el('option', {value: v}, v)));
+    select.value = [...select.options].some((o) => o.value === chosen) ? chosen : '';
+  };
+  fill($('#filter-category'), [el('option', {value: ''}, 'all'), el('option', {value: '\u0000none'}, 'none')], names);
+  fill($('#filter-tag'), [el('option', {value: ''}, 'all')], tags);
+  $('#category-names').replaceChildren(...[...names].sort().map((v) => el('option', {value: v})));
+  $('#filters').hidden = names.size === 0 && tags.size === 0;
+}
+
+function shown(t) {
+  const category = $('#filter-category').value, tag = $('#filter-tag').value;
+  if (category && (category === '\u0000none' ? t.category : t.category !== category)) return false;
+  return !tag || (t.tags || []).includes(tag);
 }
 
 function renderList() {
   const list = $('#torrents');
   const sorted = [...torrents.values()].sort((a, b) => (a.added_at || '').localeCompare(b.added_at || ''));
-  list.replaceChildren(...sorted.map(renderRow));
+  renderFilters();
+  const visible = sorted.filter(shown);
+  list.replaceChildren(...visible.map(renderRow));
   for (const id of rows.keys()) if (!torrents.has(id)) rows.delete(id);
+  $('#filter-count').textContent = visible.length < sorted.length ? visible.length + ' of ' + sorted.length : '';
   $('#empty').hidden = torrents.size > 0;
   renderTotals();
   refreshHitButtons();
@@ -138,9 +174,11 @@ function renderTotals() {
 }
 
 function update(t) {
-  const isNew = !torrents.has(t.id);
+  const old = torrents.get(t.id);
+  const isNew = !old;
+  const relabelled = old && (old.category !== t.category || (old.tags || []).join() !== (t.tags || []).join());
   torrents.set(t.id, t);
-  if (isNew) renderList(); else { renderRow(t); renderTotals(); refreshItemButtons(); }
+  if (isNew || relabelled) renderList(); else { renderRow(t); renderTotals(); refreshItemButtons(); }
   if (t.id === openId) refreshDetail(false);
 }
 
@@ -165,6 +203,7 @@ function connect() {
     }
   };
   on('snapshot', (d) => {
+    refreshCategories();
     torrents.clear();
     for (const t of d.torrents) torrents.set(t.id, t);
     renderList();
@@ -188,10 +227,17 @@ function connect() {
 
 // ---- Adding ----
 
+/** "a, b,,c" as ["a", "b", "c"]. */
+const tagList = (text) => text.split(',').map((s) => s.trim()).filter(Boolean);
+
 function addOptions() {
   const options = {};
   if ($('#add-paused').checked) options.paused = true;
   if ($('#add-sequential').checked) options.sequential = true;
+  const category = $('#add-category').value.trim();
+  if (category) options.category = category;
+  const tags = tagList($('#add-tags').value);
+  if (tags.length) options.tags = tags;
   return options;
 }
 
@@ -213,7 +259,9 @@ async function addLink(event) {
 
 async function addFile(file) {
   if (!file) return;
-  const query = new URLSearchParams(addOptions()).toString();
+  const options = addOptions();
+  if (options.tags) options.tags = options.tags.join(',');
+  const query = new URLSearchParams(options).toString();
   const t = await api('POST', '/api/torrents' + (query ? '?' + query : ''), file);
   $('#file-input').value = '';
   update(t);
@@ -416,6 +464,14 @@ async function remove(id, deleteData) {
   location.hash = '';
 }
 
+/** Files the torrent under a category (empty: none) and gives it these tags. */
+async function relabel(id, category, tags) {
+  update(await api('PATCH', '/api/torrents/' + encodeURIComponent(id),
+    {category: category.trim() || null, tags: tagList(tags)}));
+  if (category.trim() && !categories.some((c) => c.name === category.trim())) refreshCategories();
+  refreshDetail(true);
+}
+
 async function setPriority(id, index, priority) {
   document.activeElement.blur();
   renderDetail(await api('PUT', '/api/torrents/' + encodeURIComponent(id) + '/files',
@@ -443,6 +499,12 @@ function renderDetail(d) {
   const keep = detail.dataset.id === d.id && $('#delete-data');
   const deleteData = el('input', {type: 'checkbox', id: 'delete-data', checked: Boolean(keep && keep.checked)});
   const files = (d.files || []).filter((f) => !f.padding);
+  // The label fields keep what is being typed in them across refreshes.
+  const typed = detail.dataset.id === d.id && $('#label-form') ? [$('#label-category').value, $('#label-tags').value] : null;
+  const categoryInput = el('input', {id: 'label-category', type: 'text', list: 'category-names', size: 12,
+    autocomplete: 'off', spellcheck: 'false', placeholder: 'none', value: typed ? typed[0] : d.category || ''});
+  const tagsInput = el('input', {id: 'label-tags', type: 'text', size: 16, autocomplete: 'off', spellcheck: 'false',
+    placeholder: 'a, b', value: typed ? typed[1] : (d.tags || []).join(', ')});
   detail.replaceChildren(
     el('div', {class: 'bar'},
       el('h2', {}, d.name),
@@ -457,6 +519,12 @@ function renderDetail(d) {
       el('button', {type: 'button', id: 'remove-button', class: 'danger',
         onclick: () => attempt(remove)(d.id, deleteData.checked)}, 'Remove'),
       el('label', {}, deleteData, ' delete data')),
+    el('form', {id: 'label-form', class: 'add-options', onsubmit: (e) => {
+      e.preventDefault();
+      attempt(relabel)(d.id, categoryInput.value, tagsInput.value);
+    }},
+      el('label', {}, 'Category ', categoryInput), el('label', {}, 'Tags ', tagsInput),
+      el('button', {type: 'submit', id: 'label-save'}, 'Save')),
     el('h3', {}, 'Files'),
     files.length === 0 ? el('p', {class: 'muted'}, 'Waiting for the metadata…')
       : el('div', {class: 'scroll'}, el('table', {id: 'files'},
@@ -897,6 +965,8 @@ function start() {
   $('#file-input').addEventListener('change', (e) => attempt(addFile)(e.target.files[0]));
   $('#search-form').addEventListener('submit', attempt(search));
   $('#search-clear').addEventListener('click', clearSearch);
+  $('#filter-category').addEventListener('change', renderList);
+  $('#filter-tag').addEventListener('change', renderList);
   $('#error-close').addEventListener('click', () => { $('#error').hidden = true; });
   $('#player-close').addEventListener('click', closePlayer);
   $('#logout').addEventListener('click', () => {
