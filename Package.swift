@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "PeerWire", targets: ["PeerWire"]),
         .library(name: "Tracker", targets: ["Tracker"]),
         .library(name: "DHT", targets: ["DHT"]),
+        .library(name: "UTP", targets: ["UTP"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "Search", targets: ["Search"]),
@@ -76,6 +77,12 @@ let package = Package(
         .target(
             name: "DHT",
             dependencies: ["PeerBase", "Bencode", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        // BEP 29: uTP connections and LEDBAT, sans I/O.
+        .target(
+            name: "UTP",
+            dependencies: ["PeerBase", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: strict
         ),
         .target(
@@ -218,6 +225,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        .testTarget(name: "UTPTests", dependencies: ["UTP", "PeerBase"], swiftSettings: strict),
         .testTarget(name: "PeerSimulationTests", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),
         .testTarget(
             name: "StorageTests",

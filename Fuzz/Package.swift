@@ -22,6 +22,11 @@ let package = Package(
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .executableTarget(
+            name: "FuzzUTP",
+            dependencies: ["FuzzShim", .product(name: "UTP", package: "Peer"), .product(name: "PeerBase", package: "Peer")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
             name: "FuzzKRPC",
             dependencies: [
                 "FuzzShim", .product(name: "DHT", package: "Peer"), .product(name: "PeerBase", package: "Peer"),
