@@ -186,6 +186,15 @@ public struct UTPConnection: Sendable {
     /// Bytes sent and not yet acknowledged.
     public var bytesInFlight: Int { self.inFlightBytes }
 
+    /// Where the connection stands, for logs and failing tests.
+    public var summary: String {
+        "\(self.state) seq \(self.seqNr) ack \(self.ackNr) lastAck \(self.lastAck) inFlight \(self.inFlight.count)/"
+            + "\(self.inFlightBytes)B (first \(self.inFlight.first.map { "\($0.seq) x\($0.transmissions) sacked \($0.sacked)" } ?? "-")) "
+            + "resends \(self.resends) toSend \(self.sendBuffer.count) unread \(self.unread) reorder \(self.reorder.count) "
+            + "peerWindow \(self.peerWindow) window \(self.ledbat.window) timeout \(self.timeout) at \(self.timeoutAt.map { "\($0)" } ?? "-") "
+            + "timeouts \(self.timeouts) retransmissions \(self.retransmissions) dropped \(self.dropped)"
+    }
+
     /// The receive window we advertise.
     public var receiveWindow: Int {
         max(0, self.configuration.receiveBuffer - self.unread - self.reorderBytes)
@@ -292,8 +301,11 @@ public struct UTPConnection: Sendable {
         }
         self.ledbat.timedOut()
         self.timeout = min(self.timeout * 2, .seconds(60))
-        if let oldest = self.inFlight.firstIndex(where: { !$0.sacked }) {
-            self.retransmit(oldest, at: now)
+        if self.inFlight.contains(where: { !$0.sacked }) {
+            // Nothing came back for a whole timeout: take every packet not selectively acknowledged for lost (as
+            // libtorrent does). Resending only the oldest left a burst of tail losses to one doubled timeout each:
+            // 0.5 + 1 + 2 + 4 + 8 s for five of them on loopback.
+            for i in self.inFlight.indices where !self.inFlight[i].sacked { self.markResend(i) }
         } else if self.inFlight.isEmpty && !self.sendBuffer.isEmpty {
             // A closed window: probe it with one packet.
             self.sendNewData(at: now, probe: true)
@@ -338,7 +350,11 @@ public struct UTPConnection: Sendable {
                     acked += self.inFlight[i].size
                     self.inFlightBytes -= self.inFlight[i].size
                     sackedAfter += 1
-                } else if sackedAfter >= 3 && self.inFlight[i].sentAt != nil && !self.inFlight[i].needsResend {
+                } else if sackedAfter >= 3, let sent = self.inFlight[i].sentAt, !self.inFlight[i].needsResend,
+                    self.inFlight[i].transmissions == 1 || now - sent >= (self.rtt ?? self.timeout)
+                {
+                    // Lost: three packets after it arrived. A packet resent already goes again only a round trip
+                    // after its last sending, or every ACK with the same holes would send it again.
                     self.markResend(i)
                     lost = true
                 }

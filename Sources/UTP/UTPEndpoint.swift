@@ -58,6 +58,9 @@ public struct UTPEndpoint<Address: Hashable & Sendable>: Sendable {
     /// Connections held (open or closing).
     public var count: Int { self.connections.count }
 
+    /// Every connection's summary, for logs and failing tests.
+    public var summaries: [String] { self.connections.map { "\($0.key): \($0.value.summary)" } }
+
     /// A connection's state, for the API and tests.
     public func connection(_ key: ConnectionKey) -> UTPConnection? { self.connections[key] }
 
