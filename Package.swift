@@ -134,7 +134,7 @@ let package = Package(
             name: "PeerKit",
             dependencies: [
                 "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search", "Channels",
-                .product(name: "NIOCore", package: "swift-nio"),
+                "UTP", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -247,7 +247,7 @@ let package = Package(
         .testTarget(
             name: "PeerKitTests",
             dependencies: [
-                "PeerKit", "Metainfo", "PeerBase", "DHT", .product(name: "Crypto", package: "swift-crypto"),
+                "PeerKit", "Metainfo", "PeerBase", "DHT", "UTP", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

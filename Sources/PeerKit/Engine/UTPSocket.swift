@@ -1,0 +1,185 @@
+import NIOCore
+import PeerBase
+import UTP
+
+/// Runs the sans-I/O `UTPEndpoint` on a UDP channel: the driver of uTP (BEP 29), holding no protocol logic.
+///
+/// A handler in the UDP channel's pipeline. Datagrams that `UTPPacket.looksLikeUTP` accepts go to the endpoint;
+/// every other one goes on down the pipeline (the DHT's and the UDP trackers' handlers share the socket, as in
+/// libtorrent). Each connection is a `UTPStreamChannel`: incoming ones are handed to `accept` (which sets up their
+/// pipeline, as a TCP server's child initializer does), outgoing ones come from `connect(to:initializer:)`.
+/// Confined to the UDP channel's event loop.
+final class UTPSocket: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias InboundOut = AddressedEnvelope<ByteBuffer>
+    typealias Key = UTPEndpoint<SocketAddress>.ConnectionKey
+
+    private var endpoint: UTPEndpoint<SocketAddress>
+    private var streams: [Key: UTPStreamChannel] = [:]
+    private var connecting: [Key: EventLoopPromise<any Channel>] = [:]
+    private let accept: @Sendable (any Channel) -> EventLoopFuture<Void>
+    let eventLoop: any EventLoop
+    private var context: ChannelHandlerContext?
+    private var timer: Scheduled<Void>?
+    private var timerAt: Instant?
+    private let epoch = NIODeadline.now()
+    private var unflushed = false
+
+    /// - Parameters:
+    ///   - eventLoop: the UDP channel's.
+    ///   - accept: sets up an incoming connection's pipeline; the connection is dropped if it fails.
+    init(on eventLoop: any EventLoop, configuration: UTPEndpoint<SocketAddress>.Configuration = .init(),
+        accept: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>)
+    {
+        self.eventLoop = eventLoop
+        self.endpoint = UTPEndpoint(configuration: configuration, seed: UInt64.random(in: .min ... .max), at: .zero)
+        self.accept = accept
+    }
+
+    private var now: Instant { Instant(offset: .nanoseconds((NIODeadline.now() - self.epoch).nanoseconds)) }
+
+    /// Connections held.
+    var count: Int { self.endpoint.count }
+    /// Their summaries (on the event loop).
+    var summaries: [String] { self.endpoint.summaries + ["timer at \(self.timerAt.map { "\($0)" } ?? "-"), now \(self.now)"] }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.timer?.cancel()
+        self.context = nil
+        for stream in self.streams.values { stream.ended(.reset) }
+        for promise in self.connecting.values { promise.fail(ChannelError.ioOnClosedChannel) }
+        self.connecting.removeAll()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = self.unwrapInboundIn(data)
+        guard UTPPacket.looksLikeUTP(envelope.data.readableBytesView) else {
+            context.fireChannelRead(data)
+            return
+        }
+        self.endpoint.receive(Array(envelope.data.readableBytesView), from: envelope.remoteAddress, at: self.now)
+        self.pump()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        self.flush()
+        context.fireChannelReadComplete()
+    }
+
+    /// Opens a uTP connection to `address`; `initializer` sets up its pipeline before it is active. The future
+    /// succeeds once the other side answers (its channel is then active), and fails if it does not.
+    func connect(to address: SocketAddress, initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>)
+        -> EventLoopFuture<any Channel>
+    {
+        let promise = self.eventLoop.makePromise(of: (any Channel).self)
+        self.eventLoop.execute {
+            guard let context = self.context else { return promise.fail(ChannelError.ioOnClosedChannel) }
+            let key = self.endpoint.connect(to: address, at: self.now)
+            let stream = UTPStreamChannel(socket: self, key: key, parent: context.channel)
+            self.streams[key] = stream
+            self.connecting[key] = promise
+            initializer(stream).whenFailure { error in
+                self.connecting.removeValue(forKey: key)?.fail(error)
+                stream.close(promise: nil)
+            }
+            self.pump()
+            self.flush()
+        }
+        return promise.futureResult
+    }
+
+    // MARK: from the streams
+
+    func write(_ buffer: ByteBuffer, for key: Key) {
+        self.endpoint.handle(.write(Array(buffer.readableBytesView)), for: key, at: self.now)
+        self.pump()
+    }
+
+    func consumed(_ count: Int, for key: Key) {
+        self.endpoint.handle(.consumed(count), for: key, at: self.now)
+        self.pump()
+    }
+
+    func close(_ key: Key) {
+        self.endpoint.handle(.close, for: key, at: self.now)
+        self.pump()
+        self.flush()
+    }
+
+    func isWritable(_ key: Key) -> Bool { self.endpoint.connection(key)?.isWritable ?? false }
+
+    /// The stream is gone from the pipeline's side: its events are not delivered any more.
+    func forget(_ key: Key) {
+        self.streams[key] = nil
+        self.connecting.removeValue(forKey: key)?.fail(ChannelError.ioOnClosedChannel)
+    }
+
+    /// Sends the datagrams written since the last flush.
+    func flush() {
+        guard self.unflushed, let context = self.context else { return }
+        self.unflushed = false
+        context.flush()
+    }
+
+    // MARK: driving the endpoint
+
+    /// Carries out what the endpoint asks: datagrams out, events to the streams, the timer.
+    private func pump() {
+        guard let context = self.context else { return }
+        while let (address, bytes) = self.endpoint.pollTransmit() {
+            var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            context.write(self.wrapInboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
+            self.unflushed = true
+        }
+        while let event = self.endpoint.pollEvent() {
+            switch event {
+            case .accepted(let key):
+                let stream = UTPStreamChannel(socket: self, key: key, parent: context.channel)
+                self.streams[key] = stream
+                self.accept(stream).whenFailure { _ in stream.close(promise: nil) }
+            case .connection(let key, let e):
+                self.deliver(e, to: key)
+            }
+        }
+        self.arm(context)
+    }
+
+    private func deliver(_ event: UTPConnection.Event, to key: Key) {
+        guard let stream = self.streams[key] else { return }
+        switch event {
+        case .connected:
+            stream.activate()
+            self.connecting.removeValue(forKey: key)?.succeed(stream)
+        case .data(let bytes): stream.received(bytes)
+        case .writable: stream.becameWritable()
+        case .closed(let reason):
+            self.streams[key] = nil
+            if let promise = self.connecting.removeValue(forKey: key) {
+                promise.fail(reason == .timedOut ? ChannelError.connectTimeout(.seconds(0)) : ChannelError.eof)
+            }
+            stream.ended(reason)
+        }
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        guard let next = self.endpoint.nextTimeout else {
+            self.timer?.cancel()
+            self.timer = nil
+            self.timerAt = nil
+            return
+        }
+        guard next != self.timerAt else { return }
+        self.timer?.cancel()
+        self.timerAt = next
+        let delay = max(.zero, next - self.now)
+        self.timer = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay.seconds * 1e9))) {
+            self.timerAt = nil
+            self.endpoint.handleTimeout(at: self.now)
+            self.pump()
+            self.flush()
+        }
+    }
+}
