@@ -24,6 +24,8 @@ public struct LEDBAT: Sendable {
     }
 
     public let configuration: Configuration
+    /// `configuration.target` in microseconds, as delays are measured.
+    private let target: Double
     /// Bytes that may be in flight.
     public private(set) var window: Int
     /// Slow start: the window grows by what is acknowledged (doubling each round trip) until the first loss or
@@ -36,6 +38,8 @@ public struct LEDBAT: Sendable {
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
+        let (s, atto) = configuration.target.components
+        self.target = Double(s) * 1e6 + Double(atto) / 1e12
         self.window = configuration.minWindow * 2
     }
 
@@ -68,8 +72,7 @@ public struct LEDBAT: Sendable {
     /// in the 20 Mbit/s simulation).
     public mutating func acknowledged(_ bytes: Int, windowLimited: Bool) {
         guard bytes > 0 else { return }
-        let (s, atto) = self.configuration.target.components
-        let target = Double(s) * 1e6 + Double(atto) / 1e12
+        let target = self.target
         let delay = Double(self.queueingDelay)
         if self.slowStart {
             // Out at half the target: the queue grows for another round trip before the delay shows it.

@@ -143,10 +143,10 @@ public struct UTPEndpoint<Address: Hashable & Sendable>: Sendable {
         }
     }
 
+    /// Moves a connection's datagrams and events out, in place, and forgets it once it is closed.
     private mutating func drain(_ key: ConnectionKey) {
-        guard var c = self.connections.removeValue(forKey: key) else { return }
-        while let bytes = c.pollTransmit() { self.transmits.append((key.address, bytes)) }
-        while let e = c.pollEvent() { self.events.append(.connection(key, e)) }
-        if c.state != .closed { self.connections[key] = c }
+        while let bytes = self.connections[key]?.pollTransmit() { self.transmits.append((key.address, bytes)) }
+        while let e = self.connections[key]?.pollEvent() { self.events.append(.connection(key, e)) }
+        if self.connections[key]?.state == .closed { self.connections[key] = nil }
     }
 }

@@ -11,10 +11,10 @@ import time
 import urllib.parse
 
 from clients import NetnsPair, in_ns
-from conftest import det_bytes, run_peer, wait_until
+from conftest import wait_until
 from test_compat_transmission import PASSWORD, USER
 from test_daemon import Daemon, lt_seed
-from test_daemon_ui import make_payload
+from test_daemon_ui import make_payload, named_torrent
 from test_swarm import magnet_of, procs  # noqa: F401 (procs is a fixture)
 
 HERE = pathlib.Path(__file__).parent
@@ -35,13 +35,8 @@ def compat_daemon(procs, tmp_path, addr):
 
 def disc(tmp_path):
     """A second payload, "disc", and its v1 .torrent (qBittorrent 4.5 and Transmission read v1 alike)."""
-    src = tmp_path / "disc-src" / "disc"
-    src.mkdir(parents=True)
-    (src / "track1.bin").write_bytes(det_bytes(500_003, "compat-track1"))
-    (src / "cover.txt").write_bytes(det_bytes(2_000, "compat-cover"))
-    torrent = tmp_path / "disc.torrent"
-    run_peer("create", src, "-o", torrent, "--v1", "--piece-length", "32K", "--no-date", "--quiet")
-    return src, torrent, json.loads(run_peer("info", torrent, "--json").stdout)
+    torrent, info = named_torrent(tmp_path, "disc", {"track1.bin": 500_003, "cover.txt": 2_000}, v1=True)
+    return tmp_path / "src" / "disc", torrent, info
 
 
 def drive(*args, ns=None, timeout=180):

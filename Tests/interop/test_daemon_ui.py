@@ -367,14 +367,15 @@ def test_web_ui_downloads_and_plays(tmp_path, procs):
           f"download {t_done - t_added:.1f}s, total with browser {time.monotonic() - t_ready:.1f}s")
 
 
-def named_torrent(tmp_path, name, files):
-    """A torrent of a folder called `name` holding {file: size} (peer create), and its `peer info`."""
+def named_torrent(tmp_path, name, files, v1=False):
+    """A torrent of a folder called `name` holding {file: size} (peer create; hybrid, or v1 only), and its
+    `peer info`."""
     folder = tmp_path / "src" / name
     folder.mkdir(parents=True)
     for file, size in files.items():
         (folder / file).write_bytes(det_bytes(size, name + file))
     torrent = tmp_path / (re.sub(r"[^A-Za-z0-9.]+", "_", name) + ".torrent")
-    run_peer("create", folder, "-o", torrent, "--piece-length", "32K", "--no-date", "--quiet")
+    run_peer("create", folder, "-o", torrent, "--piece-length", "32K", "--no-date", "--quiet", *(["--v1"] if v1 else []))
     return torrent, json.loads(run_peer("info", torrent, "--json").stdout)
 
 

@@ -9,9 +9,11 @@ import UTP
 /// libtorrent). Each connection is a `UTPStreamChannel`: incoming ones are handed to `accept` (which sets up their
 /// pipeline, as a TCP server's child initializer does), outgoing ones come from `connect(to:initializer:)`.
 /// Confined to the UDP channel's event loop.
-final class UTPSocket: ChannelInboundHandler, @unchecked Sendable {
+final class UTPSocket: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias InboundOut = AddressedEnvelope<ByteBuffer>
+    typealias OutboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
     typealias Key = UTPEndpoint<SocketAddress>.ConnectionKey
 
     private var endpoint: UTPEndpoint<SocketAddress>
@@ -131,7 +133,7 @@ final class UTPSocket: ChannelInboundHandler, @unchecked Sendable {
         while let (address, bytes) = self.endpoint.pollTransmit() {
             var buffer = context.channel.allocator.buffer(capacity: bytes.count)
             buffer.writeBytes(bytes)
-            context.write(self.wrapInboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
+            context.write(self.wrapOutboundOut(AddressedEnvelope(remoteAddress: address, data: buffer)), promise: nil)
             self.unflushed = true
         }
         while let event = self.endpoint.pollEvent() {
