@@ -203,10 +203,10 @@ struct ShowCommand: AsyncParsableCommand {
             print("peers:")
             // The API has no upload rate per peer: the column shows 0, as it always has.
             let rows = d.peers.map {
-                [$0.address, $0.client ?? "?", Format.percent($0.progress), "↓ " + Format.rate($0.downloadRate),
-                 "↑ " + Format.rate(0)]
+                [$0.address, $0.transport.rawValue, $0.client ?? "?", Format.percent($0.progress),
+                 "↓ " + Format.rate($0.downloadRate), "↑ " + Format.rate(0)]
             }
-            print(Format.table(rows, rightAligned: [2, 3, 4], indent: "  "))
+            print(Format.table(rows, rightAligned: [3, 4, 5], indent: "  "))
         }
         if d.trackers.isEmpty {
             line("trackers", "none")

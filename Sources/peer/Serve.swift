@@ -61,7 +61,7 @@ struct Serve: AsyncParsableCommand {
     var allowPaths: [String] = []
 
     @OptionGroup var discovery: DiscoveryOptions
-    @OptionGroup var encryption: EncryptionOption
+    @OptionGroup var wire: WireOptions
     @OptionGroup var search: SearchOptions
     @OptionGroup var index: IndexOptions
     @OptionGroup var channels: ChannelOptions
@@ -87,7 +87,8 @@ struct Serve: AsyncParsableCommand {
         (config.dhtRouters, config.dhtNodes) = self.discovery.dhtJoin
         config.dhtPolicy = self.discovery.dhtPolicy
         config.localDiscovery = self.discovery.localDiscovery
-        config.encryption = self.encryption.encryption
+        config.encryption = self.wire.encryption
+        config.transports = self.wire.transports.order
         config.log = { line in Terminal.stderr("\(line)\n") }
         self.search.apply(to: &config)
         self.index.apply(to: &config)

@@ -36,7 +36,7 @@ struct NetworkOptions: ParsableArguments {
     var maxDown: ByteSize?
 
     @OptionGroup var discovery: DiscoveryOptions
-    @OptionGroup var encryption: EncryptionOption
+    @OptionGroup var wire: WireOptions
 
     var dhtEnabled: Bool { self.discovery.dhtEnabled }
     var dhtRouters: [String] { self.discovery.dhtRouters }
@@ -56,17 +56,35 @@ struct NetworkOptions: ParsableArguments {
     static func split(_ text: String) -> (String, Int)? { PeerNode.splitHostPort(text) }
 }
 
-/// Message stream encryption (MSE/PE), for `get`, `share` and `serve`.
-struct EncryptionOption: ParsableArguments {
+/// How connections to peers are made: message stream encryption (MSE/PE) and transport, for `get`, `share` and
+/// `serve`.
+struct WireOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Message stream encryption: enabled (take encrypted or plaintext handshakes; connect in plaintext, and "
             + "encrypted to a peer that hangs up on that), required "
             + "(encrypted handshakes and RC4 over the whole stream, both ways; plaintext peers are refused), or disabled.",
         valueName: "MODE"))
     var encryption: EncryptionMode = .enabled
+
+    @Option(name: .customLong("transport"), help: ArgumentHelp(
+        "What outgoing connections try, in order, the next when one fails: tcp,utp (the default), utp,tcp (as "
+            + "libtorrent), tcp or utp. uTP (BEP 29) runs on the listen port's UDP side and yields to other traffic "
+            + "(LEDBAT). Incoming connections come over both.", valueName: "LIST"))
+    var transports: TransportList = TransportList(order: PeerTransport.defaultOrder)
 }
 
 extension EncryptionMode: ExpressibleByArgument {}
+
+/// `--transport`'s value: transports in order, each once.
+struct TransportList: ExpressibleByArgument {
+    var order: [PeerTransport]
+    init(order: [PeerTransport]) { self.order = order }
+    init?(argument: String) {
+        guard let order = PeerTransport.order(argument) else { return nil }
+        self.order = order
+    }
+    var defaultValueDescription: String { self.order.map(\.rawValue).joined(separator: ",") }
+}
 
 /// How a node finds peers beyond trackers: the DHT and local discovery (BEP 14).
 struct DiscoveryOptions: ParsableArguments {
@@ -169,7 +187,8 @@ func magnetTorrent(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
 /// Fetches a magnet link's info dictionary from its peers (x.pe, --peer, trackers), checks it against the
 /// info-hash, keeps it as STATE/torrents/ID.torrent, and returns the torrent.
 func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: String) async throws -> TorrentMetainfo {
-    let node = PeerNode(bindHost: network.bind, encryption: network.encryption.encryption)
+    let node = PeerNode(bindHost: network.bind, encryption: network.wire.encryption,
+        transports: network.wire.transports.order)
     let port: Int
     do { port = try await node.listen(port: network.port) } catch {
         Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
@@ -314,7 +333,8 @@ func runTransfer(
             + "--data must be the folder that holds \(metainfo.isMultiFile ? "the folder" : "the file") \(metainfo.name)")
         throw ExitCode(1)
     }
-    let node = PeerNode(bindHost: network.bind, encryption: network.encryption.encryption)
+    let node = PeerNode(bindHost: network.bind, encryption: network.wire.encryption,
+        transports: network.wire.transports.order)
     var config = TorrentEngine.Configuration()
     config.seedAfterDownload = seed
     config.sequential = sequential

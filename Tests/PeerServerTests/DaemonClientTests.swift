@@ -32,8 +32,8 @@ struct DaemonClientTests {
         try self.roundTrip(TorrentList(torrents: [self.status("aa"), self.status("bb", complete: true)]))
         let peers = [
             PeerStatus(address: "127.0.0.3:6881", client: "libtorrent 2.0.8", progress: 1, downloadRate: 100,
-                outgoing: true),
-            PeerStatus(address: "[::1]:51413", client: nil, progress: 0.25, downloadRate: 0, outgoing: false),
+                outgoing: true, transport: .tcp),
+            PeerStatus(address: "[::1]:51413", client: nil, progress: 0.25, downloadRate: 0, outgoing: false, transport: .utp),
         ]
         let files = [
             FileStatus(index: 0, path: "album/01.flac", length: 1234, priority: .high, progress: 0.5, padding: false,

@@ -3,6 +3,7 @@
 
   ltpeer.py seed  TORRENT SAVE_DIR --bind ADDR --port N [--connect HOST:PORT] [--upload-limit BYTES/S]
   ltpeer.py leech TORRENT SAVE_DIR --bind ADDR --port N [--connect HOST:PORT] [--timeout S]
+  (--transport utp: uTP only, in and out, TCP off; the default is TCP only)
   (TORRENT may be a magnet link: libtorrent then fetches the metadata from its peers first)
 
 Loopback only: no DHT, LSD, UPnP or NAT-PMP. A seed prints READY once it is seeding and runs until SIGTERM;
@@ -38,6 +39,8 @@ def main():
     ap.add_argument("--encryption", choices=["enabled", "forced", "rc4"], default="enabled",
                     help="libtorrent's default (try an encrypted handshake, fall back to plaintext), encrypted "
                          "handshakes only, or encrypted handshakes that must select RC4 for the whole stream")
+    ap.add_argument("--transport", choices=["tcp", "utp"], default="tcp",
+                    help="the one transport libtorrent may use, incoming and outgoing")
     ap.add_argument("--dht-bootstrap", default="",
                     help="turn the DHT on, bootstrapped only from these HOST:PORT nodes (comma-separated)")
     a = ap.parse_args()
@@ -51,7 +54,8 @@ def main():
         "dht_prefer_verified_node_ids": False,
         # Announce (and look up) again every 5 s instead of every 15 min, so a peer that joins later is found.
         "dht_announce_interval": 5, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        "enable_outgoing_utp": a.transport == "utp", "enable_incoming_utp": a.transport == "utp",
+        "enable_outgoing_tcp": a.transport == "tcp", "enable_incoming_tcp": a.transport == "tcp",
         "allow_multiple_connections_per_ip": True, "upload_rate_limit": a.upload_limit,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
         # enc_policy: 0 forced, 1 enabled, 2 disabled; enc_level: 1 plaintext, 2 RC4, 3 both.

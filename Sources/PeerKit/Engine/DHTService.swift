@@ -13,8 +13,9 @@ import Synchronization
 /// given back at the next start, so a restart needs no bootstrap router.
 public final class DHTService: @unchecked Sendable {
     public let eventLoop: any EventLoop
-    /// One UDP socket per address family (BEP 32), all on the same loop and port.
-    private let channels: [DHTEndpoint.Family: any Channel]
+    /// One UDP socket per address family (BEP 32), all on the same loop and port: the service's own, or the
+    /// node's `UDPPort`s, which it shares with uTP.
+    private let sockets: [DHTEndpoint.Family: Socket]
     private var node: DHTNode
     private var timer: Scheduled<Void>?
     private let epoch = ContinuousClock.now
@@ -57,9 +58,21 @@ public final class DHTService: @unchecked Sendable {
         public var description: String { "no DHT node answered within \(self.seconds) s (check --dht-bootstrap)" }
     }
 
-    private init(channels: [DHTEndpoint.Family: any Channel], node: DHTNode, routers: [DHTEndpoint], known: [DHTEndpoint]) {
-        self.channels = channels
-        self.eventLoop = channels.values.first!.eventLoop
+    private enum Socket {
+        case own(any Channel)
+        case shared(UDPPort)
+
+        var channel: any Channel {
+            switch self {
+            case .own(let channel): channel
+            case .shared(let port): port.channel
+            }
+        }
+    }
+
+    private init(sockets: [DHTEndpoint.Family: Socket], node: DHTNode, routers: [DHTEndpoint], known: [DHTEndpoint]) {
+        self.sockets = sockets
+        self.eventLoop = sockets.values.first!.channel.eventLoop
         self.node = node
         self.routers = routers
         self.known = known
@@ -72,6 +85,16 @@ public final class DHTService: @unchecked Sendable {
     public static func start(
         group: any EventLoopGroup, bindHost: String?, port: Int, routers: [DHTEndpoint], knownNodes: [DHTEndpoint],
         policy: Policy = Policy()
+    ) async throws -> DHTService {
+        try await self.start(group: group, bindHost: bindHost, port: port, sharing: [], routers: routers,
+            knownNodes: knownNodes, policy: policy)
+    }
+
+    /// Joins the DHT on the node's UDP ports (`sharing`, one per family, all on one loop) when it has them, else
+    /// on sockets of its own as above.
+    static func start(
+        group: any EventLoopGroup, bindHost: String?, port: Int, sharing: [UDPPort], routers: [DHTEndpoint],
+        knownNodes: [DHTEndpoint], policy: Policy = Policy()
     ) async throws -> DHTService {
         var configuration = DHTNode.Configuration(readOnly: policy.readOnly, enforceNodeIDs: policy.enforceNodeIDs)
         configuration.version = Array("PE01".utf8)
@@ -97,30 +120,37 @@ public final class DHTService: @unchecked Sendable {
             }
             return try await bootstrap.bind(host: host, port: port).get()
         }
-        var channels: [DHTEndpoint.Family: any Channel] = [:]
-        if let host = bindHost, let ip = DHTEndpoint.IP(text: host) {
-            configuration.families = [ip.family]
-            channels[ip.family] = try await open(host, port: port, on: group)
+        var sockets: [DHTEndpoint.Family: Socket] = [:]
+        if !sharing.isEmpty {
+            for shared in sharing {
+                guard let family = shared.localAddress.flatMap(DHTEndpoint.init)?.ip.family else { continue }
+                sockets[family] = .shared(shared)
+            }
+        } else if let host = bindHost, let ip = DHTEndpoint.IP(text: host) {
+            sockets[ip.family] = .own(try await open(host, port: port, on: group))
         } else {
             let v4 = try await open(bindHost ?? "0.0.0.0", port: port, on: group)
-            channels[.ipv4] = v4
+            sockets[.ipv4] = .own(v4)
             if bindHost == nil, let v6 = try? await open("::", port: v4.localAddress?.port ?? port, on: v4.eventLoop) {
-                channels[.ipv6] = v6
+                sockets[.ipv6] = .own(v6)
             }
-            configuration.families = Set(channels.keys)
         }
+        configuration.families = Set(sockets.keys)
         let node = DHTNode(configuration: configuration, at: .zero, seed: UInt64.random(in: .min ... .max))
-        let service = DHTService(channels: channels, node: node, routers: routers, known: knownNodes)
+        let service = DHTService(sockets: sockets, node: node, routers: routers, known: knownNodes)
         box.withLock { $0 = service }
+        for case .shared(let shared) in sockets.values {
+            shared.deliverOthers { bytes, source in box.withLock { $0 }?.received(bytes, from: source) }
+        }
         try await service.eventLoop.submit { service.join() }.get()
         return service
     }
 
     /// The UDP port the node listens on.
-    public var port: Int { self.channels.values.first?.localAddress?.port ?? 0 }
+    public var port: Int { self.sockets.values.first?.channel.localAddress?.port ?? 0 }
 
     /// The address families the node has sockets for.
-    public var families: Set<DHTEndpoint.Family> { Set(self.channels.keys) }
+    public var families: Set<DHTEndpoint.Family> { Set(self.sockets.keys) }
 
     private var now: Instant { Instant(offset: ContinuousClock.now - self.epoch) }
 
@@ -211,7 +241,12 @@ public final class DHTService: @unchecked Sendable {
             self.waiters.removeAll()
             self.joinWaiters.removeAll()
         }.get()
-        for channel in self.channels.values { try? await channel.close() }
+        for socket in self.sockets.values {
+            switch socket {
+            case .own(let channel): try? await channel.close()
+            case .shared(let port): port.deliverOthers(to: nil)
+            }
+        }
     }
 
     // MARK: driving the node
@@ -226,7 +261,7 @@ public final class DHTService: @unchecked Sendable {
     private func pump() {
         while let datagram = self.node.pollTransmit() {
             guard let address = datagram.destination.socketAddress,
-                let channel = self.channels[datagram.destination.ip.family]
+                let channel = self.sockets[datagram.destination.ip.family]?.channel
             else { continue }
             channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: datagram.bytes)),
                 promise: nil)

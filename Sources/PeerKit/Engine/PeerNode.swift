@@ -12,8 +12,8 @@ import PeerWire
 import Storage
 import Synchronization
 
-/// A running node: a listener (two without `--bind`: IPv4 and IPv6), outgoing connections, and the torrents it
-/// serves.
+/// A running node: a listener (two without `--bind`: IPv4 and IPv6) for TCP and a UDP socket on the same port for
+/// uTP and the DHT, outgoing connections over either transport, and the torrents it serves.
 ///
 /// The event-loop group has one loop per core. Each torrent is pinned to one loop (round robin, starting with
 /// the node's own loop), so its state needs no lock; its outgoing connections live on that loop too. Incoming
@@ -42,6 +42,11 @@ public final class PeerNode: @unchecked Sendable {
     static let handshakeTimeout: TimeAmount = .seconds(10)
     public let maxConnections: Int
     public let encryption: EncryptionMode
+    /// The transports outgoing connections try, in order: the next when one fails. Incoming connections come over
+    /// both whatever this says.
+    public let transports: [PeerTransport]
+    /// The UDP sockets on the listen port (`UDPPort`: uTP, the DHT), one per address family; set by `listen`.
+    private let udpPorts = Mutex<[UDPPort]>([])
     /// A channel takes up to this many bytes queued for writing before it reports itself unwritable.
     static let writeWaterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 256 << 10, high: 1 << 20)
     /// Whether downloads write whole aligned pieces with `O_DIRECT` (`FileStorage.directWrites`): yes unless
@@ -56,11 +61,14 @@ public final class PeerNode: @unchecked Sendable {
     ///   - bindHost: the local address for listening and for outgoing connections (tests give each node its own
     ///     127.0.0.x).
     ///   - encryption: how message stream encryption is used (`EncryptionMode`).
+    ///   - transports: what outgoing connections try, in order (`PeerTransport.defaultOrder`).
     public init(bindHost: String?, loops: Int = System.coreCount, diskThreads: Int = max(2, System.coreCount),
-        maxConnections: Int = 500, encryption: EncryptionMode = .enabled)
+        maxConnections: Int = 500, encryption: EncryptionMode = .enabled,
+        transports: [PeerTransport] = PeerTransport.defaultOrder)
     {
         self.maxConnections = maxConnections
         self.encryption = encryption
+        self.transports = transports.isEmpty ? PeerTransport.defaultOrder : transports
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, loops))
         self.loop = self.group.next()
         self.threadPool = NIOThreadPool(numberOfThreads: diskThreads)
@@ -171,8 +179,53 @@ public final class PeerNode: @unchecked Sendable {
     /// How many finished handshakes the kernel may hold before we accept them (capped by `net.core.somaxconn`).
     static let acceptBacklog: Int32 = 1024
 
-    /// Starts listening; returns the bound port (useful with port 0).
+    /// Starts listening for TCP and uTP on one port; returns it (useful with port 0, which picks a port free for
+    /// both).
     public func listen(port: Int) async throws -> Int {
+        var attempt = 0
+        while true {
+            let bound = try await self.listenTCP(port: port)
+            do {
+                try await self.openUDP(port: bound)
+                return bound
+            } catch where port == 0 && attempt < 8 {
+                // The kernel's free TCP port is taken for UDP by someone else: another one.
+                attempt += 1
+                for listener in self.listeners { try? await listener.close() }
+                self.listeners.removeAll()
+            } catch {
+                throw PortTaken(port: bound, error: error)
+            }
+        }
+    }
+
+    /// The UDP half of the listen port could not be had.
+    public struct PortTaken: Error, CustomStringConvertible {
+        public var port: Int
+        public var error: any Error
+        public var description: String { "UDP port \(self.port) (for uTP and the DHT) is not free: \(self.error)" }
+    }
+
+    /// Opens the UDP sockets on the listen port: `bindHost`'s, or 0.0.0.0 and [::] (IPv6 only, when the machine
+    /// has IPv6) without it.
+    private func openUDP(port: Int) async throws {
+        let accept: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in self.acceptIncoming(channel) }
+        var ports = [try await UDPPort.open(on: self.loop, host: self.bindHost ?? "0.0.0.0", port: port, accept: accept)]
+        if self.bindHost == nil,
+            let v6 = try? await UDPPort.open(on: self.loop, host: "::", port: port, ipv6Only: true, accept: accept)
+        {
+            ports.append(v6)
+        }
+        self.udpPorts.withLock { $0 = ports }
+    }
+
+    /// Sets up an accepted connection (TCP or uTP): through the gate, counted, then its handshake routes it.
+    private func acceptIncoming(_ channel: any Channel) -> EventLoopFuture<Void> {
+        guard let id = self.gateIncoming(channel), self.admit(channel) else { return channel.close() }
+        return channel.pipeline.addHandler(HandshakeRouter(node: self, id: id))
+    }
+
+    private func listenTCP(port: Int) async throws -> Int {
         let bootstrap = ServerBootstrap(group: self.group, childGroup: self.loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // A deep accept queue: under a burst of connects (a flood, or a popular torrent's first minute) the
@@ -182,10 +235,7 @@ public final class PeerNode: @unchecked Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
             .childChannelOption(.recvAllocator, value: Self.receiveAllocator)
-            .childChannelInitializer { channel in
-                guard let id = self.gateIncoming(channel), self.admit(channel) else { return channel.close() }
-                return channel.pipeline.addHandler(HandshakeRouter(node: self, id: id))
-            }
+            .childChannelInitializer { channel in self.acceptIncoming(channel) }
         let channel = try await bootstrap.bind(host: self.bindHost ?? "0.0.0.0", port: port).get()
         let bound = channel.localAddress?.port ?? port
         self.listeners.append(channel)
@@ -206,28 +256,71 @@ public final class PeerNode: @unchecked Sendable {
         self.open(engine, host: host, port: port).map { _ in }
     }
 
-    /// Connects to a peer for `engine` and hands it the channel (closed at once when the node is full).
-    /// - Parameter encrypted: open with an encrypted handshake (always when encryption is required). In the
-    ///   default mode a plaintext connection that the peer closes before sending a byte (what a client that
-    ///   requires encryption does with a plaintext handshake) is dialled again once, encrypted.
-    ///   - fallback: in the default mode, dial a plaintext connection the peer hung up on again, encrypted.
-    private func open(_ engine: any PeerHost, host: String, port: Int, encrypted: Bool? = nil, fallback: Bool = true)
+    /// Connects to a peer for `engine` and hands it the channel (closed at once when the node is full). The
+    /// attempts go in order, the next one when a connection cannot be made or when the peer hangs up before
+    /// sending a byte: each transport of `transports` (the node's order by default), and on each, in the default
+    /// encryption mode, a plaintext handshake and then an encrypted one (a client that requires encryption hangs up
+    /// on a plaintext handshake; libtorrent with TCP off accepts a TCP connection and closes it at once).
+    /// - Parameters:
+    ///   - encrypted: the one handshake to use on each transport (always encrypted when encryption is required).
+    ///   - fallback: in the default mode, follow a plaintext handshake the peer hung up on with an encrypted one.
+    /// - Returns: the first connection made.
+    private func open(_ engine: any PeerHost, host: String, port: Int, encrypted: Bool? = nil, fallback: Bool = true,
+        transports: [PeerTransport]? = nil) -> EventLoopFuture<any Channel>
+    {
+        let handshakes: [Bool] =
+            if let encrypted { [encrypted || self.encryption == .required] }
+            else if self.encryption == .required { [true] }
+            else if fallback && self.encryption == .enabled { [false, true] }
+            else { [false] }
+        let attempts = (transports ?? self.transports).flatMap { t in handshakes.map { Attempt(transport: t, encrypted: $0) } }
+        return self.open(engine, host: host, port: port, attempts[...])
+    }
+
+    private struct Attempt: Sendable {
+        var transport: PeerTransport
+        var encrypted: Bool
+    }
+
+    private func open(_ engine: any PeerHost, host: String, port: Int, _ attempts: ArraySlice<Attempt>)
         -> EventLoopFuture<any Channel>
     {
-        let encrypted = encrypted ?? (self.encryption == .required)
-        var bootstrap = ClientBootstrap(group: engine.eventLoop)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
-            .channelOption(.recvAllocator, value: Self.receiveAllocator)
-            .connectTimeout(.seconds(10))
-        if let bindHost = self.bindHost, let local = try? SocketAddress(ipAddress: bindHost, port: 0) {
-            bootstrap = bootstrap.bind(to: local)
+        let attempt = attempts.first!
+        let rest = attempts.dropFirst()
+        let address = "\(host):\(port)"
+        let next: @Sendable (String) -> EventLoopFuture<any Channel>? = { why in
+            guard let following = rest.first, !self.closing.load(ordering: .relaxed),
+                let skey = engine.handshakeHashes.first, self.engines.withLock({ $0[skey] }) === engine
+            else { return nil }
+            if TorrentEngine.debug {
+                engine.log("\(address) over \(attempt.transport), \(attempt.encrypted ? "encrypted" : "plaintext"): "
+                    + "\(why); trying \(following.transport), \(following.encrypted ? "encrypted" : "plaintext")")
+            }
+            return self.open(engine, host: host, port: port, rest)
         }
+        let onSilentClose: @Sendable () -> Void = {
+            // A peer that answered a plaintext handshake before (for another torrent) and hangs up now lacks this
+            // torrent: another attempt would cost both sides a connection, and an encrypted one a Diffie-Hellman
+            // key, for nothing (half the CPU of 21 daemons passing a channel's revision on, in a debug build).
+            guard !self.plaintextPeers.withLock({ $0.contains(address) }) else { return }
+            _ = next("hung up before a byte")
+        }
+        return self.open(engine, host: host, port: port, attempt, onSilentClose: onSilentClose).flatMapError { error in
+            next("\(error)") ?? engine.eventLoop.makeFailedFuture(error)
+        }
+    }
+
+    /// One attempt: connects over `attempt.transport` and hands the channel to `engine`; `onSilentClose` runs if
+    /// the peer closes it without sending a byte.
+    private func open(_ engine: any PeerHost, host: String, port: Int, _ attempt: Attempt,
+        onSilentClose: @escaping @Sendable () -> Void) -> EventLoopFuture<any Channel>
+    {
+        let encrypted = attempt.encrypted
         let address = "\(host):\(port)"
         let silence = SilenceWatcher(onHeard: encrypted ? nil : self.plaintextAnswer(address))
         let skey = engine.handshakeHashes.first
         let provide: MSE.Methods = self.encryption == .required ? .rc4 : [.plaintext, .rc4]
-        bootstrap = bootstrap.channelInitializer { channel in
+        let initialize: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(silence)
                 if encrypted, let skey {
@@ -239,22 +332,72 @@ public final class PeerNode: @unchecked Sendable {
                 }
             }
         }
-        return bootstrap.connect(host: host, port: port).map { channel in
-            if self.admit(channel) { engine.attach(channel, role: .outgoing, key: nil) } else { channel.close(promise: nil) }
-            if fallback && !encrypted && self.encryption == .enabled {
-                channel.closeFuture.whenComplete { _ in
-                    // A peer that answered a plaintext handshake before (for another torrent) and hangs up now
-                    // lacks this torrent: an encrypted handshake would cost both sides a Diffie-Hellman key for
-                    // nothing (half the CPU of 21 daemons passing a channel's revision on, in a debug build).
-                    guard !silence.heard, !self.closing.load(ordering: .relaxed),
-                        !self.plaintextPeers.withLock({ $0.contains(address) }),
-                        let skey, self.engines.withLock({ $0[skey] }) === engine
-                    else { return }
-                    if TorrentEngine.debug { engine.log("\(host):\(port) hung up on a plaintext handshake; trying encrypted") }
-                    _ = self.open(engine, host: host, port: port, encrypted: true)
-                }
+        let connected: EventLoopFuture<any Channel>
+        switch attempt.transport {
+        case .tcp:
+            var bootstrap = ClientBootstrap(group: engine.eventLoop)
+                .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+                .channelOption(.writeBufferWaterMark, value: Self.writeWaterMark)
+                .channelOption(.recvAllocator, value: Self.receiveAllocator)
+                .connectTimeout(.seconds(10))
+                .channelInitializer(initialize)
+            if let bindHost = self.bindHost, let local = try? SocketAddress(ipAddress: bindHost, port: 0) {
+                bootstrap = bootstrap.bind(to: local)
+            }
+            connected = bootstrap.connect(host: host, port: port)
+        case .utp:
+            // uTP needs the node's UDP port (opened by `listen`) of the peer's address family; names are not
+            // resolved here (peers come as addresses).
+            guard let remote = try? SocketAddress(ipAddress: host, port: port),
+                let udp = self.udpPorts.withLock({ ports in
+                    ports.first { $0.localAddress?.protocol == remote.protocol }
+                })
+            else { return engine.eventLoop.makeFailedFuture(NoUTP(address: address)) }
+            connected = udp.utp.connect(to: remote, initializer: initialize)
+        }
+        return connected.map { channel in
+            guard self.admit(channel) else {
+                channel.close(promise: nil)
+                return channel
+            }
+            Self.hand(channel, to: engine, role: .outgoing)
+            channel.closeFuture.whenComplete { _ in
+                if !silence.heard { onSilentClose() }
             }
             return channel
+        }
+    }
+
+    /// No uTP connection can be made to the address: it is not an IP address, or the node has no UDP port of
+    /// its family (it does not listen).
+    struct NoUTP: Error, CustomStringConvertible {
+        var address: String
+        var description: String { "no uTP to \(self.address): not an IP address, or no UDP port of its family" }
+    }
+
+    /// Gives a connected channel (on its own loop) to `host`. A channel on another loop than the host's (an
+    /// accepted one, or any uTP one, which lives on the UDP port's loop) gets its handler here, so that no read is
+    /// lost, and hands its reads over to the host's loop, after the attach.
+    /// - Parameter replay: bytes already read (an accepted connection's handshake), given to the host first.
+    fileprivate static func hand(_ channel: any Channel, to host: any PeerHost, role: PeerWireSession.Role,
+        replay: ByteBuffer? = nil)
+    {
+        channel.eventLoop.preconditionInEventLoop()
+        if host.eventLoop === channel.eventLoop {
+            host.attach(channel, role: role, key: nil)
+            if let replay { host.received(host.key(of: channel), replay) }
+            return
+        }
+        let key = host.reserveKey()
+        do {
+            try channel.pipeline.syncOperations.addHandler(PeerChannelHandler(host: host, key: key))
+        } catch {
+            channel.close(promise: nil)
+            return
+        }
+        host.eventLoop.execute {
+            host.attach(channel, role: role, key: key)
+            if let replay { host.received(key, replay) }
         }
     }
 
@@ -415,6 +558,7 @@ public final class PeerNode: @unchecked Sendable {
         for listener in self.listeners { try? await listener.close() }
         if let service = self.discovery.withLock({ $0 }) { await service.stop() }
         if let service = self.dht.withLock({ $0 }) { await service.stop() }
+        for udp in self.udpPorts.withLock({ ports in defer { ports = [] }; return ports }) { await udp.close() }
         try? await self.httpClient.shutdown()
         // The disk pool first: its jobs in flight complete on the loops, which must still be running.
         try? await self.threadPool.shutdownGracefully()
@@ -432,8 +576,12 @@ public final class PeerNode: @unchecked Sendable {
     public func startDHT(port: Int, routers: [String], nodes: [String] = [], knownNodes: [DHTEndpoint],
         policy: DHTService.Policy = .init()) async throws -> DHTService
     {
+        // On the listen port the node's UDP sockets are the DHT's too; without a listener (`peer dht`) it opens
+        // its own.
+        let shared = self.udpPorts.withLock { ports in ports.filter { $0.localAddress?.port == port } }
         let service = try await DHTService.start(group: self.group, bindHost: self.bindHost, port: port,
-            routers: Self.resolve(routers), knownNodes: Self.resolve(nodes) + knownNodes, policy: policy)
+            sharing: shared, routers: Self.resolve(routers), knownNodes: Self.resolve(nodes) + knownNodes,
+            policy: policy)
         self.dht.withLock { $0 = service }
         return service
     }
@@ -610,29 +758,11 @@ private final class HandshakeRouter: ChannelInboundHandler, RemovableChannelHand
             context.close(promise: nil)
             return
         }
-        let channel = context.channel
         let replay = self.buffered
         self.timeout?.cancel()
         self.node.routed(self.id)
         context.pipeline.syncOperations.removeHandler(self, promise: nil)
-        if engine.eventLoop === context.eventLoop {
-            engine.attach(channel, role: .incoming, key: nil)
-            engine.received(engine.key(of: channel), replay)
-            return
-        }
-        // The torrent lives on another loop: its handler goes in now, so that no read is lost, and hands every
-        // read over to that loop, after the attach below.
-        let key = engine.reserveKey()
-        do {
-            try context.pipeline.syncOperations.addHandler(PeerChannelHandler(host: engine, key: key))
-        } catch {
-            context.close(promise: nil)
-            return
-        }
-        engine.eventLoop.execute {
-            engine.attach(channel, role: .incoming, key: key)
-            engine.received(key, replay)
-        }
+        PeerNode.hand(context.channel, to: engine, role: .incoming, replay: replay)
     }
 
     /// Not the plaintext handshake: an encrypted one (MSE) begins. Its handler goes in front of this one, is
@@ -675,5 +805,26 @@ private final class SilenceWatcher: ChannelInboundHandler, RemovableChannelHandl
         self.onHeard?()
         context.fireChannelRead(data)
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+}
+
+/// How a connection to a peer is carried.
+public enum PeerTransport: String, Sendable, Codable, CaseIterable {
+    /// TCP.
+    case tcp
+    /// uTP (BEP 29) over the node's UDP port: LEDBAT congestion control yields to other traffic.
+    case utp
+
+    /// TCP first, then uTP. libtorrent tries uTP first; Peer keeps TCP, the better measured path on a fast
+    /// link, and reaches uTP-only peers through the fall-back. Incoming uTP is always taken.
+    public static let defaultOrder: [PeerTransport] = [.tcp, .utp]
+
+    /// Parses "utp,tcp", "tcp" … (each transport once); nil for anything else.
+    public static func order(_ text: String) -> [PeerTransport]? {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let order = parts.compactMap(PeerTransport.init(rawValue:))
+        guard !order.isEmpty, order.count == parts.count, Set(order).count == order.count else { return nil }
+        return order
     }
 }

@@ -392,6 +392,8 @@ public final class TorrentEngine: @unchecked Sendable {
         /// Bytes per second received from it, smoothed.
         public var downloadRate: Double
         public var outgoing: Bool
+        /// How the connection is carried.
+        public var transport: PeerTransport
     }
 
     /// What a status page shows of the torrent.
@@ -406,7 +408,8 @@ public final class TorrentEngine: @unchecked Sendable {
         self.eventLoop.submit {
             let peers = self.machine.connectedPeers.map { p in
                 PeerSnapshot(address: p.endpoint.display, client: p.client, progress: p.progress,
-                    downloadRate: p.downloadRate, outgoing: p.outgoing)
+                    downloadRate: p.downloadRate, outgoing: p.outgoing,
+                    transport: self.channels[p.key] is UTPStreamChannel ? .utp : .tcp)
             }
             return Snapshot(progress: self.machine.progress, have: self.machine.have, peers: peers)
         }

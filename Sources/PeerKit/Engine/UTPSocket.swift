@@ -50,7 +50,8 @@ final class UTPSocket: ChannelDuplexHandler, @unchecked Sendable {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.timer?.cancel()
         self.context = nil
-        for stream in self.streams.values { stream.ended(.reset) }
+        // The UDP socket is closing: its connections end with it, quietly, as a closing node's would.
+        for stream in self.streams.values { stream.ended(.local) }
         for promise in self.connecting.values { promise.fail(ChannelError.ioOnClosedChannel) }
         self.connecting.removeAll()
     }

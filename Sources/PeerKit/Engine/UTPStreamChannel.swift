@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import Synchronization
 import UTP
@@ -175,7 +178,8 @@ final class UTPStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         }
         switch reason {
         case .finished, .local: self.finish(error: nil)
-        case .reset: self.finish(error: ChannelError.eof)
+        // As a TCP socket reports a reset (NIO's pipeline takes no `ChannelError.eof` as an error).
+        case .reset: self.finish(error: IOError(errnoCode: ECONNRESET, reason: "uTP reset"))
         case .timedOut: self.finish(error: ChannelError.connectTimeout(.seconds(0)))
         }
     }

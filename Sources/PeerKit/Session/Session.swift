@@ -41,6 +41,8 @@ public actor Session {
         public var localDiscovery = true
         /// How message stream encryption is used.
         public var encryption = EncryptionMode.enabled
+        /// What outgoing peer connections try, in order.
+        public var transports = PeerTransport.defaultOrder
         /// Join the search overlay: answer neighbours' searches from this node's torrents, and search theirs.
         public var search = true
         /// Search neighbours to dial besides those the DHT names ("host:port").
@@ -117,7 +119,8 @@ public actor Session {
             settings = saved
         }
         self.settings = settings
-        self.node = PeerNode(bindHost: configuration.bindHost, encryption: configuration.encryption)
+        self.node = PeerNode(bindHost: configuration.bindHost, encryption: configuration.encryption,
+            transports: configuration.transports)
         self.indexLink = try configuration.indexServer.map {
             try IndexServerLink(configuration: $0, stateDirectory: configuration.stateDirectory, log: configuration.log)
         }
@@ -475,7 +478,7 @@ public actor Session {
         }
         let peers = (m.snapshot?.peers ?? []).map {
             PeerStatus(address: $0.address, client: $0.client, progress: $0.progress,
-                downloadRate: Int64($0.downloadRate), outgoing: $0.outgoing)
+                downloadRate: Int64($0.downloadRate), outgoing: $0.outgoing, transport: $0.transport)
         }
         var trackers: [TrackerStatus] = []
         for (tier, urls) in self.trackerTiers(m).enumerated() {

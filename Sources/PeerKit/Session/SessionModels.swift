@@ -135,9 +135,11 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var progress: Double
     public var downloadRate: Int64
     public var outgoing: Bool
+    /// "tcp" or "utp".
+    public var transport: PeerTransport
 
     enum CodingKeys: String, CodingKey {
-        case address, client, progress, outgoing
+        case address, client, progress, outgoing, transport
         case downloadRate = "download_rate"
     }
 }

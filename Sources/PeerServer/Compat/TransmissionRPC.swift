@@ -334,7 +334,7 @@ final class TransmissionRPC: Sendable {
             let (host, port) = Self.split(p.address)
             return ["address": host, "port": port, "clientName": p.client ?? "", "progress": p.progress,
                     "rateToClient": p.downloadRate, "rateToPeer": 0, "isEncrypted": false, "isIncoming": !p.outgoing,
-                    "flagStr": ""]
+                    "isUTP": p.transport == .utp, "flagStr": p.transport == .utp ? "T" : ""]
         }
         f["trackers"] = d.trackers.enumerated().map { i, tr -> [String: Any] in
             ["announce": tr.url, "id": i, "scrape": "", "tier": tr.tier, "sitename": URL(string: tr.url)?.host ?? ""]

@@ -532,7 +532,7 @@ function renderDetail(d) {
         el('tbody', {}, ...files.map((f) => fileRow(d, f))))),
     el('h3', {}, 'Peers (' + (d.peers || []).length + ')'),
     el('ul', {id: 'peers', class: 'plain'}, ...(d.peers || []).map((p) => el('li', {},
-      p.address + ' · ' + (p.client || '?') + ' · ' + percent(p.progress) + ' · ↓ ' + rate(p.download_rate) +
+      p.address + ' · ' + (p.transport || 'tcp') + ' · ' + (p.client || '?') + ' · ' + percent(p.progress) + ' · ↓ ' + rate(p.download_rate) +
       ' ↑ ' + rate(p.upload_rate)))),
     el('h3', {}, 'Trackers'),
     (d.trackers || []).length === 0 ? el('p', {class: 'muted'}, 'none')

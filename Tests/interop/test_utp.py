@@ -1,0 +1,136 @@
+"""Issue 16: uTP (BEP 29) with Debian's python3-libtorrent 2.0, with libtorrent's TCP off both ways (incoming and
+outgoing), so a transfer can only be uTP; and Peer to Peer over uTP, with the transport shown in the API and in
+`peer show`. Full transfers, v1 and hybrid, with MSE required too; the SHA-256 of every file is compared to the
+source's.
+
+Every node has its own address on 127.0.16.x (used by no other test): .1-.2 Peer seeds, .3-.4 libtorrent seeds,
+.5-.9 leechers, .10-.12 the daemon cases.
+"""
+import base64
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import PEER, det_bytes, run_peer
+from test_daemon import Daemon
+from test_swarm import LTPEER, free_port, procs, tree_digest  # noqa: F401 (procs is a fixture)
+
+MiB = 1024 * 1024
+# 20 MiB in three files, two of them not a multiple of 16 KiB (the hybrid gets pad files after them).
+FILES = {"one.bin": 12 * MiB, "sub/two.bin": 8 * MiB - 12_345, "sub/three.txt": 12_345 + 7}
+TIMEOUT = 150
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory):
+    base = tmp_path_factory.mktemp("utp")
+    src = base / "data" / "album"
+    for rel, size in FILES.items():
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(det_bytes(size, rel))
+    torrents = {}
+    for kind in ("v1", "hybrid"):
+        t = base / f"{kind}.torrent"
+        run_peer("create", src, "-o", t, f"--{kind}", "--piece-length", "256K", "--no-date")
+        torrents[kind] = t
+    return {"src": src, "data": src.parent, "torrents": torrents, "digest": tree_digest(src)}
+
+
+def share(procs, tmp_path, torrent, data, addr, *extra):
+    s = procs([PEER, "share", torrent, "--data", data, "--bind", addr, "--port", "0", "--no-dht", "--no-lsd",
+               "--state", tmp_path / f"state-{addr}", *extra], tmp_path / f"share-{addr}.log")
+    port = int(s.wait_for(r"listening on [\d.]+:(\d+)").group(1))
+    return s, port
+
+
+def lt_seed(procs, tmp_path, torrent, data, addr, *extra):
+    port = free_port(addr)
+    seed = procs(["/usr/bin/python3", LTPEER, "seed", str(torrent), str(data), "--bind", addr, "--port", str(port),
+                  "--transport", "utp", *extra], tmp_path / f"lt-seed-{addr}.log")
+    seed.wait_for("READY")
+    return port
+
+
+def lt_leech(torrent, out, addr, connect, *extra):
+    return subprocess.run(["/usr/bin/python3", LTPEER, "leech", str(torrent), str(out), "--bind", addr,
+                           "--port", str(free_port(addr)), "--connect", connect, "--transport", "utp",
+                           "--timeout", str(TIMEOUT - 20), *extra], capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("kind", ["v1", "hybrid"])
+def test_peer_seeds_libtorrent_over_utp(payload, tmp_path, procs, kind):
+    """libtorrent, uTP only, dials Peer's seed: Peer takes the uTP connection on its listen port."""
+    _, port = share(procs, tmp_path, payload["torrents"][kind], payload["data"], "127.0.16.1")
+    out = tmp_path / "out"
+    lt = lt_leech(payload["torrents"][kind], out, "127.0.16.5", f"127.0.16.1:{port}")
+    assert lt.returncode == 0, lt.stdout[-2000:] + lt.stderr[-2000:]
+    assert tree_digest(out / "album") == payload["digest"]
+
+
+@pytest.mark.parametrize("kind,transport", [("v1", None), ("hybrid", "utp")])
+def test_libtorrent_seeds_peer_over_utp(payload, tmp_path, procs, kind, transport):
+    """Peer dials libtorrent's uTP-only seed: with `--transport utp`, and with the default order (TCP first, which
+    libtorrent refuses, then uTP)."""
+    port = lt_seed(procs, tmp_path, payload["torrents"][kind], payload["data"], "127.0.16.3")
+    out = tmp_path / "out"
+    extra = ["--transport", transport] if transport else []
+    p = run_peer("get", payload["torrents"][kind], "-o", out, "--peer", f"127.0.16.3:{port}", "--bind", "127.0.16.6",
+                 "--port", "0", "--no-dht", "--no-lsd", "--json", *extra, timeout=TIMEOUT)
+    assert json.loads(p.stdout)["complete"] is True
+    assert tree_digest(out / "album") == payload["digest"]
+
+
+def test_mse_required_over_utp_both_ways(payload, tmp_path, procs):
+    """Encrypted handshakes and RC4 over the whole stream, over uTP: Peer requiring it seeds libtorrent requiring
+    it, then gets from a libtorrent seed requiring it."""
+    torrent = payload["torrents"]["hybrid"]
+    _, port = share(procs, tmp_path, torrent, payload["data"], "127.0.16.2", "--encryption", "required")
+    out = tmp_path / "lt-out"
+    lt = lt_leech(torrent, out, "127.0.16.7", f"127.0.16.2:{port}", "--encryption", "rc4")
+    assert lt.returncode == 0, lt.stdout[-2000:] + lt.stderr[-2000:]
+    assert tree_digest(out / "album") == payload["digest"]
+
+    lport = lt_seed(procs, tmp_path, torrent, payload["data"], "127.0.16.4", "--encryption", "rc4")
+    out = tmp_path / "peer-out"
+    run_peer("get", torrent, "-o", out, "--peer", f"127.0.16.4:{lport}", "--bind", "127.0.16.8", "--port", "0",
+             "--no-dht", "--no-lsd", "--transport", "utp", "--encryption", "required", timeout=TIMEOUT)
+    assert tree_digest(out / "album") == payload["digest"]
+
+
+def test_peer_to_peer_over_utp(payload, tmp_path, procs):
+    torrent = payload["torrents"]["v1"]
+    _, port = share(procs, tmp_path, torrent, payload["data"], "127.0.16.1", "--transport", "utp")
+    out = tmp_path / "out"
+    run_peer("get", torrent, "-o", out, "--peer", f"127.0.16.1:{port}", "--bind", "127.0.16.9", "--port", "0",
+             "--no-dht", "--no-lsd", "--transport", "utp", timeout=TIMEOUT)
+    assert tree_digest(out / "album") == payload["digest"]
+
+
+def test_transport_shown_in_the_api_and_peer_show(payload, tmp_path, procs):
+    """A daemon seeds; a slow `peer get --transport utp` and a TCP one fetch from it; while they run, the daemon's
+    API lists one peer over uTP and one over TCP, and `peer show` prints both."""
+    d = Daemon(procs, tmp_path, "127.0.16.10", extra=["--no-dht", "--no-lsd", "--allow-path", payload["data"]])
+    torrent = payload["torrents"]["v1"]
+    added = d.ok("POST", "/api/torrents", {"torrent": base64.b64encode(torrent.read_bytes()).decode(),
+                                           "save_path": str(payload["data"])}, expect=201)
+    d.wait(added["id"], lambda t: t["progress"] == 1, timeout=60, what="the daemon's data check")
+    listen = d.ok("GET", "/api/session")["listen_port"]
+    for addr, transport in (("127.0.16.11", "utp"), ("127.0.16.12", "tcp")):
+        procs([PEER, "get", torrent, "-o", tmp_path / f"out-{addr}", "--peer", f"127.0.16.10:{listen}", "--bind", addr,
+               "--port", "0", "--no-dht", "--no-lsd", "--transport", transport, "--max-down", "1M",
+               "--state", tmp_path / f"get-{addr}"], tmp_path / f"get-{addr}.log")
+    seen = {}
+    deadline = time.monotonic() + 40
+    while len(seen) < 2:
+        assert time.monotonic() < deadline, f"peers seen: {seen}"
+        for p in d.ok("GET", f"/api/torrents/{added['id']}")["peers"]:
+            seen[p["address"].rsplit(":", 1)[0]] = p["transport"]
+        time.sleep(0.5)
+    assert seen == {"127.0.16.11": "utp", "127.0.16.12": "tcp"}
+    shown = run_peer("show", added["id"], "--state", d.state).stdout
+    assert re.search(r"127\.0\.16\.11:\d+\s+utp", shown), shown
+    assert re.search(r"127\.0\.16\.12:\d+\s+tcp", shown), shown
