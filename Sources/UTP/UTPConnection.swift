@@ -33,6 +33,9 @@ public struct UTPConnection: Sendable {
         public var finResends = 2
         /// Timeouts in a row, with data in flight, after which the other side is taken for gone.
         public var maxTimeouts = 6
+        /// With something to send, this long without a packet from the other side and it is taken for gone too,
+        /// however far the timeout has backed off (a zero window probed every minute would take seven).
+        public var maxSilence: Duration = .seconds(60)
         /// Packets ahead of the next expected one that are kept for reordering; later ones are dropped.
         public var maxReorder = 1_024
         public var ledbat = LEDBAT.Configuration()
@@ -119,6 +122,8 @@ public struct UTPConnection: Sendable {
     private var blocked = false
     /// An accepted connection that has heard nothing since the SYN (a spoofed SYN's) is dropped at its timeout.
     private var heard = true
+    /// When the last packet came from the other side (the start, before any).
+    private var heardAt: Instant
     private var transmits: Deque<[UInt8]> = []
     private var events: Deque<Event> = []
 
@@ -143,6 +148,7 @@ public struct UTPConnection: Sendable {
         self.inFlightBytes = UTPLimits.headerLength
         self.seqNr = seq &+ 1
         self.lastAck = seq &- 1
+        self.heardAt = now
         self.transmit(0, at: now)
         self.timeoutAt = now + configuration.connectTimeout
     }
@@ -164,6 +170,7 @@ public struct UTPConnection: Sendable {
         self.events.append(.connected)
         self.ackNeeded = true
         self.heard = false
+        self.heardAt = now
         self.flush(at: now)
         // Longer than the other side's first SYN resend, which must find this connection still here.
         self.timeoutAt = now + configuration.connectTimeout * 2
@@ -256,6 +263,7 @@ public struct UTPConnection: Sendable {
         }
         // Any packet shows the other side is there: timeouts count again from zero (BEP 29 "timeouts").
         self.timeouts = 0
+        self.heardAt = now
         if !self.heard {
             self.heard = true
             if self.inFlight.isEmpty && self.sendBuffer.isEmpty { self.timeoutAt = nil }
@@ -296,6 +304,9 @@ public struct UTPConnection: Sendable {
         case .connected where self.timeouts > self.configuration.maxTimeouts,
             .finSent where self.timeouts > self.configuration.maxTimeouts:
             return self.close(.timedOut)
+        case .connected where now - self.heardAt >= self.configuration.maxSilence,
+            .finSent where now - self.heardAt >= self.configuration.maxSilence:
+            return self.close(.timedOut)
         default:
             break
         }
@@ -310,7 +321,8 @@ public struct UTPConnection: Sendable {
             // A closed window: probe it with one packet.
             self.sendNewData(at: now, probe: true)
         }
-        self.timeoutAt = self.inFlight.isEmpty && self.sendBuffer.isEmpty ? nil : now + self.timeout
+        self.timeoutAt = self.inFlight.isEmpty && self.sendBuffer.isEmpty
+            ? nil : min(now + self.timeout, self.heardAt + self.configuration.maxSilence)
         self.flush(at: now)
     }
 

@@ -96,6 +96,24 @@ struct UTPConnectionTests {
         #expect(net.received[other] ?? [] == data)
     }
 
+    @Test("a closed window whose owner falls silent: the connection goes maxSilence after the last packet heard")
+    func silentClosedWindow() throws {
+        var config = UTPEndpoint<String>.Configuration()
+        config.connection.receiveBuffer = 64 << 10
+        var net = UTPNetwork(configuration: config)
+        net.consumeB = false
+        let key = net.a.connect(to: "b", at: net.now)
+        net.a.handle(.write(Self.payload(1 << 20, seed: 10)), for: key, at: net.now)
+        // Two minutes of a closed window, its probes answered: the timeout backs off to a minute meanwhile.
+        net.run(for: .seconds(120))
+        #expect(net.a.count == 1)
+        net.toA.loss = 1
+        let silentFrom = net.now
+        net.run(for: .seconds(150)) { $0.closed("a", key) != nil }
+        #expect(net.closed("a", key) == .timedOut)
+        #expect(net.now - silentFrom <= config.connection.maxSilence + .seconds(2))
+    }
+
     @Test("a SYN flood from many ports holds at most maxConnections; the rest are refused and cost nothing")
     func synFlood() {
         var config = UTPEndpoint<String>.Configuration()

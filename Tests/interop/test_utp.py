@@ -8,8 +8,12 @@ Every node has its own address on 127.0.16.x (used by no other test): .1-.2 Peer
 """
 import base64
 import json
+import random
 import re
+import socket
+import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -134,3 +138,140 @@ def test_transport_shown_in_the_api_and_peer_show(payload, tmp_path, procs):
     shown = run_peer("show", added["id"], "--state", d.state).stdout
     assert re.search(r"127\.0\.16\.11:\d+\s+utp", shown), shown
     assert re.search(r"127\.0\.16\.12:\d+\s+tcp", shown), shown
+
+
+# uTP (BEP 29) by hand, for the attacks: header type/version, extension, connection id, timestamp, timestamp
+# difference, window, seq, ack.
+ST_DATA, ST_FIN, ST_STATE, ST_RESET, ST_SYN = range(5)
+
+
+def utp_packet(kind, conn, seq, ack, wnd=1 << 20, ext=0, extensions=b"", payload=b""):
+    ts = int(time.monotonic() * 1e6) & 0xFFFFFFFF
+    return struct.pack(">BBHIIIHH", (kind << 4) | 1, ext, conn, ts, 0, wnd, seq, ack) + extensions + payload
+
+
+def utp_header(data):
+    if len(data) < 20:
+        return None
+    b0, _, conn, _, _, wnd, seq, ack = struct.unpack(">BBHIIIHH", data[:20])
+    return {"type": b0 >> 4, "conn": conn, "wnd": wnd, "seq": seq, "ack": ack}
+
+
+def udp_socket(addr):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((addr, 0))
+    s.settimeout(0.2)
+    return s
+
+
+def zero_window_attacker(target, info_hash, stop, log):
+    """Opens a uTP connection, sends a BitTorrent handshake for the torrent, and then answers every packet with a
+    window of zero until `stop` is set; then it resets the connection."""
+    s = udp_socket("127.0.16.21")
+    recv_id = random.randrange(1, 60000)
+    s.sendto(utp_packet(ST_SYN, recv_id, 1, 0, wnd=0), target)
+    their_seq = None
+    deadline = time.monotonic() + 10
+    while their_seq is None and time.monotonic() < deadline:
+        try:
+            h = utp_header(s.recv(4096))
+        except socket.timeout:
+            continue
+        if h and h["type"] == ST_STATE:
+            their_seq = h["seq"]
+    assert their_seq is not None, "no SYN-ACK"
+    handshake = bytes([19]) + b"BitTorrent protocol" + bytes(8) + info_hash + b"-ZW0001-" + bytes(12)
+    s.sendto(utp_packet(ST_DATA, recv_id + 1, 2, their_seq, wnd=0, payload=handshake), target)
+    while not stop.is_set():
+        try:
+            h = utp_header(s.recv(4096))
+        except socket.timeout:
+            continue
+        if h and h["type"] in (ST_DATA, ST_FIN):
+            log.append(h["type"])
+            s.sendto(utp_packet(ST_STATE, recv_id + 1, 3, h["seq"], wnd=0), target)
+    s.sendto(utp_packet(ST_RESET, recv_id + 1, 3, 0, wnd=0), target)
+    s.close()
+
+
+def test_bad_utp_input_costs_bounded_state(payload, tmp_path, procs):
+    """Against a daemon seeding over uTP: garbage (truncated headers, wrong versions, a SACK of odd length, STATE
+    packets for no connection), a SYN flood from 40 source ports, and a connection whose window stays at zero.
+    The node stays up, holds a bounded number of connections (its API counts them), answers unknown packets with
+    rate-limited RESETs, serves an honest uTP download meanwhile, and is back to no connection afterwards.
+
+    The zero-window connection is held while its owner answers, with a probe now and then (the node has its
+    handshake to send); one whose owner falls silent goes with the peer wire's idle timeout (180 s, as over TCP),
+    or, with data to send, `maxSilence` (60 s) after the last packet heard (UTPTests covers that in simulated
+    time)."""
+    d = Daemon(procs, tmp_path, "127.0.16.10", extra=["--no-dht", "--no-lsd", "--allow-path", payload["data"]])
+    torrent = payload["torrents"]["v1"]
+    added = d.ok("POST", "/api/torrents", {"torrent": base64.b64encode(torrent.read_bytes()).decode(),
+                                           "save_path": str(payload["data"])}, expect=201)
+    d.wait(added["id"], lambda t: t["progress"] == 1, timeout=60, what="the daemon's data check")
+    info_hash = bytes.fromhex(added["info_hash_v1"])
+    target = ("127.0.16.10", d.ok("GET", "/api/session")["listen_port"])
+
+    def held():
+        return d.ok("GET", "/api/session")["utp_connections"]
+
+    # Garbage and packets for no connection, from one port: every STATE for no connection may get a RESET, at
+    # most 10 a second.
+    s = udp_socket("127.0.16.20")
+    junk = [bytes([0x41]) + bytes(n) for n in range(19)]  # truncated headers
+    junk += [bytes([v]) + bytes(19) for v in (0x40, 0x42, 0x4F, 0x02, 0x52)]  # wrong versions
+    junk += [utp_packet(ST_STATE, 77, 1, 1, ext=1, extensions=bytes([0, 3, 0xFF, 0xFF, 0xFF]))]  # SACK of 3 bytes
+    junk += [utp_packet(ST_STATE, 100 + i, i, i) for i in range(300)]  # STATE for no connection
+    junk += [utp_packet(ST_DATA, 9, 5, 5, ext=9, extensions=bytes([0, 200]))]  # extension running past the end
+    for j in junk:
+        s.sendto(j, target)
+    resets = 0
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        try:
+            h = utp_header(s.recv(4096))
+        except socket.timeout:
+            continue
+        if h and h["type"] == ST_RESET:
+            resets += 1
+    s.close()
+    assert 1 <= resets <= 25, resets
+    assert held() == 0
+
+    # A connection with a window of zero, held open by its owner.
+    stop, answered = threading.Event(), []
+    zw = threading.Thread(target=zero_window_attacker, args=(target, info_hash, stop, answered))
+    zw.start()
+    t0 = time.monotonic()
+    try:
+        # A SYN flood from 40 ports, 50 SYNs each.
+        flood = [udp_socket("127.0.16.20") for _ in range(40)]
+        for k in range(50):
+            for i, f in enumerate(flood):
+                f.sendto(utp_packet(ST_SYN, (i * 50 + k) * 7 % 60000, 1, 0), target)
+        peak = max(held() for _ in range(5))
+        assert peak <= 1000, peak
+        # An honest uTP download meanwhile.
+        out = tmp_path / "out"
+        run_peer("get", torrent, "-o", out, "--peer", f"{target[0]}:{target[1]}", "--bind", "127.0.16.22",
+                 "--port", "0", "--no-dht", "--no-lsd", "--transport", "utp", timeout=TIMEOUT)
+        assert tree_digest(out / "album") == payload["digest"]
+        for f in flood:
+            f.close()
+        # The flood's half-open connections go (the handshake timeout), the zero-window one stays while answered.
+        deadline = time.monotonic() + 30
+        while held() > 1:
+            assert time.monotonic() < deadline, f"still {held()} uTP connections 30 s after the flood"
+            time.sleep(0.5)
+        assert zw.is_alive()
+        assert zw.is_alive() and held() == 1
+        assert len(answered) <= 10, f"{len(answered)} packets to a zero window in {time.monotonic() - t0:.0f} s"
+    finally:
+        stop.set()
+        zw.join(timeout=15)
+    deadline = time.monotonic() + 5
+    while held() > 0:
+        assert time.monotonic() < deadline, "a RESET did not close the zero-window connection"
+        time.sleep(0.2)
+    print(f"resets {resets}, flood peak {peak}, zero-window packets answered {len(answered)}")
+    d.ok("GET", "/api/session")  # still up

@@ -219,6 +219,15 @@ public final class PeerNode: @unchecked Sendable {
         self.udpPorts.withLock { $0 = ports }
     }
 
+    /// uTP connections held now, over the node's UDP ports (in every state: handshaking, open, closing).
+    public func utpConnections() async -> Int {
+        var total = 0
+        for port in self.udpPorts.withLock({ $0 }) {
+            total += (try? await port.channel.eventLoop.submit { port.utp.count }.get()) ?? 0
+        }
+        return total
+    }
+
     /// Sets up an accepted connection (TCP or uTP): through the gate, counted, then its handshake routes it.
     private func acceptIncoming(_ channel: any Channel) -> EventLoopFuture<Void> {
         guard let id = self.gateIncoming(channel), self.admit(channel) else { return channel.close() }

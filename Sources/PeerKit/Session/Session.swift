@@ -504,6 +504,7 @@ public actor Session {
             s.peers += m.snapshot?.progress.peers ?? 0
         }
         if let dht = self.dht, let d = await dht.stats() { s.dhtNodes = d.ipv4Nodes + d.ipv6Nodes }
+        s.utpConnections = await self.node.utpConnections()
         return s
     }
 

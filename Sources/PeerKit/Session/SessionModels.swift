@@ -273,6 +273,8 @@ public struct SessionStats: Codable, Sendable, Equatable {
     public var dhtNodes: Int
     public var uptime: Int64
     public var version: String
+    /// uTP connections the node's UDP sockets hold, in every state (handshaking, open, closing).
+    public var utpConnections: Int = 0
 
     enum CodingKeys: String, CodingKey {
         case torrents, active, downloaded, uploaded, peers, uptime, version
@@ -280,6 +282,7 @@ public struct SessionStats: Codable, Sendable, Equatable {
         case uploadRate = "upload_rate"
         case listenPort = "listen_port"
         case dhtNodes = "dht_nodes"
+        case utpConnections = "utp_connections"
     }
 }
 
