@@ -11,6 +11,8 @@
 # Usage: scripts/bench-swarm.sh [SIZE_MiB=1024] [PIECE_KiB=1024]      (root; needs python3-libtorrent, time)
 # PEER_BUILD_PATH=DIR builds and runs the release binary there instead of .build (an existing release build).
 # PAIRS="peer:peer lt:lt" runs only those seeder:leecher pairs (the ratio column needs lt:lt among them).
+# TRANSPORT=utp runs every pair over uTP (BEP 29): Peer with --transport utp, libtorrent with TCP off both ways;
+# the default, tcp, runs them over TCP (libtorrent with uTP off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${PEER_BENCH_NETNS:-0}" != 1 ]; then
@@ -31,6 +33,8 @@ TORRENT="$WORK/payload-${SIZE_MIB}M-${PIECE_KIB}K.torrent"
 [ -f "$TORRENT" ] || "$PEER" create "$PAYLOAD" --v1 --piece-length "${PIECE_KIB}K" -o "$TORRENT" --no-date >/dev/null
 cat "$PAYLOAD" >/dev/null   # warm the page cache: every seeder reads from memory
 PORT=7881
+TRANSPORT=${TRANSPORT:-tcp}
+case $TRANSPORT in tcp|utp) ;; *) echo "TRANSPORT must be tcp or utp" >&2; exit 2 ;; esac
 
 # cpu_ticks PID: user+system clock ticks of a process so far
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -47,14 +51,14 @@ sample_anon() {
 
 seeder_cmd() {
     case $1 in
-        peer) echo "$PEER share $TORRENT --data $WORK/data --bind 127.0.0.1 --port $PORT --state $WORK/state-seed" ;;
-        lt) echo "/usr/bin/python3 $LTPEER seed $TORRENT $WORK/data --bind 127.0.0.1 --port $PORT" ;;
+        peer) echo "$PEER share $TORRENT --data $WORK/data --bind 127.0.0.1 --port $PORT --state $WORK/state-seed --transport $TRANSPORT" ;;
+        lt) echo "/usr/bin/python3 $LTPEER seed $TORRENT $WORK/data --bind 127.0.0.1 --port $PORT --transport $TRANSPORT" ;;
     esac
 }
 leecher_cmd() {  # leecher_cmd KIND DIR
     case $1 in
-        peer) echo "$PEER get $TORRENT -o $2 --bind 127.0.0.1 --port $((PORT + 1)) --peer 127.0.0.1:$PORT --state $WORK/state-leech" ;;
-        lt) echo "/usr/bin/python3 $LTPEER leech $TORRENT $2 --bind 127.0.0.1 --port $((PORT + 1)) --connect 127.0.0.1:$PORT --timeout 600" ;;
+        peer) echo "$PEER get $TORRENT -o $2 --bind 127.0.0.1 --port $((PORT + 1)) --peer 127.0.0.1:$PORT --state $WORK/state-leech --transport $TRANSPORT" ;;
+        lt) echo "/usr/bin/python3 $LTPEER leech $TORRENT $2 --bind 127.0.0.1 --port $((PORT + 1)) --connect 127.0.0.1:$PORT --timeout 600 --transport $TRANSPORT" ;;
     esac
 }
 
@@ -96,7 +100,7 @@ done
 
 name() { [ "$1" = lt ] && echo libtorrent || echo Peer; }
 echo
-echo "1 seeder -> 1 leecher over loopback, ${SIZE_MIB} MiB, ${PIECE_KIB} KiB pieces, v1, one run ($(nproc) cores)"
+echo "1 seeder -> 1 leecher over loopback ($TRANSPORT), ${SIZE_MIB} MiB, ${PIECE_KIB} KiB pieces, v1, one run ($(nproc) cores)"
 echo "| seeder -> leecher | MB/s | vs lt->lt | leecher CPU s/GiB | seeder CPU s/GiB | leecher peak anon MiB | seeder peak anon MiB |"
 echo "|---|---|---|---|---|---|---|"
 for row in "${ROWS[@]}"; do

@@ -77,6 +77,52 @@ class NetnsPair:
         self.created = []
 
 
+class RoutedPair:
+    """Three network namespaces in a row, a - r - b, joined by two veth pairs, r forwarding between them: side a is
+    10.98.K.1 (r 10.98.K.254), side b 10.97.K.2 (r 10.97.K.254). Shaping r's device towards b (`r_to_b`) makes a
+    bottleneck in the middle of the path, as a home router's uplink is: a qdisc on the sender's own device would
+    hold TCP back with its small-queue limit (TSQ) and not UDP. `close()` deletes the namespaces."""
+
+    def __init__(self):
+        k = next(_pair_counter)
+        tag = f"{os.getpid()}x{k}"
+        self.a, self.r, self.b = (f"peertest-{tag}-{x}" for x in "arb")
+        self.a_dev, self.r_to_a = f"ra{tag}"[:15], f"rr{tag}a"[:15]
+        self.b_dev, self.r_to_b = f"rb{tag}"[:15], f"rr{tag}b"[:15]
+        net = 10 + k % 240
+        self.addr_a, self.addr_b = f"10.98.{net}.1", f"10.97.{net}.2"
+        self.created = []
+        ip = NetnsPair._ip
+        try:
+            for ns in (self.a, self.r, self.b):
+                ip("netns", "add", ns)
+                self.created.append(ns)
+                ip("-n", ns, "link", "set", "lo", "up")
+            ip("link", "add", self.a_dev, "netns", self.a, "type", "veth", "peer", "name", self.r_to_a, "netns", self.r)
+            ip("link", "add", self.b_dev, "netns", self.b, "type", "veth", "peer", "name", self.r_to_b, "netns", self.r)
+            for ns, dev, addr in ((self.a, self.a_dev, f"{self.addr_a}/24"), (self.r, self.r_to_a, f"10.98.{net}.254/24"),
+                                  (self.b, self.b_dev, f"{self.addr_b}/24"), (self.r, self.r_to_b, f"10.97.{net}.254/24")):
+                ip("-n", ns, "addr", "add", addr, "dev", dev)
+                ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", self.a, "route", "add", "default", "via", f"10.98.{net}.254")
+            ip("-n", self.b, "route", "add", "default", "via", f"10.97.{net}.254")
+            subprocess.run(in_ns(self.r, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]), check=True, timeout=15)
+            deadline = time.monotonic() + 10
+            while subprocess.run(in_ns(self.a, ["ping", "-c", "1", "-W", "1", self.addr_b]),
+                                 capture_output=True, timeout=15).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.addr_a} never reached {self.addr_b} through the router namespace")
+                time.sleep(0.1)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        for ns in reversed(self.created):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15)
+        self.created = []
+
+
 def listening(ns, host, port, proto="t"):
     """Whether something listens on host:port (TCP, or UDP with proto="u") in namespace ns."""
     p = subprocess.run(in_ns(ns, ["ss", "-Hln" + proto, "src", f"{host}:{port}"]), capture_output=True, text=True,
