@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "Tracker", targets: ["Tracker"]),
         .library(name: "DHT", targets: ["DHT"]),
         .library(name: "UTP", targets: ["UTP"]),
+        .library(name: "PortMap", targets: ["PortMap"]),
         .library(name: "Storage", targets: ["Storage"]),
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "Search", targets: ["Search"]),
@@ -85,6 +86,8 @@ let package = Package(
             dependencies: ["PeerBase", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: strict
         ),
+        // Port mapping through home routers: NAT-PMP, PCP and UPnP IGD messages, sans I/O.
+        .target(name: "PortMap", swiftSettings: strict),
         .target(
             name: "PeerSimulation",
             dependencies: [
@@ -134,7 +137,7 @@ let package = Package(
             name: "PeerKit",
             dependencies: [
                 "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search", "Channels",
-                "UTP", .product(name: "NIOCore", package: "swift-nio"),
+                "UTP", "PortMap", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -226,6 +229,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "UTPTests", dependencies: ["UTP", "PeerBase"], swiftSettings: strict),
+        .testTarget(name: "PortMapTests", dependencies: ["PortMap"], swiftSettings: strict),
         .testTarget(name: "PeerSimulationTests", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),
         .testTarget(
             name: "StorageTests",

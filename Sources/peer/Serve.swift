@@ -89,6 +89,7 @@ struct Serve: AsyncParsableCommand {
         config.localDiscovery = self.discovery.localDiscovery
         config.encryption = self.wire.encryption
         config.transports = self.wire.transports.order
+        config.portMapping = self.wire.portMapping
         config.log = { line in Terminal.stderr("\(line)\n") }
         self.search.apply(to: &config)
         self.index.apply(to: &config)

@@ -71,6 +71,18 @@ struct WireOptions: ParsableArguments {
             + "libtorrent), tcp or utp. uTP (BEP 29) runs on the listen port's UDP side and yields to other traffic "
             + "(LEDBAT). Incoming connections come over both.", valueName: "LIST"))
     var transports: TransportList = TransportList(order: PeerTransport.defaultOrder)
+
+    @Flag(name: .customLong("no-port-mapping"), help: """
+        Do not map the listen port on the home router (PCP, NAT-PMP, UPnP IGD; on by default, TCP and UDP, removed \
+        at exit); also PEER_NO_PORT_MAPPING=1. A node bound to 127.x maps nothing.
+        """)
+    var noPortMapping = false
+
+    /// Port mapping is on unless --no-port-mapping or PEER_NO_PORT_MAPPING=1 says otherwise.
+    var portMapping: Bool {
+        !self.noPortMapping
+            && ProcessInfo.processInfo.environment["PEER_NO_PORT_MAPPING"].map { $0.isEmpty || $0 == "0" } ?? true
+    }
 }
 
 extension EncryptionMode: ExpressibleByArgument {}
@@ -350,6 +362,9 @@ func runTransfer(
     var dht: DHTService?
     if !metainfo.isPrivate {  // private torrents: their trackers only (BEP 27)
         dht = await startDHT(node, network: network, port: boundPort, command: command)
+    }
+    if network.wire.portMapping {
+        node.startPortMapping(port: boundPort) { line in Terminal.stderr("\(command): \(line)\n") }
     }
     let tty = Terminal.stderrIsTTY
     let total = metainfo.totalLength

@@ -25,6 +25,24 @@ def in_ns(ns, args):
     return ["ip", "netns", "exec", ns, *args] if ns else args
 
 
+def add_namespaces(names, created):
+    """Adds each network namespace with its loopback up, appending it to `created` (for the caller's close())."""
+    for ns in names:
+        NetnsPair._ip("netns", "add", ns)
+        created.append(ns)
+        NetnsPair._ip("-n", ns, "link", "set", "lo", "up")
+
+
+def veth(a, dev_a, b, dev_b):
+    """A veth pair from namespace a (device dev_a) to namespace b (dev_b)."""
+    NetnsPair._ip("link", "add", dev_a, "netns", a, "type", "veth", "peer", "name", dev_b, "netns", b)
+
+
+def address(ns, dev, cidr):
+    NetnsPair._ip("-n", ns, "addr", "add", cidr, "dev", dev)
+    NetnsPair._ip("-n", ns, "link", "set", dev, "up")
+
+
 class NetnsPair:
     """Two network namespaces joined by a veth pair: side a is 10.99.K.1, side b is 10.99.K.2 (/24), each with
     its own loopback up. Names hold this process's pid and a counter, so that tests (and concurrent runs) never
@@ -40,15 +58,10 @@ class NetnsPair:
         self.addr_a, self.addr_b = f"10.99.{net}.1", f"10.99.{net}.2"
         self.created = []
         try:
-            for ns in (self.a, self.b):
-                self._ip("netns", "add", ns)
-                self.created.append(ns)
-                self._ip("-n", ns, "link", "set", "lo", "up")
-            self._ip("link", "add", self.veth_a, "netns", self.a, "type", "veth", "peer", "name", self.veth_b,
-                     "netns", self.b)
+            add_namespaces((self.a, self.b), self.created)
+            veth(self.a, self.veth_a, self.b, self.veth_b)
             for ns, dev, addr in ((self.a, self.veth_a, self.addr_a), (self.b, self.veth_b, self.addr_b)):
-                self._ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
-                self._ip("-n", ns, "link", "set", dev, "up")
+                address(ns, dev, f"{addr}/24")
             self._wait_reachable()
         except BaseException:
             self.close()
@@ -94,16 +107,12 @@ class RoutedPair:
         self.created = []
         ip = NetnsPair._ip
         try:
-            for ns in (self.a, self.r, self.b):
-                ip("netns", "add", ns)
-                self.created.append(ns)
-                ip("-n", ns, "link", "set", "lo", "up")
-            ip("link", "add", self.a_dev, "netns", self.a, "type", "veth", "peer", "name", self.r_to_a, "netns", self.r)
-            ip("link", "add", self.b_dev, "netns", self.b, "type", "veth", "peer", "name", self.r_to_b, "netns", self.r)
+            add_namespaces((self.a, self.r, self.b), self.created)
+            veth(self.a, self.a_dev, self.r, self.r_to_a)
+            veth(self.b, self.b_dev, self.r, self.r_to_b)
             for ns, dev, addr in ((self.a, self.a_dev, f"{self.addr_a}/24"), (self.r, self.r_to_a, f"10.98.{net}.254/24"),
                                   (self.b, self.b_dev, f"{self.addr_b}/24"), (self.r, self.r_to_b, f"10.97.{net}.254/24")):
-                ip("-n", ns, "addr", "add", addr, "dev", dev)
-                ip("-n", ns, "link", "set", dev, "up")
+                address(ns, dev, addr)
             ip("-n", self.a, "route", "add", "default", "via", f"10.98.{net}.254")
             ip("-n", self.b, "route", "add", "default", "via", f"10.97.{net}.254")
             subprocess.run(in_ns(self.r, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]), check=True, timeout=15)

@@ -219,6 +219,22 @@ public final class PeerNode: @unchecked Sendable {
         self.udpPorts.withLock { $0 = ports }
     }
 
+    private let portMapper = Mutex<PortMapper?>(nil)
+
+    /// Maps the listen port (TCP and UDP) on the home router (PCP, NAT-PMP, UPnP IGD) and keeps it mapped until
+    /// `shutdown`; announces then give the mapped port and the router's external address. Call after `listen`.
+    /// A node bound to a loopback address (every test node) maps nothing: no router could reach it.
+    public func startPortMapping(port: Int, log: @escaping @Sendable (String) -> Void) {
+        if let bind = self.bindHost, bind.hasPrefix("127.") || bind == "::1" { return }
+        let mapper = PortMapper(group: self.group, httpClient: self.httpClient, bindHost: self.bindHost, port: port,
+            log: log)
+        self.portMapper.withLock { $0 = mapper }
+        mapper.start()
+    }
+
+    /// The port mapping's state (nil when it is off).
+    public var portMapping: PortMapper.Status? { self.portMapper.withLock { $0 }?.status }
+
     /// uTP connections held now, over the node's UDP ports (in every state: handshaking, open, closing).
     public func utpConnections() async -> Int {
         var total = 0
@@ -498,6 +514,14 @@ public final class PeerNode: @unchecked Sendable {
                 },
                 onPeers: { peers in
                     for peer in peers { self.dial(engine, peer.description) }
+                },
+                adjust: { request in
+                    // Behind a router that mapped the port, peers are to dial its external port and address.
+                    guard let external = self.portMapper.withLock({ $0 })?.external,
+                        let port = UInt16(exactly: external.port)
+                    else { return }
+                    request.port = port
+                    if let address = external.address { request.ip = address }
                 })
             self.announcers.withLock { $0.append(announcer) }
             announcer.start()
@@ -560,6 +584,7 @@ public final class PeerNode: @unchecked Sendable {
     public func shutdown() async {
         self.closing.store(true, ordering: .relaxed)
         await self.stopAnnouncers()
+        if let mapper = self.portMapper.withLock({ $0 }) { await mapper.stop() }
         for source in self.webSeedSources.withLock({ all in defer { all = [] }; return all }) { await source.stop() }
         let engines = self.engines.withLock { Array($0.values) }
         var seen = Set<ObjectIdentifier>()

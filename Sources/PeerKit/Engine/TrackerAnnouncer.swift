@@ -11,6 +11,8 @@ final class TrackerAnnouncer: @unchecked Sendable {
     private let host: any PeerHost
     private let makeTransport: (String) -> (any TrackerTransport)?
     private let onPeers: @Sendable ([PeerAddress]) -> Void
+    /// Changes a request before it goes (the node's mapped external port and address).
+    private let adjust: @Sendable (inout AnnounceRequest) -> Void
     private var plan: TieredAnnounceSchedule
     private var transports: [String: any TrackerTransport] = [:]
     private var timer: Scheduled<Void>?
@@ -27,11 +29,13 @@ final class TrackerAnnouncer: @unchecked Sendable {
     ///   - makeTransport: Opens a transport for a URL (on the host's loop).
     init(
         host: any PeerHost, tiers: [[String]], makeTransport: @escaping (String) -> (any TrackerTransport)?,
-        onPeers: @escaping @Sendable ([PeerAddress]) -> Void
+        onPeers: @escaping @Sendable ([PeerAddress]) -> Void,
+        adjust: @escaping @Sendable (inout AnnounceRequest) -> Void = { _ in }
     ) {
         self.host = host
         self.makeTransport = makeTransport
         self.onPeers = onPeers
+        self.adjust = adjust
         var rng = SystemRandomNumberGenerator()
         self.plan = TieredAnnounceSchedule(tiers: TrackerTiers(tiers, using: &rng))
     }
@@ -90,10 +94,11 @@ final class TrackerAnnouncer: @unchecked Sendable {
     }
 
     private func send(_ event: AnnounceRequest.Event, to url: String) {
-        guard let request = self.host.announceRequest(event: event) else {
+        guard var request = self.host.announceRequest(event: event) else {
             self.failed(url, "the listening port is not known yet")
             return
         }
+        self.adjust(&request)
         guard let transport = self.transport(url) else {
             self.failed(url, "not a udp://, http:// or https:// URL")
             return

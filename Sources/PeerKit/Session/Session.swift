@@ -43,6 +43,8 @@ public actor Session {
         public var encryption = EncryptionMode.enabled
         /// What outgoing peer connections try, in order.
         public var transports = PeerTransport.defaultOrder
+        /// Map the listen port on the home router (PCP, NAT-PMP, UPnP IGD).
+        public var portMapping = true
         /// Join the search overlay: answer neighbours' searches from this node's torrents, and search theirs.
         public var search = true
         /// Search neighbours to dial besides those the DHT names ("host:port").
@@ -131,6 +133,10 @@ public actor Session {
     /// Listens for peers, joins the DHT, and starts every torrent that is not paused.
     public func start() async throws {
         self.listenPort = try await self.node.listen(port: self.configuration.port)
+        if self.configuration.portMapping {
+            let log = self.configuration.log
+            self.node.startPortMapping(port: self.listenPort) { log?($0) }
+        }
         if self.configuration.dht {
             var known: [DHTEndpoint] = []
             if let saved = try? self.store.setting("dht-nodes"),
@@ -505,6 +511,7 @@ public actor Session {
         }
         if let dht = self.dht, let d = await dht.stats() { s.dhtNodes = d.ipv4Nodes + d.ipv6Nodes }
         s.utpConnections = await self.node.utpConnections()
+        s.portMapping = self.node.portMapping
         return s
     }
 

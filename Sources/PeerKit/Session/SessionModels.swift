@@ -275,6 +275,8 @@ public struct SessionStats: Codable, Sendable, Equatable {
     public var version: String
     /// uTP connections the node's UDP sockets hold, in every state (handshaking, open, closing).
     public var utpConnections: Int = 0
+    /// The router's mapping of the listen port; nil when port mapping is off.
+    public var portMapping: PortMapper.Status?
 
     enum CodingKeys: String, CodingKey {
         case torrents, active, downloaded, uploaded, peers, uptime, version
@@ -283,6 +285,7 @@ public struct SessionStats: Codable, Sendable, Equatable {
         case listenPort = "listen_port"
         case dhtNodes = "dht_nodes"
         case utpConnections = "utp_connections"
+        case portMapping = "port_mapping"
     }
 }
 
