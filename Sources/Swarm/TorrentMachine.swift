@@ -82,6 +82,9 @@ public final class TorrentMachine {
         /// BEP 10 extensions besides ut_metadata and ut_pex that this torrent offers (channel pointers, …): their
         /// messages come out as `.extensionMessage`, and `sendExtension` sends them.
         public var extraExtensions: [String] = []
+        /// BEP 55 (ut_holepunch): relay rendezvous between peers, and ask a peer to relay when a peer it told us
+        /// of cannot be reached (`dialFailed`). The driver must be able to open uTP connections.
+        public var holePunch = false
         public init() {}
     }
 
@@ -148,6 +151,8 @@ public final class TorrentMachine {
         case saveResume(Bitfield)
         /// A message of a registered extension the machine does not handle itself.
         case extensionMessage(peer: Int, name: String, payload: ByteBuffer)
+        /// A relay asked us to open a uTP connection to this "host:port" now (BEP 55): the other side does too.
+        case holePunch(String)
         /// A line worth logging.
         case log(String)
     }
@@ -230,6 +235,7 @@ public final class TorrentMachine {
         self.localID = localID
         self.extensions = ExtensionRegistry(pex: !metainfo.isPrivate)
         for name in configuration.extraExtensions { self.extensions.register(name) }
+        if configuration.holePunch { self.extensions.register(HolePunchMessage.name) }
         self.rng = SeededGenerator(seed: seed)
         self.pieceLayers = pieceLayers
         self.uploadedByPiece = Array(repeating: 0, count: map.pieceCount)
@@ -667,6 +673,8 @@ public final class TorrentMachine {
                 self.serveMetadata(payload, to: p, at: now)
             case PEXMessage.name?:
                 self.receivedPEX(payload, from: p)
+            case HolePunchMessage.name? where self.configuration.holePunch:
+                self.receivedHolePunch(payload, from: p, at: now)
             case let name?:
                 self.actions.append(.extensionMessage(peer: p.key, name: name, payload: payload))
             case nil:
@@ -955,7 +963,95 @@ public final class TorrentMachine {
         let new = message.added.filter { !known.contains(PEXPeer(ip: $0.ip, port: $0.port)) }
         guard !new.isEmpty else { return }
         self.log("learnt \(new.count) peer\(new.count == 1 ? "" : "s") from \(p.endpoint.host) through PEX")
+        if self.configuration.holePunch {
+            if self.learntFrom.count + new.count > Self.maxLearntFrom { self.learntFrom.removeAll() }
+            for peer in new { self.learntFrom[peer.description] = p.key }
+        }
         self.actions.append(.dial(new.map(\.description)))
+    }
+
+    // MARK: hole punching (BEP 55)
+
+    /// Who told us of each address learnt through PEX (the relay to ask when it cannot be reached), at most
+    /// `maxLearntFrom`; and the addresses a rendezvous was asked for already.
+    private var learntFrom: [String: Int] = [:]
+    private var rendezvousAsked: Set<String> = []
+    private static let maxLearntFrom = 4096
+
+    /// A dial of `address` failed: if a peer that relays (ut_holepunch) told us of it, ask it for a rendezvous,
+    /// once per address.
+    public func dialFailed(_ address: String, at now: Instant) {
+        guard self.configuration.holePunch, let key = self.learntFrom[address], let relay = self.peers[key],
+            let id = relay.session.remoteExtensions?.extensions[HolePunchMessage.name], id != 0,
+            let target = Self.pexPeer(address), self.rendezvousAsked.insert(address).inserted
+        else { return }
+        if self.rendezvousAsked.count > Self.maxLearntFrom { self.rendezvousAsked = [address] }
+        self.log("\(address) cannot be reached: asking \(relay.endpoint.host) to relay a hole punch")
+        self.send(.extended(id: id, payload: HolePunchMessage(.rendezvous, peer: target).encoded()), to: relay, at: now)
+    }
+
+    private func receivedHolePunch(_ payload: ByteBuffer, from p: Peer, at now: Instant) {
+        // BEP 55: messages from a peer that did not offer the extension are ignored.
+        guard let id = p.session.remoteExtensions?.extensions[HolePunchMessage.name], id != 0 else { return }
+        let message: HolePunchMessage
+        do { message = try HolePunchMessage(decoding: payload) } catch {
+            self.close(p, reason: "\(error)")
+            return
+        }
+        switch message.kind {
+        case .rendezvous:
+            let reply: (HolePunchMessage.ErrorCode?, Peer?) = {
+                guard let target = self.peer(at: message.peer) else { return (.notConnected, nil) }
+                if target === p { return (.noSuchPeer, nil) }
+                guard let tid = target.session.remoteExtensions?.extensions[HolePunchMessage.name], tid != 0 else {
+                    return (.noSupport, nil)
+                }
+                return (nil, target)
+            }()
+            guard let target = reply.1, let tid = target.session.remoteExtensions?.extensions[HolePunchMessage.name],
+                let initiator = self.holePunchEndpoint(p), let other = self.holePunchEndpoint(target)
+            else {
+                let error = HolePunchMessage(.error, peer: message.peer, error: reply.0 ?? .noSuchPeer)
+                self.send(.extended(id: id, payload: error.encoded()), to: p, at: now)
+                return
+            }
+            self.log("relaying a hole punch between \(initiator) and \(other)")
+            self.send(.extended(id: tid, payload: HolePunchMessage(.connect, peer: initiator).encoded()), to: target,
+                at: now)
+            self.send(.extended(id: id, payload: HolePunchMessage(.connect, peer: other).encoded()), to: p, at: now)
+        case .connect:
+            // Already connected to it: nothing to do (BEP 55).
+            guard self.peer(at: message.peer) == nil else { return }
+            self.log("\(p.endpoint.host) relays a hole punch: connecting to \(message.peer) over uTP")
+            self.actions.append(.holePunch(message.peer.description))
+        case .error:
+            self.log("\(p.endpoint.host) cannot relay a hole punch to \(message.peer): error \(message.errorCode)")
+        }
+    }
+
+    /// The connected peer at `endpoint`: its remote address, or the address it listens on.
+    private func peer(at endpoint: PEXPeer) -> Peer? {
+        self.orderedPeers.first { p in
+            guard p.endpoint.ip == endpoint.ip, !p.session.isClosed else { return false }
+            return p.endpoint.port == endpoint.port || self.listenAddress(p)?.port == endpoint.port
+        }
+    }
+
+    /// Where the other side of a hole punch is to send its uTP packets: the peer's address with the port it
+    /// listens on (its uTP port; a NAT that keeps ports maps it to the same number).
+    private func holePunchEndpoint(_ p: Peer) -> PEXPeer? {
+        self.listenAddress(p).map { PEXPeer(ip: $0.ip, port: $0.port) }
+    }
+
+    static func pexPeer(_ address: String) -> PEXPeer? {
+        guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
+            return nil
+        }
+        var host = address[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        let v4 = host.split(separator: ".", omittingEmptySubsequences: false).compactMap { UInt8($0) }
+        guard v4.count == 4, host.split(separator: ".").count == 4 else { return nil }  // IPv4 only here
+        return PEXPeer(ip: v4, port: port)
     }
 
     // MARK: v2 piece layers (BEP 52 hash requests)

@@ -43,7 +43,19 @@ def address(ns, dev, cidr):
     NetnsPair._ip("-n", ns, "link", "set", dev, "up")
 
 
-class NetnsPair:
+class Namespaces:
+    """Network namespaces a test made (`created`); `close()` deletes them (and the veth pairs in them). Safe to
+    call twice and after a failed `__init__`. Commands in namespaces get a minute: while the kernel tears down
+    the namespaces of a test just ended, `ip netns exec` and `nft` once took more than 15 s to start."""
+    created = ()
+
+    def close(self):
+        for ns in reversed(self.created):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=60)
+        self.created = []
+
+
+class NetnsPair(Namespaces):
     """Two network namespaces joined by a veth pair: side a is 10.99.K.1, side b is 10.99.K.2 (/24), each with
     its own loopback up. Names hold this process's pid and a counter, so that tests (and concurrent runs) never
     share one. `close()` deletes both namespaces (which removes the veth pair with them); it is safe to call
@@ -69,7 +81,7 @@ class NetnsPair:
 
     @staticmethod
     def _ip(*args):
-        p = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=15)
+        p = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=60)
         if p.returncode != 0:
             raise AssertionError(f"ip {' '.join(args)}: {p.stderr.strip()}")
 
@@ -84,13 +96,9 @@ class NetnsPair:
             time.sleep(0.05)
         raise AssertionError(f"the veth pair {self.veth_a}/{self.veth_b} never came up")
 
-    def close(self):
-        for ns in reversed(self.created):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15)
-        self.created = []
 
 
-class RoutedPair:
+class RoutedPair(Namespaces):
     """Three network namespaces in a row, a - r - b, joined by two veth pairs, r forwarding between them: side a is
     10.98.K.1 (r 10.98.K.254), side b 10.97.K.2 (r 10.97.K.254). Shaping r's device towards b (`r_to_b`) makes a
     bottleneck in the middle of the path, as a home router's uplink is: a qdisc on the sender's own device would
@@ -115,10 +123,10 @@ class RoutedPair:
                 address(ns, dev, addr)
             ip("-n", self.a, "route", "add", "default", "via", f"10.98.{net}.254")
             ip("-n", self.b, "route", "add", "default", "via", f"10.97.{net}.254")
-            subprocess.run(in_ns(self.r, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]), check=True, timeout=15)
+            subprocess.run(in_ns(self.r, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]), check=True, timeout=60)
             deadline = time.monotonic() + 10
             while subprocess.run(in_ns(self.a, ["ping", "-c", "1", "-W", "1", self.addr_b]),
-                                 capture_output=True, timeout=15).returncode != 0:
+                                 capture_output=True, timeout=60).returncode != 0:
                 if time.monotonic() > deadline:
                     raise AssertionError(f"{self.addr_a} never reached {self.addr_b} through the router namespace")
                 time.sleep(0.1)
@@ -126,10 +134,6 @@ class RoutedPair:
             self.close()
             raise
 
-    def close(self):
-        for ns in reversed(self.created):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15)
-        self.created = []
 
 
 def listening(ns, host, port, proto="t"):

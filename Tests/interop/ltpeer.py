@@ -39,8 +39,9 @@ def main():
     ap.add_argument("--encryption", choices=["enabled", "forced", "rc4"], default="enabled",
                     help="libtorrent's default (try an encrypted handshake, fall back to plaintext), encrypted "
                          "handshakes only, or encrypted handshakes that must select RC4 for the whole stream")
-    ap.add_argument("--transport", choices=["tcp", "utp"], default="tcp",
-                    help="the one transport libtorrent may use, incoming and outgoing")
+    ap.add_argument("--transport", choices=["tcp", "utp", "both"], default="tcp",
+                    help="the transport libtorrent may use, incoming and outgoing (both: TCP and uTP)")
+    ap.add_argument("--download-limit", type=int, default=0)
     ap.add_argument("--dht-bootstrap", default="",
                     help="turn the DHT on, bootstrapped only from these HOST:PORT nodes (comma-separated)")
     a = ap.parse_args()
@@ -54,14 +55,16 @@ def main():
         "dht_prefer_verified_node_ids": False,
         # Announce (and look up) again every 5 s instead of every 15 min, so a peer that joins later is found.
         "dht_announce_interval": 5, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
-        "enable_outgoing_utp": a.transport == "utp", "enable_incoming_utp": a.transport == "utp",
-        "enable_outgoing_tcp": a.transport == "tcp", "enable_incoming_tcp": a.transport == "tcp",
+        "enable_outgoing_utp": a.transport != "tcp", "enable_incoming_utp": a.transport != "tcp",
+        "enable_outgoing_tcp": a.transport != "utp", "enable_incoming_tcp": a.transport != "utp",
         "allow_multiple_connections_per_ip": True, "upload_rate_limit": a.upload_limit,
         "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
         # enc_policy: 0 forced, 1 enabled, 2 disabled; enc_level: 1 plaintext, 2 RC4, 3 both.
         "out_enc_policy": 1 if a.encryption == "enabled" else 0, "in_enc_policy": 1 if a.encryption == "enabled" else 0,
         "allowed_enc_level": 2 if a.encryption == "rc4" else 3, "prefer_rc4": a.encryption == "rc4",
     })
+    if a.download_limit:
+        ses.set_peer_class(lt.session.global_peer_class_id, {"download_limit": a.download_limit})
     if a.upload_limit:
         # Loopback peers are in libtorrent's "local" peer class, which the global rate limit does not touch.
         ses.set_peer_class(lt.session.local_peer_class_id, {"upload_limit": a.upload_limit})

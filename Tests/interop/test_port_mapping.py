@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from clients import NetnsPair, add_namespaces, address, in_ns, veth
+from clients import Namespaces, NetnsPair, add_namespaces, address, in_ns, veth
 from conftest import PEER, det_bytes, run_peer
 from test_swarm import procs  # noqa: F401 (a fixture)
 
@@ -24,7 +24,7 @@ LAN, ROUTER, WAN = "192.168.77.2", "192.168.77.1", "20.77.0.1"
 _counter = itertools.count(1)
 
 
-class HomeRouter:
+class HomeRouter(Namespaces):
     """Namespaces `home` and `router`, a veth pair between them, and a WAN veth on the router to a namespace of
     its own (so the WAN link is up) with no further route."""
 
@@ -45,7 +45,7 @@ class HomeRouter:
             ip("-n", self.home, "route", "add", "default", "via", ROUTER)
             # The router's own default route goes to the WAN side, which has nowhere further to go.
             ip("-n", self.router, "route", "add", "default", "via", "20.77.0.2")
-            subprocess.run(in_ns(self.router, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]), check=True, timeout=15)
+            subprocess.run(in_ns(self.router, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]), check=True, timeout=60)
             self.nft("add table inet filter; add chain inet filter forward { type filter hook forward priority 0; "
                      "policy accept; }; add chain inet filter miniupnpd; add rule inet filter forward jump miniupnpd; "
                      "add table inet nat; add chain inet nat prerouting { type nat hook prerouting priority -100; "
@@ -58,14 +58,14 @@ class HomeRouter:
             raise
 
     def nft(self, commands):
-        p = subprocess.run(in_ns(self.router, ["nft", commands]), capture_output=True, text=True, timeout=15)
+        p = subprocess.run(in_ns(self.router, ["nft", commands]), capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, f"nft {commands}: {p.stderr}"
 
     def rules(self):
         """(protocol, external port) of every DNAT rule miniupnpd holds (it writes the protocol as the IP header's
         byte: `@nh,72,8 0x6 th dport 6881 dnat ip to …`)."""
         out = subprocess.run(in_ns(self.router, ["nft", "list", "chain", "inet", "nat", "prerouting_miniupnpd"]),
-                             capture_output=True, text=True, timeout=15).stdout
+                             capture_output=True, text=True, timeout=60).stdout
         names = {"0x6": "TCP", "0x11": "UDP"}
         return sorted((names.get(m.group(1), m.group(1)), int(m.group(2)))
                       for m in re.finditer(r"@nh,72,8 (0x[0-9a-f]+) th dport (\d+)", out))
@@ -82,10 +82,6 @@ class HomeRouter:
         return procs(in_ns(self.router, ["miniupnpd", "-d", "-f", conf, "-P", tmp_path / "miniupnpd.pid"]),
                      tmp_path / "miniupnpd.log")
 
-    def close(self):
-        for ns in reversed(self.created):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=15)
-        self.created = []
 
 
 @pytest.fixture

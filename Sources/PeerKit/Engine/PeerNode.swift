@@ -81,11 +81,19 @@ public final class PeerNode: @unchecked Sendable {
     public func add(metainfo: TorrentMetainfo, storage: any TorrentStorage, have: Bitfield,
         configuration: TorrentEngine.Configuration) -> TorrentEngine
     {
+        var configuration = configuration
+        // BEP 55 needs uTP, which every node speaks once it listens.
+        configuration.holePunch = true
         let engine = TorrentEngine(metainfo: metainfo, storage: storage, have: have, eventLoop: self.nextHostLoop(),
             threadPool: self.threadPool, configuration: configuration)
         engine.onPeersDiscovered = { [weak engine] peers in
             guard let engine else { return }
             for peer in peers { self.dial(engine, peer) }
+        }
+        engine.onHolePunch = { [weak engine] address in
+            guard let engine else { return }
+            // Both sides send their SYN now, each opening its NAT to the other's (BEP 55).
+            self.dial(engine, address, transports: [.utp])
         }
         self.engines.withLock { for h in engine.handshakeHashes { $0[h] = engine } }
         return engine
@@ -564,18 +572,20 @@ public final class PeerNode: @unchecked Sendable {
     /// Connects `engine` to `address` ("host:port") unless it is this node or is being dialled or connected for
     /// that torrent already; any thread. Once the dial fails or the connection closes, the next announce, DHT
     /// lookup or PEX message that names the address dials it again.
-    func dial(_ engine: any PeerHost, _ address: String) {
+    func dial(_ engine: any PeerHost, _ address: String, transports: [PeerTransport]? = nil) {
         let key = DialKey(host: ObjectIdentifier(engine), address: address)
         let fresh = self.addresses.withLock { !$0.own.contains(address) && $0.dialed.insert(key).inserted }
         if TorrentEngine.debug { engine.eventLoop.execute { engine.log("dial \(address): \(fresh ? "dialling" : "skipped")") } }
         guard fresh, let (host, port) = Self.splitHostPort(address) else { return }
         let forget: @Sendable () -> Void = { _ = self.addresses.withLock { $0.dialed.remove(key) } }
-        self.open(engine, host: host, port: port).whenComplete { result in
+        self.open(engine, host: host, port: port, transports: transports).whenComplete { result in
             switch result {
             case .success(let channel): channel.closeFuture.whenComplete { _ in forget() }
             case .failure(let error):
                 if TorrentEngine.debug { engine.eventLoop.execute { engine.log("dial \(address): \(error)") } }
                 forget()
+                // Behind a NAT that lets nothing in, a peer that told us of the address may relay a hole punch.
+                (engine as? TorrentEngine)?.dialFailed(address)
             }
         }
     }

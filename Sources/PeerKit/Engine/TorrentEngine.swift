@@ -80,6 +80,8 @@ public final class TorrentEngine: @unchecked Sendable {
     public var onLog: (@Sendable (String) -> Void)?
     /// Called on the loop with peers learnt from other peers (PEX, BEP 11), as "host:port", to connect to.
     public var onPeersDiscovered: (@Sendable ([String]) -> Void)?
+    /// Called on the loop when a relay asks for a uTP connection to "host:port" now (BEP 55).
+    var onHolePunch: (@Sendable (String) -> Void)?
     /// Called once, on the loop, when the piece layers learnt from peers are complete (to keep them with the
     /// torrent's metadata): every layer by pieces root.
     public var onPieceLayers: (@Sendable ([[UInt8]: [UInt8]]) -> Void)?
@@ -232,6 +234,8 @@ public final class TorrentEngine: @unchecked Sendable {
             self.finishDownload(log: !quiet)
         case .saveResume(let pieces):
             _ = self.writeResume(pieces)
+        case .holePunch(let address):
+            self.onHolePunch?(address)
         case .extensionMessage(let peer, let name, let payload):
             self.onExtensionMessage?(name, Array(buffer: payload), self.machine.listenAddress(ofPeer: peer))
         case .log(let line):
@@ -342,6 +346,15 @@ public final class TorrentEngine: @unchecked Sendable {
     func received(_ key: Int, _ bytes: ByteBuffer) {
         self.machine.receive(key, bytes, at: self.now)
         self.drive()
+    }
+
+    /// A dial of `address` (learnt from a peer) failed: the machine may ask that peer to relay a hole punch.
+    func dialFailed(_ address: String) {
+        self.eventLoop.execute {
+            guard !self.stopped else { return }
+            self.machine.dialFailed(address, at: self.now)
+            self.drive()
+        }
     }
 
     func disconnected(_ key: Int) {
