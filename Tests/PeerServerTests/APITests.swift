@@ -1152,7 +1152,10 @@ struct SessionTests {
             #expect(r.status == .ok)
             let s = try r.json()
             #expect(s.keys == ["torrents", "active", "download_rate", "upload_rate", "downloaded", "uploaded", "peers",
-                "listen_port", "dht_nodes", "uptime", "version"])
+                "listen_port", "dht_nodes", "utp_connections", "port_mapping", "uptime", "version"])
+            // A node bound to loopback maps no port: null, not left out.
+            #expect(s["port_mapping"] == .null)
+            #expect(s["utp_connections"]?.int == 0)
             #expect(s["torrents"]?.int == 1)
             #expect(s["active"]?.int == 0)
             #expect(s["listen_port"]?.int == (await api.session.listenPort))

@@ -287,6 +287,24 @@ public struct SessionStats: Codable, Sendable, Equatable {
         case utpConnections = "utp_connections"
         case portMapping = "port_mapping"
     }
+
+    /// Every key, `port_mapping` as null when it is off (the synthesized encoder would leave it out).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(self.torrents, forKey: .torrents)
+        try c.encode(self.active, forKey: .active)
+        try c.encode(self.downloadRate, forKey: .downloadRate)
+        try c.encode(self.uploadRate, forKey: .uploadRate)
+        try c.encode(self.downloaded, forKey: .downloaded)
+        try c.encode(self.uploaded, forKey: .uploaded)
+        try c.encode(self.peers, forKey: .peers)
+        try c.encode(self.listenPort, forKey: .listenPort)
+        try c.encode(self.dhtNodes, forKey: .dhtNodes)
+        try c.encode(self.utpConnections, forKey: .utpConnections)
+        try c.encode(self.portMapping, forKey: .portMapping)
+        try c.encode(self.uptime, forKey: .uptime)
+        try c.encode(self.version, forKey: .version)
+    }
 }
 
 /// Settings that apply to the whole session; kept in the database.
