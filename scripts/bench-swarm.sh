@@ -52,7 +52,7 @@ sample_anon() {
 seeder_cmd() {
     case $1 in
         peer) echo "$PEER share $TORRENT --data $WORK/data --bind 127.0.0.1 --port $PORT --state $WORK/state-seed --transport $TRANSPORT" ;;
-        lt) echo "/usr/bin/python3 $LTPEER seed $TORRENT $WORK/data --bind 127.0.0.1 --port $PORT --transport $TRANSPORT" ;;
+        lt) echo "/usr/bin/python3 $LTPEER seed $TORRENT $WORK/data --bind 127.0.0.1 --port $PORT --transport $TRANSPORT --timeout 3600" ;;
     esac
 }
 leecher_cmd() {  # leecher_cmd KIND DIR
