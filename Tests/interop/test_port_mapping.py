@@ -70,11 +70,11 @@ class HomeRouter(Namespaces):
         return sorted((names.get(m.group(1), m.group(1)), int(m.group(2)))
                       for m in re.finditer(r"@nh,72,8 (0x[0-9a-f]+) th dport (\d+)", out))
 
-    def miniupnpd(self, procs, tmp_path, allow="allow 1024-65535 192.168.77.0/24 1024-65535"):
+    def miniupnpd(self, procs, tmp_path, allow="allow 1024-65535 192.168.77.0/24 1024-65535", natpmp=True):
         conf = tmp_path / "miniupnpd.conf"
         conf.write_text("\n".join([
             f"ext_ifname={self.router_wan}", f"listening_ip={self.router_lan}", "http_port=5000",
-            "enable_natpmp=yes", "enable_upnp=yes", "secure_mode=yes", "system_uptime=yes",
+            f"enable_natpmp={'yes' if natpmp else 'no'}", "enable_upnp=yes", "secure_mode=yes", "system_uptime=yes",
             "uuid=3d3cec3a-8cf0-11e0-98ee-001a6bd2d07b", "min_lifetime=2", "max_lifetime=86400",
             "upnp_table_name=filter", "upnp_nat_table_name=nat", "upnp_forward_chain=miniupnpd",
             "upnp_nat_chain=prerouting_miniupnpd", "upnp_nat_postrouting_chain=postrouting_miniupnpd",
@@ -135,14 +135,20 @@ def test_the_listen_port_is_mapped_renewed_and_removed(payload, tmp_path, procs,
 
 @pytest.mark.parametrize("router", ["refuses", "absent"])
 def test_a_router_that_refuses_or_is_not_there_costs_a_log_line(payload, tmp_path, procs, home, router):
-    """miniupnpd allowing no port to this client refuses every method; with no miniupnpd at all, nobody answers.
-    Either way Peer logs why, maps nothing, and serves a download from the LAN as before."""
+    """miniupnpd allowing no port to this client refuses UPnP's AddPortMapping; with no miniupnpd at all, nobody
+    answers. Either way Peer logs why, maps nothing, and serves a download from the LAN as before.
+
+    The refusing miniupnpd has NAT-PMP and PCP off: asked by PCP for a port it may not map, Debian's 2.3.1 tries
+    every other port, logging "port mapping rejected" 15 000 times and answering nothing for seconds (in CI an
+    `nft list` in its namespace then hung for a minute)."""
     if router == "refuses":
-        home.miniupnpd(procs, tmp_path, allow="allow 1-2 192.168.77.99/32 1-2")
+        home.miniupnpd(procs, tmp_path, allow="allow 1-2 192.168.77.99/32 1-2", natpmp=False)
     s = share(procs, tmp_path, home, payload, {})
     port = int(s.wait_for(r"listening on [\d.]+:(\d+)").group(1))
     line = s.wait_for(r"port mapping: pcp: .*", timeout=60).group(0)
     assert "natpmp:" in line and "upnp:" in line, line
+    if router == "refuses":
+        assert "upnp: UPnP error" in line, line
     assert home.rules() == []
     out = tmp_path / "out"
     got = subprocess.run(in_ns(home.home, [PEER, "get", payload["torrent"], "-o", out, "--peer", f"{LAN}:{port}",
