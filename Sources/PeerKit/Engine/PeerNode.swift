@@ -339,8 +339,22 @@ public final class PeerNode: @unchecked Sendable {
             _ = next("hung up before a byte")
         }
         return self.open(engine, host: host, port: port, attempt, onSilentClose: onSilentClose).flatMapError { error in
-            next("\(error)") ?? engine.eventLoop.makeFailedFuture(error)
+            // A refused TCP connect means the host is up and nothing listens there (the peer is not running, or
+            // not yet): its uTP would only cost the SYN retries (21 s), and the attempts end here. (libtorrent
+            // with TCP off does listen: it accepts and closes, which the silent-close rule above follows.)
+            if attempt.transport == .tcp, Self.refused(error) { return engine.eventLoop.makeFailedFuture(error) }
+            return next("\(error)") ?? engine.eventLoop.makeFailedFuture(error)
         }
+    }
+
+    /// Whether a TCP connect failed with ECONNREFUSED (NIO wraps it in `NIOConnectionError` when it resolved).
+    private static func refused(_ error: any Error) -> Bool {
+        if let io = error as? IOError { return io.errnoCode == ECONNREFUSED }
+        if let many = error as? NIOConnectionError {
+            return !many.connectionErrors.isEmpty
+                && many.connectionErrors.allSatisfy { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+        }
+        return false
     }
 
     /// One attempt: connects over `attempt.transport` and hands the channel to `engine`; `onSilentClose` runs if
