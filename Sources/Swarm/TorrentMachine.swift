@@ -1000,20 +1000,17 @@ public final class TorrentMachine {
         }
         switch message.kind {
         case .rendezvous:
-            let reply: (HolePunchMessage.ErrorCode?, Peer?) = {
-                guard let target = self.peer(at: message.peer) else { return (.notConnected, nil) }
-                if target === p { return (.noSuchPeer, nil) }
-                guard let tid = target.session.remoteExtensions?.extensions[HolePunchMessage.name], tid != 0 else {
-                    return (.noSupport, nil)
-                }
-                return (nil, target)
-            }()
-            guard let target = reply.1, let tid = target.session.remoteExtensions?.extensions[HolePunchMessage.name],
-                let initiator = self.holePunchEndpoint(p), let other = self.holePunchEndpoint(target)
-            else {
-                let error = HolePunchMessage(.error, peer: message.peer, error: reply.0 ?? .noSuchPeer)
+            let refuse: (HolePunchMessage.ErrorCode) -> Void = { code in
+                let error = HolePunchMessage(.error, peer: message.peer, error: code)
                 self.send(.extended(id: id, payload: error.encoded()), to: p, at: now)
-                return
+            }
+            guard let target = self.peer(at: message.peer) else { return refuse(.notConnected) }
+            guard target !== p else { return refuse(.noSuchPeer) }
+            guard let tid = target.session.remoteExtensions?.extensions[HolePunchMessage.name], tid != 0 else {
+                return refuse(.noSupport)
+            }
+            guard let initiator = self.holePunchEndpoint(p), let other = self.holePunchEndpoint(target) else {
+                return refuse(.noSuchPeer)
             }
             self.log("relaying a hole punch between \(initiator) and \(other)")
             self.send(.extended(id: tid, payload: HolePunchMessage(.connect, peer: initiator).encoded()), to: target,

@@ -48,12 +48,6 @@ final class UDPPort: Sendable {
         self.others.sink.withLock { $0 = sink }
     }
 
-    /// Sends one datagram that is not uTP (a DHT message).
-    func send(_ bytes: [UInt8], to address: SocketAddress) {
-        self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: bytes)),
-            promise: nil)
-    }
-
     var localAddress: SocketAddress? { self.channel.localAddress }
 
     func close() async { try? await self.channel.close() }
