@@ -18,8 +18,11 @@ import PeerBase
 /// probed one packet per timeout) and ours enforced (a packet beyond it is dropped), FIN and RESET.
 public struct UTPConnection: Sendable {
     public struct Configuration: Sendable {
-        /// Payload bytes per packet: 1 400-byte datagrams with the header and room for a selective ACK.
-        public var maxPayload = 1_350
+        /// The datagram size packets start at (header, room for a selective ACK, payload), as libtorrent's.
+        public var packetSize = 1_400
+        /// Path MTU probing: packets grow towards the largest datagram the path takes (`Command.pathLimit`, from
+        /// the driver) while probes get through, until what got through is within this many bytes of what did not.
+        public var probeStep = 64
         /// Bytes taken from the other side beyond what the application has consumed; the window we advertise.
         public var receiveBuffer = 1 << 20
         /// Bytes written and not yet sent above which the connection is not writable.
@@ -62,6 +65,8 @@ public struct UTPConnection: Sendable {
         case data([UInt8])
         /// The send buffer has room again after `isWritable` was false.
         case writable
+        /// A path MTU probe got through: packets are this many bytes now.
+        case packetSize(Int)
         case closed(CloseReason)
     }
 
@@ -70,6 +75,9 @@ public struct UTPConnection: Sendable {
         case write([UInt8])
         /// The application took this many delivered bytes.
         case consumed(Int)
+        /// The largest datagram the path to the other side takes as far as the driver knows (its route's MTU less
+        /// the IP and UDP headers): packets shrink to it at once, and grow towards it by probing.
+        case pathLimit(Int)
         /// Send what is buffered, then FIN.
         case close
     }
@@ -82,6 +90,11 @@ public struct UTPConnection: Sendable {
         var transmissions = 0
         var sacked = false
         var needsResend = false
+        /// A path MTU probe's size: on its first sending it is padded to this many bytes (and resent without, so a
+        /// lost probe costs no more than a lost packet).
+        var probeSize = 0
+        /// Sent once, as a path MTU probe: its loss says the probe was too big, not that the path is congested.
+        var isProbe: Bool { self.probeSize > 0 && self.transmissions == 1 }
         var size: Int { self.payload.count + UTPLimits.headerLength }
     }
 
@@ -94,6 +107,11 @@ public struct UTPConnection: Sendable {
     /// The smoothed round trip and the retransmission timeout now.
     public private(set) var rtt: Duration?
     public private(set) var timeout: Duration
+    /// Path MTU probing: datagrams of `packetSize` bytes get through; `probeCeiling` is the smallest size that did
+    /// not (less one), or the path's limit; `probe` is the padded packet in flight that tries a size between.
+    public private(set) var packetSize: Int
+    private var probeCeiling: Int
+    private var probe: (seq: UInt16, size: Int)?
 
     private var seqNr: UInt16
     private var ackNr: UInt16 = 0
@@ -144,6 +162,7 @@ public struct UTPConnection: Sendable {
         self.seqNr = seq
         self.ledbat = LEDBAT(configuration: configuration.ledbat)
         self.timeout = configuration.initialTimeout
+        (self.packetSize, self.probeCeiling) = (configuration.packetSize, configuration.packetSize)
         self.inFlight.append(Outgoing(type: .syn, seq: seq, payload: []))
         self.inFlightBytes = UTPLimits.headerLength
         self.seqNr = seq &+ 1
@@ -165,6 +184,7 @@ public struct UTPConnection: Sendable {
         self.ackNr = syn.seq
         self.ledbat = LEDBAT(configuration: configuration.ledbat)
         self.timeout = configuration.initialTimeout
+        (self.packetSize, self.probeCeiling) = (configuration.packetSize, configuration.packetSize)
         self.peerWindow = syn.windowSize
         self.replyMicro = Self.micro(now) &- syn.timestamp
         self.events.append(.connected)
@@ -190,6 +210,9 @@ public struct UTPConnection: Sendable {
     /// Whether a write now would be taken without going over the send buffer.
     public var isWritable: Bool { self.sendBuffer.count < self.configuration.sendBuffer }
 
+    /// Payload bytes in a full packet: `packetSize` less the header and room for the longest selective ACK we send.
+    public var payloadSize: Int { self.packetSize - UTPLimits.headerLength - 34 }
+
     /// Bytes sent and not yet acknowledged.
     public var bytesInFlight: Int { self.inFlightBytes }
 
@@ -199,7 +222,8 @@ public struct UTPConnection: Sendable {
             + "\(self.inFlightBytes)B (first \(self.inFlight.first.map { "\($0.seq) x\($0.transmissions) sacked \($0.sacked)" } ?? "-")) "
             + "resends \(self.resends) toSend \(self.sendBuffer.count) unread \(self.unread) reorder \(self.reorder.count) "
             + "peerWindow \(self.peerWindow) window \(self.ledbat.window) timeout \(self.timeout) at \(self.timeoutAt.map { "\($0)" } ?? "-") "
-            + "timeouts \(self.timeouts) retransmissions \(self.retransmissions) dropped \(self.dropped)"
+            + "timeouts \(self.timeouts) retransmissions \(self.retransmissions) dropped \(self.dropped) "
+            + "packet \(self.packetSize) ceiling \(self.probeCeiling)"
     }
 
     /// The receive window we advertise.
@@ -221,8 +245,15 @@ public struct UTPConnection: Sendable {
             let before = self.receiveWindow
             self.unread = max(0, self.unread - n)
             // The other side may be waiting on a closed window: tell it that it opened.
-            if before < self.configuration.maxPayload && self.receiveWindow >= self.configuration.maxPayload {
-                self.ackNeeded = true
+            if before < self.payloadSize && self.receiveWindow >= self.payloadSize { self.ackNeeded = true }
+        case .pathLimit(let limit):
+            // Below 576 bytes (the IPv4 minimum) a route's figure is not believed.
+            let limit = max(limit, 576 - 28)
+            self.probeCeiling = limit
+            self.probe = nil
+            if limit < self.packetSize {
+                self.packetSize = limit
+                self.events.append(.packetSize(limit))
             }
         case .close:
             if self.state == .synSent {
@@ -238,10 +269,10 @@ public struct UTPConnection: Sendable {
     public mutating func receive(_ packet: UTPPacket, at now: Instant) {
         guard self.state != .closed else { return }
         self.replyMicro = Self.micro(now) &- packet.timestamp
-        let wasClosed = self.peerWindow < UInt32(self.configuration.maxPayload)
+        let wasClosed = self.peerWindow < UInt32(self.payloadSize)
         self.peerWindow = packet.windowSize
         // A window that reopens: the probe it dropped goes again now, not at the next timeout.
-        if wasClosed && self.peerWindow >= UInt32(self.configuration.maxPayload),
+        if wasClosed && self.peerWindow >= UInt32(self.payloadSize),
             let oldest = self.inFlight.firstIndex(where: { !$0.sacked && $0.type == .data })
         {
             self.markResend(oldest)
@@ -337,6 +368,7 @@ public struct UTPConnection: Sendable {
         var progressed = false
         while let first = self.inFlight.first, !Seq.less(ack, first.seq) {
             if first.transmissions == 1, let sent = first.sentAt { self.sampleRTT(now - sent) }
+            if first.seq == self.probe?.seq { self.probeAnswered(gotThrough: first.transmissions == 1) }
             if !first.sacked { acked += first.size }
             if first.needsResend { self.resends -= 1 }
             self.inFlightBytes -= first.sacked ? 0 : first.size
@@ -356,6 +388,9 @@ public struct UTPConnection: Sendable {
                     sackedAfter += 1
                 } else if packet.selectivelyAcks(self.inFlight[i].seq) {
                     self.inFlight[i].sacked = true
+                    if self.inFlight[i].seq == self.probe?.seq {
+                        self.probeAnswered(gotThrough: self.inFlight[i].transmissions == 1)
+                    }
                     if self.inFlight[i].transmissions == 1, let sent = self.inFlight[i].sentAt {
                         self.sampleRTT(now - sent)
                     }
@@ -363,12 +398,14 @@ public struct UTPConnection: Sendable {
                     self.inFlightBytes -= self.inFlight[i].size
                     sackedAfter += 1
                 } else if sackedAfter >= 3, let sent = self.inFlight[i].sentAt, !self.inFlight[i].needsResend,
-                    self.inFlight[i].transmissions == 1 || now - sent >= (self.rtt ?? self.timeout)
+                    self.inFlight[i].transmissions == 1 || now - sent >= self.rtt.map({ $0 + self.rttVar * 4 }) ?? self.timeout
                 {
                     // Lost: three packets after it arrived. A packet resent already goes again only a round trip
-                    // after its last sending, or every ACK with the same holes would send it again.
+                    // (and its variation) after its last sending, or every ACK with the same holes would send it
+                    // again: with the smoothed round trip alone, a queue growing in slow start made a resend look
+                    // lost before its ACK could come. A lost probe was too big, which says nothing of congestion.
+                    if !self.inFlight[i].isProbe { lost = true }
                     self.markResend(i)
-                    lost = true
                 }
             }
         }
@@ -378,8 +415,8 @@ public struct UTPConnection: Sendable {
         } else if packet.type == .state && ack == self.lastAck && !self.inFlight.isEmpty {
             self.duplicateAcks += 1
             if self.duplicateAcks == 3, !self.inFlight[0].sacked {
+                if !self.inFlight[0].isProbe { lost = true }
                 self.markResend(0)
-                lost = true
             }
         }
         if lost {
@@ -389,8 +426,7 @@ public struct UTPConnection: Sendable {
             }
         }
         if acked > 0 {
-            self.ledbat.acknowledged(acked,
-                windowLimited: flightBefore + self.configuration.maxPayload > self.ledbat.window)
+            self.ledbat.acknowledged(acked, windowLimited: flightBefore + self.payloadSize > self.ledbat.window)
             self.timeouts = 0
             self.timeoutAt = self.inFlight.isEmpty ? nil : now + self.timeout
         }
@@ -426,6 +462,17 @@ public struct UTPConnection: Sendable {
         guard !payload.isEmpty else { return }
         self.unread += payload.count
         self.events.append(.data(payload))
+    }
+
+    private mutating func probeAnswered(gotThrough: Bool) {
+        guard let probe = self.probe else { return }
+        self.probe = nil
+        if gotThrough {
+            self.packetSize = probe.size
+            self.events.append(.packetSize(probe.size))
+        } else {
+            self.probeCeiling = probe.size - 1
+        }
     }
 
     private mutating func sampleRTT(_ sample: Duration) {
@@ -467,7 +514,7 @@ public struct UTPConnection: Sendable {
 
     private mutating func sendNewData(at now: Instant, probe: Bool) {
         while !self.sendBuffer.isEmpty {
-            var size = min(self.sendBuffer.count, self.configuration.maxPayload)
+            var size = min(self.sendBuffer.count, self.payloadSize)
             if !probe && self.inFlightBytes == 0 {
                 // Nothing in flight: one packet goes whatever LEDBAT's window says (BEP 29), within the other
                 // side's window; a closed one waits for its update, or for the timer's probe.
@@ -480,7 +527,22 @@ public struct UTPConnection: Sendable {
                 break
             }
             let payload = self.sendBuffer.take(size)
-            self.inFlight.append(Outgoing(type: .data, seq: self.seqNr, payload: payload))
+            var probeSize = 0
+            let next = (self.packetSize + self.probeCeiling + 1) / 2
+            if !probe, self.probe == nil, self.resends == 0, payload.count == self.payloadSize,
+                self.probeCeiling - self.packetSize >= self.configuration.probeStep,
+                self.sendBuffer.count >= 3 * self.payloadSize,
+                next + 3 * self.packetSize <= min(self.ledbat.window, Int(clamping: self.peerWindow))
+            {
+                // Try a size half way to the ceiling: this full packet, padded with extensions the other side
+                // skips. Got through, packets grow to it; lost, its data goes again unpadded and the ceiling comes
+                // down to it. Probes go one at a time, never while packets wait to be resent, and only with three
+                // full packets to follow within the window: their selective ACKs tell a lost probe in a round trip,
+                // where a timeout would also cut the window to one packet.
+                probeSize = next
+                self.probe = (self.seqNr, probeSize)
+            }
+            self.inFlight.append(Outgoing(type: .data, seq: self.seqNr, payload: payload, probeSize: probeSize))
             self.seqNr &+= 1
             self.inFlightBytes += payload.count + UTPLimits.headerLength
             self.transmit(self.inFlight.count - 1, at: now)
@@ -490,6 +552,7 @@ public struct UTPConnection: Sendable {
 
     private mutating func markResend(_ i: Int) {
         guard !self.inFlight[i].needsResend else { return }
+        if self.inFlight[i].seq == self.probe?.seq { self.probeAnswered(gotThrough: false) }
         self.inFlight[i].needsResend = true
         self.resends += 1
     }
@@ -501,7 +564,11 @@ public struct UTPConnection: Sendable {
 
     private mutating func transmit(_ i: Int, at now: Instant) {
         let o = self.inFlight[i]
-        let packet = self.packet(o.type, seq: o.seq, payload: o.payload, at: now)
+        var packet = self.packet(o.type, seq: o.seq, payload: o.payload, at: now)
+        if o.transmissions == 0 && o.probeSize > 0 {
+            let sack = packet.selectiveAck.isEmpty ? 0 : 2 + (packet.selectiveAck.count + 3) / 4 * 4
+            packet.padding = max(0, o.probeSize - UTPLimits.headerLength - sack - o.payload.count)
+        }
         self.inFlight[i].sentAt = now
         self.inFlight[i].transmissions += 1
         if self.inFlight[i].needsResend {

@@ -21,8 +21,11 @@ public enum UTPLimits {
     public static let headerLength = 20
     /// The largest datagram taken: the largest UDP payload over IPv4. A bigger one is not uTP.
     public static let maxDatagram = 65_507
-    /// Extensions in one packet: a chain longer than this is an attack (each costs 2 bytes at least).
-    public static let maxExtensions = 16
+    /// Extensions in one packet: a chain longer than this is an attack (each costs 2 bytes at least). A path MTU
+    /// probe from a jumbo-frame link carries about 35 padding extensions.
+    public static let maxExtensions = 64
+    /// The extension type that pads a path MTU probe: unknown to every client, so skipped by its length.
+    public static let paddingExtension: UInt8 = 0x50
     /// Bytes of a selective ACK's bitmask kept (libtorrent sends `ceil(window / 8)`, not BEP 29's multiple of 4,
     /// so any length is taken; bits beyond this many bytes are ignored).
     public static let maxSelectiveAckBytes = 128
@@ -44,10 +47,14 @@ public struct UTPPacket: Equatable, Sendable {
     public var ack: UInt16
     /// Selective ACK (extension 1): bit i of byte j acknowledges `ack + 2 + 8j + i`. Empty: none.
     public var selectiveAck: [UInt8]
+    /// Bytes of extensions that carry nothing (each extension's 2-byte header included): what pads a path MTU
+    /// probe when sent, what unknown extensions took when read.
+    public var padding: Int
     public var payload: [UInt8]
 
     public init(type: UTPPacketType, connectionID: UInt16, timestamp: UInt32 = 0, timestampDifference: UInt32 = 0,
-        windowSize: UInt32 = 0, seq: UInt16, ack: UInt16, selectiveAck: [UInt8] = [], payload: [UInt8] = [])
+        windowSize: UInt32 = 0, seq: UInt16, ack: UInt16, selectiveAck: [UInt8] = [], padding: Int = 0,
+        payload: [UInt8] = [])
     {
         self.type = type
         self.connectionID = connectionID
@@ -57,6 +64,7 @@ public struct UTPPacket: Equatable, Sendable {
         self.seq = seq
         self.ack = ack
         self.selectiveAck = selectiveAck
+        self.padding = padding
         self.payload = payload
     }
 
@@ -84,6 +92,7 @@ public struct UTPPacket: Equatable, Sendable {
         self.seq = u16(16)
         self.ack = u16(18)
         self.selectiveAck = []
+        self.padding = 0
         var next = bytes[1]
         var at = UTPLimits.headerLength
         var count = 0
@@ -98,18 +107,22 @@ public struct UTPPacket: Equatable, Sendable {
             guard at + length <= bytes.count else { throw .truncatedExtension(at: at) }
             if kind == 1 && self.selectiveAck.isEmpty {
                 self.selectiveAck = Array(bytes[at..<at + min(length, UTPLimits.maxSelectiveAckBytes)])
+            } else if kind != 1 {
+                self.padding += 2 + length
             }
             at += length  // unknown extensions (libtorrent's close_reason, 3) are skipped by their length
         }
         self.payload = Array(bytes[at...])
     }
 
-    /// The datagram's bytes. The selective ACK goes out padded to BEP 29's multiple of 4.
+    /// The datagram's bytes. The selective ACK goes out padded to BEP 29's multiple of 4; `padding` goes out as a
+    /// chain of `UTPLimits.paddingExtension` extensions of at most 255 bytes each (a remainder under 2 is dropped).
     public var bytes: [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(UTPLimits.headerLength + self.payload.count + self.selectiveAck.count + 6)
+        let pads = self.padding < 2 ? 0 : (self.padding + 256) / 257
+        out.reserveCapacity(UTPLimits.headerLength + self.payload.count + self.selectiveAck.count + 6 + self.padding)
         out.append(self.type.rawValue << 4 | 1)
-        out.append(self.selectiveAck.isEmpty ? 0 : 1)
+        out.append(!self.selectiveAck.isEmpty ? 1 : pads > 0 ? UTPLimits.paddingExtension : 0)
         func put16(_ v: UInt16) { out.append(UInt8(v >> 8)); out.append(UInt8(v & 0xFF)) }
         func put32(_ v: UInt32) { put16(UInt16(v >> 16)); put16(UInt16(v & 0xFFFF)) }
         put16(self.connectionID)
@@ -120,10 +133,19 @@ public struct UTPPacket: Equatable, Sendable {
         put16(self.ack)
         if !self.selectiveAck.isEmpty {
             let padded = (self.selectiveAck.count + 3) / 4 * 4
-            out.append(0)
+            out.append(pads > 0 ? UTPLimits.paddingExtension : 0)
             out.append(UInt8(min(padded, 252)))
             out.append(contentsOf: self.selectiveAck.prefix(252))
             out.append(contentsOf: repeatElement(0, count: min(padded, 252) - min(self.selectiveAck.count, 252)))
+        }
+        // Spread over the extensions so that none is shorter than 0 bytes: pads * 2 <= padding.
+        var left = self.padding
+        for i in 0..<pads {
+            let length = min(255, left - 2 * (pads - i))
+            out.append(i == pads - 1 ? 0 : UTPLimits.paddingExtension)
+            out.append(UInt8(length))
+            out.append(contentsOf: repeatElement(0, count: length))
+            left -= 2 + length
         }
         out.append(contentsOf: self.payload)
         return out

@@ -47,6 +47,55 @@ struct UTPConnectionTests {
         _ = try Self.exchange(&net, up: 1_000_000, down: 300_000, limit: .seconds(300))
     }
 
+    /// Sends `bytes` a→b with `limit` given to both sides as the path's limit (nil: none given); returns a's
+    /// connection's packet sizes as its events told them.
+    static func probed(_ net: inout UTPNetwork, bytes: Int, limit: Int?) -> [Int] {
+        let key = net.a.connect(to: "b", at: net.now)
+        let other = net.peerKey(key)
+        if let limit { net.a.handle(.pathLimit(limit), for: key, at: net.now) }
+        net.onEvent = { net, side, e in
+            if side == "b", e == .accepted(other), let limit { net.b.handle(.pathLimit(limit), for: other, at: net.now) }
+        }
+        let sent = Self.payload(bytes, seed: 3)
+        net.a.handle(.write(sent), for: key, at: net.now)
+        let done = net.run(for: .seconds(60)) { $0.received[other]?.count == bytes }
+        #expect(done && net.received[other] == sent)
+        return net.events.compactMap {
+            if $0.0 == "a", case .connection(key, .packetSize(let size)) = $0.1 { size } else { nil }
+        }
+    }
+
+    @Test("path MTU probing: packets grow to what the path carries, probes lost cost no halving, data intact")
+    func pathMTU() throws {
+        var net = UTPNetwork()
+        (net.toB.mtu, net.toB.rate) = (4_000, 12_500_000)
+        let sizes = Self.probed(&net, bytes: 8_000_000, limit: 8_972)
+        // A binary search from 1 400 towards 8 972, stopping within 64 bytes of the 4 000 the path carries.
+        #expect(sizes == sizes.sorted() && sizes.count >= 3)
+        #expect((4_000 - 64)...4_000 ~= sizes.last ?? 0)
+        #expect(net.toB.largest <= 4_000 && net.toB.droppedBySize >= 1)
+        // A probe that was too big costs the resend of its data, unpadded (and maybe one more, as any lost packet
+        // may), and no halving of the window: the same 100 Mbit/s path without probing takes no less time.
+        let key = net.events.first { $0.0 == "a" }.flatMap { if case .connection(let k, _) = $0.1 { k } else { nil } }
+        let retransmissions = key.flatMap { net.a.connection($0)?.retransmissions } ?? -1
+        #expect((net.toB.droppedBySize...2 * net.toB.droppedBySize).contains(retransmissions))
+        var plain = UTPNetwork()
+        (plain.toB.mtu, plain.toB.rate) = (4_000, 12_500_000)
+        _ = Self.probed(&plain, bytes: 8_000_000, limit: nil)
+        #expect(net.now <= plain.now, "\(net.now) probing, \(plain.now) without; \(retransmissions) resent, \(net.toB.droppedBySize) dropped \(sizes) \(key.flatMap { net.a.connection($0)?.summary } ?? "")")
+    }
+
+    @Test("no path limit given: packets stay at 1 400 bytes; a path limit under it: they shrink to it at once")
+    func pathLimits() throws {
+        var plain = UTPNetwork()
+        #expect(Self.probed(&plain, bytes: 500_000, limit: nil).isEmpty)
+        #expect((1_366...1_400).contains(plain.toB.largest))
+        var small = UTPNetwork()
+        small.toB.mtu = 1_252
+        #expect(Self.probed(&small, bytes: 500_000, limit: 1_252) == [1_252])
+        #expect(small.toB.largest <= 1_252 && small.toB.droppedBySize == 0)
+    }
+
     @Test("a lost SYN-ACK: the resent SYN gets the same connection, not a second one")
     func duplicateSYN() throws {
         var net = UTPNetwork()

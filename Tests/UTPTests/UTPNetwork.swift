@@ -19,6 +19,11 @@ struct UTPNetwork {
         var queueing: [(Instant, Duration)] = []
         var sent = 0
         var droppedByQueue = 0
+        /// The largest datagram the path carries (nil: any), what it dropped for being bigger, and the largest it
+        /// carried.
+        var mtu: Int?
+        var droppedBySize = 0
+        var largest = 0
     }
 
     typealias Key = UTPEndpoint<String>.ConnectionKey
@@ -71,6 +76,11 @@ struct UTPNetwork {
         defer { if from == "a" { self.toB = d } else { self.toA = d } }
         d.sent += 1
         if d.loss > 0 && Double.random(in: 0..<1, using: &self.rng) < d.loss { return }
+        if let mtu = d.mtu, bytes.count > mtu {
+            d.droppedBySize += 1
+            return
+        }
+        d.largest = max(d.largest, bytes.count)
         var departs = self.now
         if let rate = d.rate {
             let start = max(self.now, d.busyUntil)

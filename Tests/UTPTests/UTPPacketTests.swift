@@ -28,6 +28,20 @@ struct UTPPacketTests {
         #expect(p.payload == Array("xy".utf8))
     }
 
+    @Test("a path MTU probe's padding: extensions of at most 255 bytes, to the exact size, read back as padding")
+    func padding() throws {
+        for padding in [0, 2, 3, 256, 257, 258, 514, 7_572] {
+            for sack: [UInt8] in [[], [0b101, 0, 0, 1]] {
+                let p = UTPPacket(type: .data, connectionID: 9, seq: 3, ack: 2, selectiveAck: sack, padding: padding,
+                    payload: [1, 2, 3])
+                let bytes = p.bytes
+                #expect(bytes.count == 20 + (sack.isEmpty ? 0 : 6) + padding + 3)
+                let back = try UTPPacket(bytes: bytes)
+                #expect(back == p)
+            }
+        }
+    }
+
     @Test("truncated headers, wrong versions and types, runaway extension chains are errors, never traps")
     func badInput() {
         let good = UTPPacket(type: .syn, connectionID: 1, seq: 1, ack: 0).bytes
@@ -44,7 +58,7 @@ struct UTPPacketTests {
         #expect(throws: UTPError.truncatedExtension(at: 22)) { try UTPPacket(bytes: cut) }
         var chain = good
         chain[1] = 5
-        for _ in 0..<20 { chain += [5, 0] }
+        for _ in 0..<70 { chain += [5, 0] }
         #expect(throws: UTPError.tooManyExtensions) { try UTPPacket(bytes: chain) }
         #expect(throws: UTPError.tooLong(70_000)) { try UTPPacket(bytes: [UInt8](repeating: 1, count: 70_000)) }
     }
