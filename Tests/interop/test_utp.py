@@ -116,7 +116,7 @@ def test_peer_to_peer_over_utp(payload, tmp_path, procs):
 
 def test_transport_shown_in_the_api_and_peer_show(payload, tmp_path, procs):
     """A daemon seeds; a slow `peer get --transport utp` and a TCP one fetch from it; while they run, the daemon's
-    API lists one peer over uTP and one over TCP, and `peer show` prints both."""
+    API lists one peer over uTP (with its packet size) and one over TCP, and `peer show` prints both."""
     d = Daemon(procs, tmp_path, "127.0.16.10", extra=["--no-dht", "--no-lsd", "--allow-path", payload["data"]])
     torrent = payload["torrents"]["v1"]
     added = d.ok("POST", "/api/torrents", {"torrent": base64.b64encode(torrent.read_bytes()).decode(),
@@ -127,14 +127,17 @@ def test_transport_shown_in_the_api_and_peer_show(payload, tmp_path, procs):
         procs([PEER, "get", torrent, "-o", tmp_path / f"out-{addr}", "--peer", f"127.0.16.10:{listen}", "--bind", addr,
                "--port", "0", "--no-dht", "--no-lsd", "--transport", transport, "--max-down", "1M",
                "--state", tmp_path / f"get-{addr}"], tmp_path / f"get-{addr}.log")
-    seen = {}
+    seen, sizes = {}, {}
     deadline = time.monotonic() + 40
     while len(seen) < 2:
         assert time.monotonic() < deadline, f"peers seen: {seen}"
         for p in d.ok("GET", f"/api/torrents/{added['id']}")["peers"]:
             seen[p["address"].rsplit(":", 1)[0]] = p["transport"]
+            sizes[p["transport"]] = p.get("packet_size")
         time.sleep(0.5)
     assert seen == {"127.0.16.11": "utp", "127.0.16.12": "tcp"}
+    # uTP's datagrams: 1 400 bytes to start, grown by path MTU probing to at most Ethernet's 1 472; TCP has none.
+    assert 1_400 <= sizes["utp"] <= 1_472 and sizes["tcp"] is None, sizes
     shown = run_peer("show", added["id"], "--state", d.state).stdout
     assert re.search(r"127\.0\.16\.11:\d+\s+utp", shown), shown
     assert re.search(r"127\.0\.16\.12:\d+\s+tcp", shown), shown

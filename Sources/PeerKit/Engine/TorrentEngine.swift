@@ -407,6 +407,8 @@ public final class TorrentEngine: @unchecked Sendable {
         public var outgoing: Bool
         /// How the connection is carried.
         public var transport: PeerTransport
+        /// uTP's datagram size now (grown by path MTU probing); nil over TCP.
+        public var packetSize: Int?
     }
 
     /// What a status page shows of the torrent.
@@ -422,7 +424,8 @@ public final class TorrentEngine: @unchecked Sendable {
             let peers = self.machine.connectedPeers.map { p in
                 PeerSnapshot(address: p.endpoint.display, client: p.client, progress: p.progress,
                     downloadRate: p.downloadRate, outgoing: p.outgoing,
-                    transport: self.channels[p.key] is UTPStreamChannel ? .utp : .tcp)
+                    transport: self.channels[p.key] is UTPStreamChannel ? .utp : .tcp,
+                    packetSize: (self.channels[p.key] as? UTPStreamChannel)?.packetSize.load(ordering: .relaxed))
             }
             return Snapshot(progress: self.machine.progress, have: self.machine.have, peers: peers)
         }

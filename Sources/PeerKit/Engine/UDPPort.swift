@@ -16,9 +16,10 @@ final class UDPPort: Sendable {
         (self.channel, self.utp, self.others) = (channel, utp, others)
     }
 
-    /// The largest datagram read whole: a DHT message may be 2 048 bytes (the decoder's limit, and one byte more
-    /// tells it that a datagram was too long), a uTP packet at most an Ethernet MTU.
-    static let readCapacity = 2_049
+    /// The largest datagram read whole, and one byte more: a datagram that fills the buffer was cut short, and
+    /// is dropped (uTP has no length field to tell). Room for a uTP packet from a jumbo-frame link (9 000 less
+    /// the IPv4 and UDP headers). A DHT message may be 2 048 bytes; its decoder refuses longer ones itself.
+    static let readCapacity = 8_973
 
     /// Binds `host:port` on `loop`. Incoming uTP connections go to `accept`, which sets up their pipeline.
     static func open(on loop: any EventLoop, host: String, port: Int, ipv6Only: Bool = false,

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import PeerBase
 import UTP
@@ -62,6 +65,8 @@ final class UTPSocket: ChannelDuplexHandler, @unchecked Sendable {
             context.fireChannelRead(data)
             return
         }
+        // Cut short by the read (see `UDPPort.readCapacity`): its payload would be taken for a shorter one.
+        guard envelope.data.readableBytes < UDPPort.readCapacity else { return }
         self.endpoint.receive(Array(envelope.data.readableBytesView), from: envelope.remoteAddress, at: self.now)
         self.pump()
     }
@@ -82,6 +87,7 @@ final class UTPSocket: ChannelDuplexHandler, @unchecked Sendable {
             let key = self.endpoint.connect(to: address, at: self.now)
             let stream = UTPStreamChannel(socket: self, key: key, parent: context.channel)
             self.streams[key] = stream
+            self.endpoint.handle(.pathLimit(Self.pathLimit(to: address)), for: key, at: self.now)
             self.connecting[key] = promise
             initializer(stream).whenFailure { error in
                 self.connecting.removeValue(forKey: key)?.fail(error)
@@ -142,6 +148,7 @@ final class UTPSocket: ChannelDuplexHandler, @unchecked Sendable {
             case .accepted(let key):
                 let stream = UTPStreamChannel(socket: self, key: key, parent: context.channel)
                 self.streams[key] = stream
+                self.endpoint.handle(.pathLimit(Self.pathLimit(to: key.address)), for: key, at: self.now)
                 self.accept(stream).whenFailure { _ in stream.close(promise: nil) }
             case .connection(let key, let e):
                 self.deliver(e, to: key)
@@ -158,6 +165,7 @@ final class UTPSocket: ChannelDuplexHandler, @unchecked Sendable {
             self.connecting.removeValue(forKey: key)?.succeed(stream)
         case .data(let bytes): stream.received(bytes)
         case .writable: stream.becameWritable()
+        case .packetSize(let size): stream.packetSize.store(size, ordering: .relaxed)
         case .closed(let reason):
             self.streams[key] = nil
             if let promise = self.connecting.removeValue(forKey: key) {
@@ -165,6 +173,36 @@ final class UTPSocket: ChannelDuplexHandler, @unchecked Sendable {
             }
             stream.ended(reason)
         }
+    }
+
+    /// The largest datagram a probe may try: Ethernet's MTU less the IPv4 and UDP headers, whatever the route.
+    /// A receiver reads a datagram into a buffer of its own and a longer one is cut short without a word, which
+    /// uTP cannot tell (it has no length field): libtorrent took a 2 346-byte probe over loopback as a packet with
+    /// a shorter payload, and the stream it fed was corrupt. So packets grow past this only towards a peer known
+    /// to read them whole, which the wire does not say yet.
+    static let largestDatagram = 1_472
+
+    /// The largest datagram a probe may try towards `address`: the MTU of the kernel's route to it (which knows
+    /// the interface and any path MTU an ICMP message taught it) less the IP and UDP headers, at most
+    /// `largestDatagram`; under 1 400 on a tunnel or PPPoE route, which packets then shrink to.
+    static func pathLimit(to address: SocketAddress) -> Int {
+        let ipv6 = address.protocol == .inet6
+        let headers = ipv6 ? 48 : 28
+        let mtu = address.withSockAddr { sockaddr, length -> Int? in
+            let fd = Glibc.socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            guard fd >= 0 else { return nil }
+            defer { Glibc.close(fd) }
+            // A UDP connect sends nothing: it only looks up the route.
+            guard Glibc.connect(fd, sockaddr, socklen_t(length)) == 0 else { return nil }
+            var value: Int32 = 0
+            var size = socklen_t(MemoryLayout<Int32>.size)
+            // IP_MTU (14) and IPV6_MTU (24) from <linux/in.h> and <linux/in6.h>: Glibc's module does not export them.
+            let ok = ipv6
+                ? getsockopt(fd, Int32(IPPROTO_IPV6), 24, &value, &size)
+                : getsockopt(fd, Int32(IPPROTO_IP), 14, &value, &size)
+            return ok == 0 && value > 0 ? Int(value) : nil
+        }
+        return min((mtu ?? 1_500) - headers, Self.largestDatagram)
     }
 
     private func arm(_ context: ChannelHandlerContext) {

@@ -26,6 +26,8 @@ final class UTPStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     let parent: (any Channel)?
     private let closePromise: EventLoopPromise<Void>
     private let flags = Mutex<(active: Bool, writable: Bool)>((false, true))
+    /// The datagram size its packets have grown (or shrunk) to by path MTU probing; for the API.
+    let packetSize = Atomic<Int>(UTPConnection.Configuration().packetSize)
     private var closed = false
     private var autoRead = true
     private var unsatisfiedRead = false

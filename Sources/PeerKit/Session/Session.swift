@@ -484,7 +484,8 @@ public actor Session {
         }
         let peers = (m.snapshot?.peers ?? []).map {
             PeerStatus(address: $0.address, client: $0.client, progress: $0.progress,
-                downloadRate: Int64($0.downloadRate), outgoing: $0.outgoing, transport: $0.transport)
+                downloadRate: Int64($0.downloadRate), outgoing: $0.outgoing, transport: $0.transport,
+                packetSize: $0.packetSize)
         }
         var trackers: [TrackerStatus] = []
         for (tier, urls) in self.trackerTiers(m).enumerated() {

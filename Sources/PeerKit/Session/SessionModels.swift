@@ -137,10 +137,13 @@ public struct PeerStatus: Codable, Sendable, Equatable {
     public var outgoing: Bool
     /// "tcp" or "utp".
     public var transport: PeerTransport
+    /// uTP only: the datagram size its packets have grown to by path MTU probing (1 400 to start).
+    public var packetSize: Int?
 
     enum CodingKeys: String, CodingKey {
         case address, client, progress, outgoing, transport
         case downloadRate = "download_rate"
+        case packetSize = "packet_size"
     }
 }
 
