@@ -937,6 +937,11 @@ public final class TorrentMachine {
         else { return nil }
         var flags: PEXPeer.Flags = p.role == .outgoing ? [.reachable] : []
         if p.has.allSet { flags.insert(.seed) }
+        // BEP 11's 0x08 and 0x04: it takes hole punches (which go over uTP). libtorrent asks a relay for a
+        // rendezvous only with peers so marked.
+        if let id = p.session.remoteExtensions?.extensions[HolePunchMessage.name], id != 0 {
+            flags.formUnion([.holepunch, .utp])
+        }
         return PEXPeer(ip: ip, port: port, flags: flags)
     }
 
