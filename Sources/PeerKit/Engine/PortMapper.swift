@@ -171,9 +171,14 @@ public final class PortMapper: Sendable {
         self.state.withLock { $0.state = "stopped"; $0.mappings = [] }
     }
 
+    /// Records a failure; the log gets a line only when the reason changes (the retry every 5 minutes of a router
+    /// that refuses would repeat it all day).
     private func fail(_ why: String, gateway: String?) {
-        self.state.withLock { $0 = Status(state: "failed", gateway: gateway, mappings: [], error: why) }
-        self.log("port mapping: \(why)")
+        let repeated = self.state.withLock { state in
+            defer { state = Status(state: "failed", gateway: gateway, mappings: [], error: why) }
+            return state.state == "failed" && state.error == why
+        }
+        if !repeated { self.log("port mapping: \(why)") }
     }
 
     private struct Failure: Error { var text: String }
