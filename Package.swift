@@ -26,6 +26,7 @@ let package = Package(
         .library(name: "Swarm", targets: ["Swarm"]),
         .library(name: "Search", targets: ["Search"]),
         .library(name: "Channels", targets: ["Channels"]),
+        .library(name: "Live", targets: ["Live"]),
         .library(name: "PeerKit", targets: ["PeerKit"]),
         .library(name: "PeerServer", targets: ["PeerServer"]),
         .library(name: "PeerSimulation", targets: ["PeerSimulation"]),
@@ -134,6 +135,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "Live",
+            dependencies: [
+                "PeerBase", "Bencode", "Metainfo", "Channels", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "PeerKit",
             dependencies: [
                 "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search", "Channels",
@@ -230,6 +239,11 @@ let package = Package(
         ),
         .testTarget(name: "UTPTests", dependencies: ["UTP", "PeerBase"], swiftSettings: strict),
         .testTarget(name: "PortMapTests", dependencies: ["PortMap"], swiftSettings: strict),
+        .testTarget(
+            name: "LiveTests",
+            dependencies: ["Live", "PeerBase", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .testTarget(name: "PeerSimulationTests", dependencies: ["PeerSimulation", "DHT", "PeerBase"], swiftSettings: strict),
         .testTarget(
             name: "StorageTests",

@@ -21,8 +21,9 @@ public struct ChannelLink: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The salt of a channel named `name`: `ch/` and the name, cut to BEP 44's 64 bytes on a character boundary.
-    public static func salt(forName name: String) -> [UInt8] {
-        var out = Array("ch/".utf8)
+    /// (A live stream's is `live/` and its name.)
+    public static func salt(forName name: String, prefix: String = "ch/") -> [UInt8] {
+        var out = Array(prefix.utf8)
         for c in name.unicodeScalars {
             let u = Array(String(c).utf8)
             guard out.count + u.count <= DHTItem.maxSaltLength else { break }

@@ -162,7 +162,7 @@ public struct MagnetLink: Hashable, Sendable, CustomStringConvertible {
         return parts.joined(separator: ",")
     }
 
-    static func percentDecode(_ s: String, plusIsSpace: Bool) -> String? {
+    public static func percentDecode(_ s: String, plusIsSpace: Bool) -> String? {
         var out: [UInt8] = []
         let bytes = Array(s.utf8)
         var i = 0
@@ -181,7 +181,7 @@ public struct MagnetLink: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func percentEncode(_ s: String) -> String {
+    public static func percentEncode(_ s: String) -> String {
         var out = ""
         for b in s.utf8 {
             switch b {

@@ -1,0 +1,187 @@
+import Crypto
+import PeerBase
+import Testing
+
+@testable import Live
+
+@Suite("live streams: links, chunks, messages")
+struct LiveCodecTests {
+    @Test("a link reads back as written; a channel's link (no x.live=1) is refused")
+    func link() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let link = try LiveLink(publicKey: Array(key.publicKey.rawRepresentation), name: "Radio Café")
+        let text = link.description
+        #expect(text.hasPrefix("magnet:?xs=urn:btpk:") && text.hasSuffix("&x.live=1"))
+        let back = try LiveLink(parsing: text)
+        #expect(back == link && back.name == "Radio Café" && back.streamID.count == 20)
+        let channel = String(text.dropLast("&x.live=1".count))
+        #expect(throws: LiveError.self) { try LiveLink(parsing: channel) }
+        #expect(throws: LiveError.self) { try LiveLink(parsing: "magnet:?xt=urn:btih:" + String(repeating: "a", count: 40)) }
+    }
+
+    @Test("a chunk's signature covers the stream, number, time and bytes")
+    func signature() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let link = try LiveLink(publicKey: Array(key.publicKey.rawRepresentation), name: "s")
+        let other = try LiveLink(publicKey: Array(key.publicKey.rawRepresentation), name: "t")
+        let chunk = try LiveChunk(number: 7, time: 1_000, payload: [1, 2, 3], stream: link.streamID, signedBy: key)
+        #expect(chunk.isSigned(by: link.publicKey, stream: link.streamID))
+        #expect(!chunk.isSigned(by: link.publicKey, stream: other.streamID))
+        for change in [{ (c: inout LiveChunk) in c.number += 1 }, { $0.time += 1 }, { $0.payload[0] ^= 1 },
+            { $0.signature[5] ^= 1 }]
+        {
+            var bad = chunk
+            change(&bad)
+            #expect(!bad.isSigned(by: link.publicKey, stream: link.streamID))
+        }
+    }
+
+    @Test("messages read back as written; bad ones are errors, never traps")
+    func messages() throws {
+        let chunk = LiveChunk(number: 3, time: 99, payload: [9, 8, 7], signature: [UInt8](repeating: 1, count: 64))
+        let have = LiveMessage.have([10, 9, 7, 1], window: 150)!
+        for m in [have, .request(4), .reject(5), .chunk(chunk)] {
+            #expect(try LiveMessage(decoding: m.encoded()) == m)
+        }
+        #expect(try LiveMessage(decoding: LiveMessage.have([3], window: 8, source: true)!.encoded())
+            == .have(newest: 3, bits: [0x80], source: true))
+        guard case .have(let newest, let bits, _) = have else { return }
+        #expect(LiveMessage.held(newest: newest, bits: bits) == [10, 9, 7, 1])
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: Array("d1:ti9ee".utf8)) }
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: Array("d1:ti1ee".utf8)) }  // no n
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: Array("d1:ni-1e1:ti1ee".utf8)) }
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: Array("d1:ni1e1:ti1eexx".utf8)) }
+        var oversize = LiveMessage.chunk(chunk).encoded()
+        oversize += [UInt8](repeating: 0, count: LiveLimits.maxPayload)
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: oversize) }
+        let shortSignature = BencodeLike.chunkHeader(signature: 63)
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: shortSignature) }
+    }
+}
+
+enum BencodeLike {
+    static func chunkHeader(signature: Int) -> [UInt8] {
+        Array("d1:ni1e3:sig\(signature):".utf8) + [UInt8](repeating: 0, count: signature) + Array("1:ti2e2:tsi5ee".utf8)
+    }
+}
+
+@Suite("live streams: a swarm of viewers in virtual time")
+struct LiveSwarmTests {
+    static let rate = 125_000.0  // 1 Mbit/s
+    static let chunkBytes = 25_000  // 200 ms of it
+
+    static func percentile(_ values: [Duration], _ p: Double) -> Duration {
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+    }
+
+    @Test("20 viewers joining over 10 s: median latency under 1 s, p95 under 2 s, the source at most 2x, no loss")
+    func twentyViewers() throws {
+        var net = try LiveNetwork(sourceUpload: 4 * Self.rate)
+        var joins: [(Instant, (inout LiveNetwork) -> Void)] = []
+        for i in 0..<20 {
+            joins.append((Instant(offset: .milliseconds(500 * i + 200)), { net in net.join(upload: 4 * Self.rate) }))
+        }
+        try net.run(until: Instant(offset: .seconds(40)), chunkBytes: Self.chunkBytes, every: .milliseconds(200),
+            events: joins)
+        let steady = Instant(offset: .seconds(12))
+        let latencies = net.nodes.filter { $0.key != 0 }.flatMap { $0.value.latencies.filter { $0.at >= steady }.map(\.latency) }
+        let median = Self.percentile(latencies, 0.5)
+        let p95 = Self.percentile(latencies, 0.95)
+        let source = Double(net.sent(0, from: steady, to: Instant(offset: .seconds(40)))) / (Self.rate * 28)
+        let skipped = net.nodes.values.reduce(0) { $0 + $1.skipped.count }
+        let duplicates = net.nodes.values.reduce(0) { $0 + $1.machine.duplicates }
+        let viewersUp = net.nodes.filter { $0.key != 0 }.map { Double(net.sent($0.key, from: steady, to: Instant(offset: .seconds(40)))) / (Self.rate * 28) }
+        print("live, 20 viewers: latency median \(median), p95 \(p95); source uploads \(source)x the stream; "
+            + "\(skipped) chunks skipped; played \(net.nodes.values.reduce(0) { $0 + $1.played.count }); "
+            + "\(duplicates) duplicates; viewers upload \(viewersUp.map { (($0 * 100).rounded() / 100) }.sorted())")
+        for (id, node) in net.nodes.sorted(by: { $0.key < $1.key }) where !node.skipped.isEmpty {
+            print("viewer \(id) joined \(node.joined) first \(node.played.first ?? 0) skipped \(node.skipped)")
+            let n = node.skipped[0]
+            let made = net.published[n].map { Double($0.time) / 1e6 } ?? -1
+            let arrivals = net.nodes.sorted(by: { $0.key < $1.key }).compactMap { other -> String? in
+                guard let i = other.value.played.firstIndex(of: n) else { return nil }
+                return "\(other.key):\(other.value.latencies[i].latency)"
+            }
+            print("  chunk \(n) made at \(made): played by \(arrivals.joined(separator: " "))")
+            let previous = net.nodes[id]!.played.firstIndex(of: n - 1).map { net.nodes[id]!.latencies[$0] }
+            print("  \(n - 1) played at \(previous.map { "\($0.at) after \($0.latency)" } ?? "-")")
+        }
+        #expect(latencies.count > 20 * 100)
+        #expect(median < .seconds(1) && p95 < .seconds(2))
+        #expect(source <= 2.05)
+        #expect(skipped == 0)
+        // Every viewer played every chunk from the one it joined at to the end.
+        for (id, node) in net.nodes where id != 0 {
+            #expect(node.played == Array(node.played.first!...node.played.last!), "viewer \(id)")
+        }
+    }
+
+    @Test("churn: a tenth of the viewers leave and others join every 10 s for a minute; those that stay miss under 1%")
+    func churn() throws {
+        var net = try LiveNetwork(sourceUpload: 4 * Self.rate)
+        var events: [(Instant, (inout LiveNetwork) -> Void)] = []
+        for i in 0..<20 {
+            events.append((Instant(offset: .milliseconds(250 * i + 100)), { net in net.join(upload: 4 * Self.rate) }))
+        }
+        for round in 1...6 {
+            events.append((Instant(offset: .seconds(10 * round)), { net in
+                let viewers = net.nodes.keys.filter { $0 != 0 }.sorted()
+                var leaving = viewers
+                leaving.shuffle(using: &net.rng)
+                for id in leaving.prefix(2) { net.leave(id) }
+                net.join(upload: 4 * Self.rate)
+                net.join(upload: 4 * Self.rate)
+            }))
+        }
+        try net.run(until: Instant(offset: .seconds(75)), chunkBytes: Self.chunkBytes, every: .milliseconds(200),
+            events: events)
+        var missed = 0
+        var total = 0
+        for (id, node) in net.nodes where id != 0 && node.joined < .init(offset: .seconds(10)) {
+            missed += node.skipped.count
+            total += node.played.count + node.skipped.count
+        }
+        print("live churn: viewers that stayed missed \(missed) of \(total) chunks")
+        #expect(total > 10 * 300)
+        #expect(Double(missed) <= 0.01 * Double(total))
+    }
+
+    @Test("a hostile relay (bad signatures, chunks older than the window): dropped by all, nothing of it played")
+    func hostile() throws {
+        var configuration = LiveMachine.Configuration()
+        configuration.window = 20
+        var net = try LiveNetwork(sourceUpload: 4 * Self.rate, configuration: configuration)
+        var events: [(Instant, (inout LiveNetwork) -> Void)] = []
+        for i in 0..<8 {
+            events.append((Instant(offset: .milliseconds(100 * i + 100)),
+                { net in net.join(upload: 4 * Self.rate, configuration: configuration) }))
+        }
+        var hostile = 0
+        events.append((Instant(offset: .seconds(2)), { net in
+            hostile = net.join(upload: 4 * Self.rate, neighbours: 8, configuration: configuration)
+        }))
+        events.append((Instant(offset: .seconds(8)), { net in
+            let newest = net.published.keys.max()!
+            // A forged next chunk, and a real one from long ago (replayed): each to every neighbour.
+            var forged = net.published[newest]!
+            forged.number = newest + 1
+            forged.payload[0] ^= 0xFF
+            let old = net.published[0]!
+            for other in net.nodes[hostile]!.neighbours.sorted() {
+                net.send(.chunk(other % 2 == 0 ? forged : old), from: hostile, to: other)
+            }
+        }))
+        try net.run(until: Instant(offset: .seconds(12)), chunkBytes: Self.chunkBytes, every: .milliseconds(200),
+            events: events)
+        let neighbours = net.nodes.filter { $0.key != hostile && $0.value.dropped.count > 0 }
+        #expect(net.nodes[hostile]!.neighbours.isEmpty, "still connected to \(net.nodes[hostile]!.neighbours)")
+        #expect(neighbours.count >= 8)
+        for (_, node) in neighbours {
+            #expect(node.dropped.allSatisfy {
+                $0.contains("not signed") || $0.contains("older than the window") || $0.contains("differs from the source's")
+            }, "\(node.dropped)")
+        }
+        // LiveNetwork.drain checks that every chunk played is one the source published.
+    }
+}
