@@ -135,6 +135,7 @@ class FakeNodes:
             s.bind((a, 0))
             self.socks.append((s, os.urandom(20)))
         self.queries = []  # (address, decoded query) of every query received
+        self.senders = []  # (sender's address and port, decoded query), the same queries
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
@@ -151,6 +152,7 @@ class FakeNodes:
                 if m.get("y") != b"q":
                     continue
                 self.queries.append((s.getsockname()[0], m))
+                self.senders.append((src, m))
                 r = {"id": ids[s.fileno()][1]}
                 if m.get("q") in (b"find_node", b"get_peers", b"get"):
                     r["nodes"] = b""
@@ -486,8 +488,8 @@ class DHTDaemon(Daemon):
 
 def test_a_private_torrent_is_never_looked_up_or_announced_on_the_dht(tmp_path, procs, monkeypatch):
     """One `peer serve` node with the DHT on seeds the same files as a public and as a private torrent. A Python
-    node in the DHT records every query it gets: the public info-hash is looked up and announced (the control),
-    the private one never appears; the hub has peers for the public one only, and so does `peer dht peers`."""
+    node in the DHT records every query it gets: the public info-hash is looked up and announced (the control, with
+    implied_port from the listen port), the private one never appears; the hub has peers for the public one only, and so does `peer dht peers`."""
     monkeypatch.delenv("PEER_NO_DHT")
     src = tmp_path / "src" / "album"
     src.mkdir(parents=True)
@@ -532,6 +534,12 @@ def test_a_private_torrent_is_never_looked_up_or_announced_on_the_dht(tmp_path, 
         # The control: the public torrent is looked up and announced, and the hub gives it out.
         wait_until("the public torrent's announce", lambda: b"announce_peer" in asked_about(hashes["public"]))
         wait_until("the hub to list the seed", lambda: seed in hub_peers(hashes["public"]), interval=0.5)
+        # The DHT speaks from the listen port, so its announces say implied_port (BEP 5): a node stores the port the
+        # datagram came from, which a NAT that changes ports has mapped.
+        announces = [(src, m["a"]) for src, m in observer.senders if m.get("q") == b"announce_peer"
+                     and m["a"].get("info_hash") == bytes.fromhex(hashes["public"])]
+        assert announces and all(a.get("implied_port") == 1 and src == ("127.0.0.201", port) for src, a in announces), \
+            announces
         found = run_peer("dht", "peers", hashes["public"], "--bind", "127.0.0.204", "--state", tmp_path / "dht-204",
                          "--dht-bootstrap", f"{hub_ep[0]}:{hub_ep[1]}", "--timeout", "20", check=False, timeout=60)
         assert seed in found.stdout.split(), found.stderr

@@ -190,10 +190,20 @@ public final class DHTService: @unchecked Sendable {
         self.eventLoop.execute { self.tracked[id] = nil }
     }
 
+    /// Whether the DHT speaks from the node's listen port `port` (a shared `UDPPort`): then its announces say
+    /// `implied_port` (BEP 5), and the nodes that store them take the port the datagram came from, which a NAT
+    /// that changes ports has mapped, where the port in the message is only the one inside.
+    private func answersOnListenPort(_ port: UInt16) -> Bool {
+        !self.sockets.isEmpty && self.sockets.values.allSatisfy {
+            if case .shared(let udp) = $0 { udp.localAddress?.port == Int(port) } else { false }
+        }
+    }
+
     private func lookUp(_ id: NodeID) {
         guard let entry = self.tracked[id] else { return }
-        let lookup = entry.port.map { self.node.handle(.announce(infoHash: id, port: $0), at: self.now) }
-            ?? self.node.handle(.getPeers(infoHash: id), at: self.now)
+        let lookup = entry.port.map {
+            self.node.handle(.announce(infoHash: id, port: $0, impliedPort: self.answersOnListenPort($0)), at: self.now)
+        } ?? self.node.handle(.getPeers(infoHash: id), at: self.now)
         self.lookups[lookup] = id
         self.pump()
     }
