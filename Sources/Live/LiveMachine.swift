@@ -25,7 +25,7 @@ import PeerBase
 ///   `requestTimeout`.
 /// - **Play.** Chunks are played in order. A missing one is waited for at most `maxWait` while later ones are
 ///   here, then skipped (with every missing one up to the next that is here). A viewer joins at the newest chunk
-///   its neighbours announce.
+///   its neighbours announce, and comes back to the newest signed one here if that number was beyond it.
 /// - **Window.** Chunks more than `window` behind the newest are dropped.
 /// - **Trust.** A chunk whose signature fails, that differs from the one held under its number, or that is older
 ///   than the window unasked, gets its sender dropped; it is never played or relayed.
@@ -241,10 +241,14 @@ public struct LiveMachine: Sendable {
         LiveMessage.have(self.chunks.keys, window: self.configuration.window, source: self.isSource)
     }
 
-    /// Whether a chunk not here is worth having: not played past, not out of the window.
+    /// Whether a chunk not here is worth having: not played past, not out of the window, and not a window or more
+    /// beyond the newest signed chunk here (no honest neighbour is that far ahead of the source).
     private func wanted(_ n: UInt64) -> Bool {
         if let next = self.nextToPlay, n < next { return false }
-        if let newest = self.newest, n + UInt64(self.configuration.window) <= newest { return false }
+        if let newest = self.newest {
+            let window = UInt64(self.configuration.window)
+            if n + window <= newest || n >= newest + window { return false }
+        }
         return true
     }
 
@@ -269,7 +273,11 @@ public struct LiveMachine: Sendable {
                 }
             }
         }
-        if self.nextToPlay == nil && !self.isSource { self.nextToPlay = n }
+        // A viewer starts at the newest chunk a neighbour announced, a number nothing signs: past the newest signed
+        // chunk here it was a lie (or a neighbour far ahead), and play starts from what is real.
+        if !self.isSource, let newest = self.newest, self.nextToPlay.map({ $0 > newest + 1 }) ?? true {
+            self.nextToPlay = newest
+        }
         // Push: to the neighbours that lack it, those pushed to least first, while the uplink has room. The
         // source's push goes whatever its uplink holds: it is how a chunk enters the swarm (and the source
         // announces only now and then).

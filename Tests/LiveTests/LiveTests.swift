@@ -184,4 +184,28 @@ struct LiveSwarmTests {
         }
         // LiveNetwork.drain checks that every chunk played is one the source published.
     }
+
+    @Test("a neighbour that announces a chunk far beyond the stream does not hold a joining viewer there")
+    func lyingHave() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let link = try LiveLink(publicKey: Array(key.publicKey.rawRepresentation), name: "lie")
+        var viewer = LiveMachine(viewing: link)
+        viewer.connected(1)
+        viewer.connected(2)
+        // The liar speaks first: its newest is a number nothing signs.
+        viewer.received(.have(newest: 1_000_000, bits: [0xFF, 0xFF]), from: 1, at: .zero)
+        viewer.received(LiveMessage.have(40...50, window: 150)!, from: 2, at: .zero)
+        var played: [UInt64] = []
+        for n in UInt64(48)...55 {
+            let chunk = try LiveChunk(number: n, time: n, payload: [UInt8(n)], stream: link.streamID, signedBy: key)
+            viewer.received(.chunk(chunk), from: 2, at: Instant(offset: .milliseconds(Int64(n))))
+            while let action = viewer.pollAction() { if case .play(let c) = action { played.append(c.number) } }
+        }
+        #expect(played == Array(48...55))
+        // Nothing is asked of the numbers the liar made up.
+        viewer.tick(at: Instant(offset: .seconds(1)))
+        while let action = viewer.pollAction() {
+            if case .send(_, .request(let n)) = action { #expect(n < 1_000) }
+        }
+    }
 }
