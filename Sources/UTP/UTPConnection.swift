@@ -566,8 +566,7 @@ public struct UTPConnection: Sendable {
         let o = self.inFlight[i]
         var packet = self.packet(o.type, seq: o.seq, payload: o.payload, at: now)
         if o.transmissions == 0 && o.probeSize > 0 {
-            let sack = packet.selectiveAck.isEmpty ? 0 : 2 + (packet.selectiveAck.count + 3) / 4 * 4
-            packet.padding = max(0, o.probeSize - UTPLimits.headerLength - sack - o.payload.count)
+            packet.padding = max(0, o.probeSize - UTPLimits.headerLength - packet.selectiveAckLength - o.payload.count)
         }
         self.inFlight[i].sentAt = now
         self.inFlight[i].transmissions += 1

@@ -132,11 +132,11 @@ public struct UTPPacket: Equatable, Sendable {
         put16(self.seq)
         put16(self.ack)
         if !self.selectiveAck.isEmpty {
-            let padded = (self.selectiveAck.count + 3) / 4 * 4
+            let padded = self.selectiveAckLength - 2
             out.append(pads > 0 ? UTPLimits.paddingExtension : 0)
-            out.append(UInt8(min(padded, 252)))
+            out.append(UInt8(padded))
             out.append(contentsOf: self.selectiveAck.prefix(252))
-            out.append(contentsOf: repeatElement(0, count: min(padded, 252) - min(self.selectiveAck.count, 252)))
+            out.append(contentsOf: repeatElement(0, count: padded - min(self.selectiveAck.count, 252)))
         }
         // Spread over the extensions so that none is shorter than 0 bytes: pads * 2 <= padding.
         var left = self.padding
@@ -149,6 +149,12 @@ public struct UTPPacket: Equatable, Sendable {
         }
         out.append(contentsOf: self.payload)
         return out
+    }
+
+    /// Bytes the selective ACK takes in the datagram: its extension header and the mask padded to BEP 29's
+    /// multiple of 4 (at most 252); 0 without one.
+    public var selectiveAckLength: Int {
+        self.selectiveAck.isEmpty ? 0 : 2 + min((self.selectiveAck.count + 3) / 4 * 4, 252)
     }
 
     /// Whether `seq` is acknowledged by this packet's selective ACK.
