@@ -9,12 +9,17 @@ import Bencode
 ///   new chunk, so it is the whole state, never a change. `s: 1` says the sender is the source, which viewers ask
 ///   only when no other neighbour has a chunk (its upload is the one to spare).
 /// - `request` `{t: 1, n}`, `reject` `{t: 3, n}` (not held, or the source's copies of it are spent).
+/// - `coming` `{t: 4, n}`: a chunk pushed unasked follows; the receiver asks nobody else for it meanwhile.
+/// - `cancel` `{t: 5, n}`: a request no longer wanted (the chunk came from elsewhere, or the asker gave up on this
+///   holder); a holder that has not started sending it drops it from its queue.
 /// - `chunk` `{t: 2, n, ts, sig}` and the payload: sent when asked, or pushed unasked to a neighbour that lacks it.
 public enum LiveMessage: Equatable, Sendable {
     case have(newest: UInt64, bits: [UInt8], source: Bool = false)
     case request(UInt64)
     case chunk(LiveChunk)
     case reject(UInt64)
+    case coming(UInt64)
+    case cancel(UInt64)
 
     /// The extension's name in the BEP 10 `m` dictionary.
     public static let name = "peer_live"
@@ -40,6 +45,8 @@ public enum LiveMessage: Equatable, Sendable {
             self = .have(newest: try number("h"), bits: bits, source: d["s"]?.integer == 1)
         case 1: self = .request(try number("n"))
         case 3: self = .reject(try number("n"))
+        case 4: self = .coming(try number("n"))
+        case 5: self = .cancel(try number("n"))
         case 2:
             guard let signature = d["sig"]?.bytes, signature.count == LiveLimits.signatureLength else {
                 throw .badMessage("a chunk's signature must be \(LiveLimits.signatureLength) bytes")
@@ -63,6 +70,8 @@ public enum LiveMessage: Equatable, Sendable {
             return BencodeEncoder.encode(d)
         case .request(let n): return BencodeEncoder.encode(["t": 1, "n": int(n)])
         case .reject(let n): return BencodeEncoder.encode(["t": 3, "n": int(n)])
+        case .coming(let n): return BencodeEncoder.encode(["t": 4, "n": int(n)])
+        case .cancel(let n): return BencodeEncoder.encode(["t": 5, "n": int(n)])
         case .chunk(let c):
             return BencodeEncoder.encode(["t": 2, "n": int(c.number), "ts": int(c.time), "sig": .string(c.signature)])
                 + c.payload

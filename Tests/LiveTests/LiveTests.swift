@@ -40,7 +40,7 @@ struct LiveCodecTests {
     func messages() throws {
         let chunk = LiveChunk(number: 3, time: 99, payload: [9, 8, 7], signature: [UInt8](repeating: 1, count: 64))
         let have = LiveMessage.have([10, 9, 7, 1], window: 150)!
-        for m in [have, .request(4), .reject(5), .chunk(chunk)] {
+        for m in [have, .request(4), .reject(5), .chunk(chunk), .coming(6), .cancel(7)] {
             #expect(try LiveMessage(decoding: m.encoded()) == m)
         }
         #expect(try LiveMessage(decoding: LiveMessage.have([3], window: 8, source: true)!.encoded())
@@ -75,12 +75,13 @@ struct LiveSwarmTests {
         return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 
-    @Test("20 viewers joining over 10 s: median latency under 1 s, p95 under 2 s, the source at most 2x, no loss")
-    func twentyViewers() throws {
+    @Test("20 viewers joining over 10 s: median latency under 1 s, p95 under 2 s, the source at most 2x, no loss",
+        arguments: [4.0, 2.0])
+    func twentyViewers(uplink: Double) throws {
         var net = try LiveNetwork(sourceUpload: 4 * Self.rate)
         var joins: [(Instant, (inout LiveNetwork) -> Void)] = []
         for i in 0..<20 {
-            joins.append((Instant(offset: .milliseconds(500 * i + 200)), { net in net.join(upload: 4 * Self.rate) }))
+            joins.append((Instant(offset: .milliseconds(500 * i + 200)), { net in net.join(upload: uplink * Self.rate) }))
         }
         try net.run(until: Instant(offset: .seconds(40)), chunkBytes: Self.chunkBytes, every: .milliseconds(200),
             events: joins)
@@ -92,7 +93,7 @@ struct LiveSwarmTests {
         let skipped = net.nodes.values.reduce(0) { $0 + $1.skipped.count }
         let duplicates = net.nodes.values.reduce(0) { $0 + $1.machine.duplicates }
         let viewersUp = net.nodes.filter { $0.key != 0 }.map { Double(net.sent($0.key, from: steady, to: Instant(offset: .seconds(40)))) / (Self.rate * 28) }
-        print("live, 20 viewers: latency median \(median), p95 \(p95); source uploads \(source)x the stream; "
+        print("live, 20 viewers, uplinks \(uplink)x: latency median \(median), p95 \(p95); source uploads \(source)x the stream; "
             + "\(skipped) chunks skipped; played \(net.nodes.values.reduce(0) { $0 + $1.played.count }); "
             + "\(duplicates) duplicates; viewers upload \(viewersUp.map { (($0 * 100).rounded() / 100) }.sorted())")
         for (id, node) in net.nodes.sorted(by: { $0.key < $1.key }) where !node.skipped.isEmpty {
