@@ -154,6 +154,16 @@ public final class DHTService: @unchecked Sendable {
 
     private var now: Instant { Instant(offset: ContinuousClock.now - self.epoch) }
 
+    /// Joins again after `retry`, or as soon as a node has found this one (the first node of a small DHT, whose
+    /// bootstrap node is itself or absent: the others join through it, and it through them).
+    private func rejoin(waited: TimeAmount = .zero) {
+        _ = self.eventLoop.scheduleTask(in: .seconds(1)) {
+            let waited = waited + .seconds(1)
+            let known = [DHTEndpoint.Family.ipv4, .ipv6].contains { (self.node.routingTable($0)?.count ?? 0) > 0 }
+            if known || waited >= Self.retry { self.join() } else { self.rejoin(waited: waited) }
+        }
+    }
+
     private func join() {
         self.bootstrapLookup = self.node.handle(.bootstrap(routers: self.routers, knownNodes: self.known), at: self.now)
         self.pump()
@@ -299,7 +309,7 @@ public final class DHTService: @unchecked Sendable {
                     for hash in self.tracked.keys { self.lookUp(hash) }
                 }
             } else {
-                _ = self.eventLoop.scheduleTask(in: Self.retry) { self.join() }
+                self.rejoin()
             }
         case .finished(let id, let outcome) where self.waiters[id] != nil:
             self.waiters.removeValue(forKey: id)!.succeed(outcome)
