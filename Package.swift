@@ -146,7 +146,7 @@ let package = Package(
             name: "PeerKit",
             dependencies: [
                 "PeerBase", "Bencode", "Metainfo", "PeerWire", "Storage", "Swarm", "Tracker", "DHT", "Search", "Channels",
-                "UTP", "PortMap", .product(name: "NIOCore", package: "swift-nio"),
+                "Live", "UTP", "PortMap", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -180,7 +180,7 @@ let package = Package(
             name: "peer",
             dependencies: [
                 "PeerBase", "Bencode", "Metainfo", "PeerKit", "PeerServer", "Storage", "DHT", "Search", "Channels",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                "Live", .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "SystemPackage", package: "swift-system"),

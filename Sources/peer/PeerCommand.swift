@@ -32,7 +32,7 @@ struct PeerCommand: AsyncParsableCommand {
         version: PeerVersion.current,
         subcommands: [
             Create.self, Info.self, Get.self, Share.self, Serve.self, Scrape.self, DHTCommand.self, SearchCommand.self,
-            IndexCommand.self, ChannelCommand.self,
+            IndexCommand.self, ChannelCommand.self, LiveCommand.self,
         ],
         groupedSubcommands: [CommandGroup(name: "Daemon client", subcommands: Client.commands)]
     )

@@ -201,12 +201,7 @@ func magnetTorrent(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
 func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: String) async throws -> TorrentMetainfo {
     let node = PeerNode(bindHost: network.bind, encryption: network.wire.encryption,
         transports: network.wire.transports.order)
-    let port: Int
-    do { port = try await node.listen(port: network.port) } catch {
-        Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
-        await node.shutdown()
-        throw ExitCode(1)
-    }
+    let port = try await listen(node, network: network, command: command)
     Terminal.stderr("\(command): fetching metadata of \(magnet.displayName ?? magnet.infoHashes.id) from peers\n")
     let dht = await startDHT(node, network: network, port: port, command: command)
     let discovery = TorrentRun.Discovery(trackers: (magnet.trackers + network.trackers).map { [$0] }, dht: dht != nil,
@@ -235,6 +230,16 @@ func fetchMetadata(_ magnet: MagnetLink, network: NetworkOptions, command: Strin
     keep(bytes, at: keptTorrentPath(magnet.infoHashes.id, network: network))
     Terminal.stderr("\(command): got the metadata of \(torrent.name) (\(info.count) bytes)\n")
     return torrent
+}
+
+/// Opens the node's listener on --bind and --port and returns its port; when it cannot, says why, shuts the node
+/// down and exits 1.
+func listen(_ node: PeerNode, network: NetworkOptions, command: String) async throws -> Int {
+    do { return try await node.listen(port: network.port) } catch {
+        Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
+        await node.shutdown()
+        throw ExitCode(1)
+    }
 }
 
 /// Says on stderr what failed on the way that does not stop a transfer.
@@ -353,12 +358,7 @@ func runTransfer(
     config.unselectedFiles = unselected
     config.maxUploadRate = network.maxUp.map { Int64($0.bytes) }
     config.maxDownloadRate = network.maxDown.map { Int64($0.bytes) }
-    let boundPort: Int
-    do { boundPort = try await node.listen(port: network.port) } catch {
-        Terminal.error(command, "cannot listen on \(network.bind ?? "0.0.0.0"):\(network.port): \(error)")
-        await node.shutdown()
-        throw ExitCode(1)
-    }
+    let boundPort = try await listen(node, network: network, command: command)
     var dht: DHTService?
     if !metainfo.isPrivate {  // private torrents: their trackers only (BEP 27)
         dht = await startDHT(node, network: network, port: boundPort, command: command)

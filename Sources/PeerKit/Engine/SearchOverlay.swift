@@ -92,15 +92,10 @@ public final class SearchOverlay: @unchecked Sendable {
     public let configuration: Configuration
     let index: SearchIndex
     let threadPool: NIOThreadPool
-    private let localID: PeerID
-    private let listenPort: UInt16
-    /// Addresses that turned out to be this node's own (the DHT lists it with the others).
-    private var ownAddresses = Set<String>()
     private let epoch = ContinuousClock.now
-    private let registry: ExtensionRegistry
-    private let ourID: UInt8
+    /// Neighbours, each with its bucket of queries answered.
+    private let links: OverlayLinks<TokenBucket>
     private let nextKey = Atomic<Int>(0)
-    private var conns: [Int: Conn] = [:]
     /// Info dictionaries of the torrents this node holds, by index key (v1 hash, or v2 for v2-only).
     private var held: [[UInt8]: [UInt8]] = [:]
     private var searches: [UInt64: Running] = [:]
@@ -114,20 +109,6 @@ public final class SearchOverlay: @unchecked Sendable {
     var refreshNeighbours: (@Sendable () -> Void)?
     var dialer: (@Sendable (String) -> Void)?
     public var onLog: (@Sendable (String) -> Void)?
-
-    private final class Conn {
-        let channel: any Channel
-        var session: PeerWireSession
-        let host: String
-        var theirID: UInt8?
-        var bucket: TokenBucket
-        init(channel: any Channel, session: PeerWireSession, host: String, bucket: TokenBucket) {
-            self.channel = channel
-            self.session = session
-            self.host = host
-            self.bucket = bucket
-        }
-    }
 
     private final class Running {
         let query: SearchQuery
@@ -173,13 +154,8 @@ public final class SearchOverlay: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.index = index
         self.threadPool = threadPool
-        self.listenPort = listenPort
         self.configuration = configuration
-        var rng = SystemRandomNumberGenerator()
-        self.localID = PeerID.random(using: &rng)
-        var registry = ExtensionRegistry(pex: false)
-        self.ourID = registry.register(SearchMessage.name)
-        self.registry = registry
+        self.links = OverlayLinks(hash: Self.rendezvous, extensionName: SearchMessage.name, listenPort: listenPort)
         self.globalBucket = TokenBucket(capacity: configuration.globalQueryRate, rate: configuration.globalQueryRate,
             at: .zero)
         self.timer = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
@@ -195,12 +171,11 @@ public final class SearchOverlay: @unchecked Sendable {
     /// not refused, are dialled while there is room.
     func discovered(_ addresses: [String]) {
         self.eventLoop.execute {
-            let connected = Set(self.conns.values.compactMap { c -> String? in
-                guard let port = c.session.remoteExtensions?.listenPort else { return nil }
-                return c.host.contains(":") ? "[\(c.host)]:\(port)" : "\(c.host):\(port)"
-            })
-            var room = self.configuration.maxNeighbours - self.conns.count
-            for address in addresses where room > 0 && !connected.contains(address) && !self.ownAddresses.contains(address) {
+            let connected = self.links.connectedAddresses
+            var room = self.configuration.maxNeighbours - self.links.count
+            for address in addresses where room > 0 && !connected.contains(address)
+                && !self.links.ownAddresses.contains(address)
+            {
                 guard let (host, _) = PeerNode.splitHostPort(address), !self.ledger.isBanned(host, at: self.now) else {
                     continue
                 }
@@ -225,7 +200,7 @@ public final class SearchOverlay: @unchecked Sendable {
 
     /// Search neighbours connected now.
     public var neighbourCount: EventLoopFuture<Int> {
-        self.eventLoop.submit { self.conns.values.count { $0.theirID != nil } }
+        self.eventLoop.submit { self.links.readyCount }
     }
 
     // MARK: searching
@@ -236,7 +211,7 @@ public final class SearchOverlay: @unchecked Sendable {
     {
         let id = UInt64.random(in: 1 ... .max)
         self.eventLoop.execute {
-            let ready = self.conns.filter { $0.value.theirID != nil }.keys.shuffled()
+            let ready = self.links.ready.keys.shuffled()
             let s = Running(id: id, query: query, text: text, started: self.now,
                 fanout: QueryFanout(neighbours: ready, at: self.now, configuration: self.configuration.fanout),
                 results: RemoteResults(query: query, prefix: self.configuration.prefix), neighbours: ready.count,
@@ -251,11 +226,11 @@ public final class SearchOverlay: @unchecked Sendable {
         guard !s.done else { return }
         let now = self.now
         for key in s.fanout.poll(at: now) {
-            guard let c = self.conns[key] else {
+            guard self.links[key] != nil else {
                 s.fanout.refused(key, at: now)
                 continue
             }
-            self.send(.query(id: s.id, text: s.text, max: SearchMessage.maxHits), to: c)
+            self.send(.query(id: s.id, text: s.text, max: SearchMessage.maxHits), to: key)
         }
         self.verify(s)
         if s.fanout.stopped != nil && !self.fetches.values.contains(where: { $0.search == s.id })
@@ -270,14 +245,14 @@ public final class SearchOverlay: @unchecked Sendable {
     /// Starts checks of the best unchecked hits.
     private func verify(_ s: Running) {
         for (hit, from) in s.results.nextToVerify(top: self.configuration.verifyTop) {
-            guard let (key, c) = self.conns.first(where: { $0.value.host == from && $0.value.theirID != nil }) else {
+            guard let (key, c) = self.links.ready.first(where: { $0.value.host == from }) else {
                 self.settle(s, hit, verified: false, blame: nil)
                 continue
             }
             let fetchID = UInt64.random(in: 1 ... .max)
             self.fetches[fetchID] = Fetch(search: s.id, hit: hit, key: key, host: c.host,
                 deadline: self.now + self.configuration.verifyTimeout)
-            self.send(.metadataRequest(id: fetchID, infoHash: hit.infoHash, piece: 0), to: c)
+            self.send(.metadataRequest(id: fetchID, infoHash: hit.infoHash, piece: 0), to: key)
         }
     }
 
@@ -298,7 +273,7 @@ public final class SearchOverlay: @unchecked Sendable {
 
     private func ban(_ host: String) {
         self.log("dropped search neighbour \(host): most of its hits failed verification; refused for a day")
-        for c in self.conns.values where c.host == host { c.channel.close(promise: nil) }
+        for (key, link) in self.links.links where link.host == host { self.links.close(key, at: self.now) }
     }
 
     private func report(_ s: Running) -> RemoteSearchReport {
@@ -319,18 +294,14 @@ public final class SearchOverlay: @unchecked Sendable {
 
     // MARK: messages
 
-    private func send(_ m: SearchMessage, to c: Conn) {
-        guard let theirs = c.theirID else { return }
-        c.session.handle(.send(.extended(id: theirs, payload: ByteBuffer(bytes: m.encoded()))), at: self.now)
-        self.flush(c)
-    }
+    private func send(_ m: SearchMessage, to key: Int) { self.links.send(m.encoded(), to: key, at: self.now) }
 
-    private func handle(_ payload: ByteBuffer, from key: Int, _ c: Conn) {
+    private func handle(_ payload: ByteBuffer, from key: Int, _ c: OverlayLinks<TokenBucket>.Link) {
         let bytes = Array(payload.readableBytesView)
         let message: SearchMessage
         do { message = try SearchMessage(decoding: bytes) } catch {
             self.log("dropped search neighbour \(c.host): \(error)")
-            c.session.handle(.close, at: self.now)
+            self.links.close(key, at: self.now)
             return
         }
         switch message {
@@ -356,7 +327,7 @@ public final class SearchOverlay: @unchecked Sendable {
             s.fanout.busy(key, after: wait, at: self.now)
             self.advance(s)
         case .metadataRequest(let id, let ih, let piece):
-            self.serveMetadata(id: id, infoHash: ih, piece: piece, c)
+            self.serveMetadata(id: id, infoHash: ih, piece: piece, to: key)
         case .metadata(let id, let ih, let piece, let total, let data):
             self.receivedMetadata(id: id, infoHash: ih, piece: piece, total: total, data: data, size: bytes.count)
         case .metadataReject(let id, _, _):
@@ -367,13 +338,13 @@ public final class SearchOverlay: @unchecked Sendable {
         }
     }
 
-    private func answer(id: UInt64, text: String, max: Int, key: Int, _ c: Conn) {
+    private func answer(id: UInt64, text: String, max: Int, key: Int, _ c: OverlayLinks<TokenBucket>.Link) {
         let now = self.now
-        guard c.bucket.take(at: now), self.globalBucket.take(at: now),
+        guard c.state.take(at: now), self.globalBucket.take(at: now),
             self.answering < self.configuration.concurrentAnswers,
             let query = try? SearchQuery(text)
         else {
-            self.send(.busy(id: id, retryAfter: 2), to: c)
+            self.send(.busy(id: id, retryAfter: 2), to: key)
             return
         }
         self.answering += 1
@@ -383,25 +354,25 @@ public final class SearchOverlay: @unchecked Sendable {
             (try? index.search(query, limit: max * 2, pinnedOnly: true)) ?? []
         }.whenComplete { result in
             self.answering -= 1
-            guard let c = self.conns[key] else { return }
+            guard self.links[key] != nil else { return }
             let hits = ((try? result.get()) ?? []).compactMap { h -> RemoteHit? in
                 guard let ih = Hex.decode(h.infoHash), held.contains(ih) else { return nil }
                 return RemoteHit(infoHash: ih, name: h.name, size: h.size, files: h.files, seeders: h.seeders)
             }
-            self.send(.hits(id: id, Array(hits.prefix(max))), to: c)
+            self.send(.hits(id: id, Array(hits.prefix(max))), to: key)
         }
     }
 
-    private func serveMetadata(id: UInt64, infoHash: [UInt8], piece: Int, _ c: Conn) {
+    private func serveMetadata(id: UInt64, infoHash: [UInt8], piece: Int, to key: Int) {
         guard let info = self.held[infoHash], info.count <= SearchMessage.maxMetadata,
             piece * SearchMessage.pieceSize < info.count
         else {
-            self.send(.metadataReject(id: id, infoHash: infoHash, piece: piece), to: c)
+            self.send(.metadataReject(id: id, infoHash: infoHash, piece: piece), to: key)
             return
         }
         let start = piece * SearchMessage.pieceSize
         let slice = Array(info[start..<min(info.count, start + SearchMessage.pieceSize)])
-        self.send(.metadata(id: id, infoHash: infoHash, piece: piece, total: info.count, bytes: slice), to: c)
+        self.send(.metadata(id: id, infoHash: infoHash, piece: piece, total: info.count, bytes: slice), to: key)
     }
 
     private func receivedMetadata(id: UInt64, infoHash: [UInt8], piece: Int, total: Int, data: [UInt8], size: Int) {
@@ -415,9 +386,9 @@ public final class SearchOverlay: @unchecked Sendable {
             self.advance(s)
             return
         }
-        if f.total == nil, let c = self.conns[f.key] {
+        if f.total == nil {
             // The first piece told the size: ask for the rest at once.
-            for p in 1..<max(1, count) { self.send(.metadataRequest(id: id, infoHash: infoHash, piece: p), to: c) }
+            for p in 1..<max(1, count) { self.send(.metadataRequest(id: id, infoHash: infoHash, piece: p), to: f.key) }
         }
         f.total = total
         f.pieces[piece] = data
@@ -435,10 +406,7 @@ public final class SearchOverlay: @unchecked Sendable {
 
     private func tick() {
         let now = self.now
-        for c in self.conns.values {
-            c.session.handleTimeout(at: now)
-            self.flush(c)
-        }
+        self.links.tick(at: now)
         for (id, f) in self.fetches where now >= f.deadline {
             self.fetches[id] = nil
             // Slow is not lying: the hit is dropped from this search, its responder not blamed.
@@ -448,7 +416,7 @@ public final class SearchOverlay: @unchecked Sendable {
             if let d = s.fanout.deadline, now >= d { self.advance(s) }
             else if s.fanout.stopped != nil { self.advance(s) }
         }
-        let neighbours = self.conns.values.count { $0.theirID != nil }
+        let neighbours = self.links.readyCount
         if neighbours < self.configuration.maxNeighbours, now - self.lastRefresh >= .seconds(30) {
             self.lastRefresh = now
             self.refreshNeighbours?()
@@ -457,10 +425,6 @@ public final class SearchOverlay: @unchecked Sendable {
     }
 
     func log(_ line: String) { self.onLog?(line) }
-
-    private func flush(_ c: Conn) {
-        while let out = c.session.pollTransmit() { c.channel.writeAndFlush(out, promise: nil) }
-    }
 }
 
 extension SearchOverlay: PeerHost {
@@ -473,71 +437,35 @@ extension SearchOverlay: PeerHost {
     func attach(_ channel: any Channel, role: PeerWireSession.Role, key reserved: Int?) {
         self.eventLoop.preconditionInEventLoop()
         let host = channel.remoteAddress?.ipAddress ?? "?"
-        guard self.conns.count < self.configuration.maxNeighbours, !self.ledger.isBanned(host, at: self.now),
-            !self.conns.values.contains(where: { $0.host == host && $0.channel.remoteAddress == channel.remoteAddress })
+        guard self.links.count < self.configuration.maxNeighbours, !self.ledger.isBanned(host, at: self.now),
+            !self.links.links.values.contains(where: { $0.host == host && $0.channel.remoteAddress == channel.remoteAddress })
         else {
             channel.close(promise: nil)
             return
         }
-        var config = PeerWireSession.Configuration(infoHashes: [Self.rendezvous], localID: self.localID, pieceCount: nil)
-        config.reserved = [.extensionProtocol, .fast]
-        config.openingMessage = .haveNone
-        config.extendedHandshake = ExtendedHandshake(extensions: self.registry.ids, client: "Peer 0.1",
-            listenPort: self.listenPort)
         let key = reserved ?? self.reserveKey()
-        let c = Conn(channel: channel, session: PeerWireSession(role: role, configuration: config, at: self.now),
-            host: host, bucket: TokenBucket(capacity: self.configuration.queryBurst, rate: self.configuration.queryRate,
-                at: self.now))
-        self.conns[key] = c
+        self.links.attach(channel, role: role, key: key,
+            state: TokenBucket(capacity: self.configuration.queryBurst, rate: self.configuration.queryRate, at: self.now),
+            at: self.now)
         if reserved == nil { _ = channel.pipeline.addHandler(PeerChannelHandler(host: self, key: key)) }
-        self.flush(c)
     }
 
-    func key(of channel: any Channel) -> Int { self.conns.first { $0.value.channel === channel }?.key ?? -1 }
+    func key(of channel: any Channel) -> Int { self.links.key(of: channel) }
 
     func received(_ key: Int, _ bytes: ByteBuffer) {
-        guard let c = self.conns[key] else { return }
-        c.session.receive(bytes, at: self.now)
-        while let event = c.session.pollEvent() {
+        for event in self.links.received(key, bytes, at: self.now) {
             switch event {
-            case .handshake(let h):
-                if h.peerID == self.localID {
-                    c.session.handle(.close, at: self.now)
-                } else if let (otherKey, other) = self.conns.first(where: {
-                    $0.key != key && $0.value.session.remote?.peerID == h.peerID
-                }) {
-                    // Connected twice to one node. A connection in use stays; of two new ones (both dialled at
-                    // once) both sides keep the one dialled by the node with the lower peer id.
-                    let keepOutgoing = self.localID.bytes.lexicographicallyPrecedes(h.peerID.bytes)
-                    let drop = other.theirID == nil && (c.session.role == .outgoing) == keepOutgoing ? other : c
-                    if drop === other { self.disconnected(otherKey) }
-                    drop.channel.close(promise: nil)
-                }
-            case .extendedHandshake(let ext):
-                guard let theirs = ext.extensions[SearchMessage.name], theirs != 0 else {
-                    c.session.handle(.close, at: self.now)
-                    break
-                }
-                c.theirID = theirs
-            case .message(.extended(let id, let payload)) where id == self.ourID:
-                self.handle(payload, from: key, c)
-            case .closed(let reason):
-                if let reason, "\(reason)".contains("connected to ourselves") {
-                    // The DHT names this node among the others: never dialled again at that address.
-                    self.ownAddresses.insert(c.host.contains(":") ? "[\(c.host)]:\(self.listenPort)" : "\(c.host):\(self.listenPort)")
-                } else if let reason {
-                    self.log("dropped search neighbour \(c.host): \(reason)")
-                }
-                c.channel.close(promise: nil)
-            default:
-                break
+            case .ready: break
+            case .message(let k, let payload): if let c = self.links[k] { self.handle(payload, from: k, c) }
+            case .replaced(let k): self.disconnected(k)
+            case .closed(let k, let reason):
+                if let reason, let c = self.links[k] { self.log("dropped search neighbour \(c.host): \(reason)") }
             }
         }
-        self.flush(c)
     }
 
     func disconnected(_ key: Int) {
-        guard self.conns.removeValue(forKey: key) != nil else { return }
+        guard self.links.remove(key) != nil else { return }
         let now = self.now
         // A check waiting on this connection ends now, unblamed.
         for (id, f) in self.fetches where f.key == key {
@@ -555,7 +483,7 @@ extension SearchOverlay: PeerHost {
     func stop() -> EventLoopFuture<Void> {
         self.eventLoop.submit {
             self.timer?.cancel()
-            for c in self.conns.values { c.channel.close(promise: nil) }
+            self.links.closeAll()
             for s in self.searches.values {
                 s.done = true
                 s.update(self.report(s))
