@@ -90,6 +90,12 @@ public struct LiveMachine: Sendable {
     /// The next chunk to play; nil until the first is known.
     public private(set) var nextToPlay: UInt64?
     private var stalledSince: Instant?
+    /// The stream's newest header chunk, kept beyond the window for viewers who join late, and its number as
+    /// neighbours announce it (before it is here).
+    public private(set) var header: LiveChunk?
+    private var headerNumber: UInt64?
+    /// A viewer has begun playing: after the header, at a start, when the stream has a header.
+    private var started = false
     /// When a neighbour first announced each chunk not yet here.
     private var announced: [UInt64: Instant] = [:]
     /// Outstanding requests: chunk, neighbour, when.
@@ -150,12 +156,14 @@ public struct LiveMachine: Sendable {
     /// The source's next chunk: cut from `payload`, stamped `time` (microseconds since the Unix epoch), signed and
     /// pushed. Returns it (the source plays nothing).
     @discardableResult
-    public mutating func publish(_ payload: [UInt8], time: UInt64, at now: Instant) throws -> LiveChunk {
+    public mutating func publish(_ payload: [UInt8], time: UInt64, kind: LiveChunk.Kind = .media, at now: Instant) throws
+        -> LiveChunk
+    {
         guard let key = self.signingKey else { throw LiveError.badMessage("only the source publishes") }
         guard payload.count <= LiveLimits.maxPayload else {
             throw LiveError.badMessage("a chunk of \(payload.count) bytes (at most \(LiveLimits.maxPayload))")
         }
-        let chunk = try LiveChunk(number: self.newest.map { $0 + 1 } ?? 0, time: time, payload: payload,
+        let chunk = try LiveChunk(number: self.newest.map { $0 + 1 } ?? 0, time: time, kind: kind, payload: payload,
             stream: self.stream, signedBy: key)
         self.store(chunk, from: nil, at: now)
         return chunk
@@ -164,8 +172,15 @@ public struct LiveMachine: Sendable {
     public mutating func received(_ message: LiveMessage, from peer: Int, at now: Instant) {
         guard self.neighbours[peer] != nil else { return }
         switch message {
-        case .have(let newest, let bits, let source):
-            let held = LiveMessage.held(newest: newest, bits: bits)
+        case .have(let newest, let bits, let source, let header):
+            var held = LiveMessage.held(newest: newest, bits: bits)
+            if let header {
+                held.insert(header)
+                if self.headerNumber.map({ header > $0 }) ?? true { self.headerNumber = header }
+                if self.header.map({ header > $0.number }) ?? true, self.announced[header] == nil {
+                    self.announced[header] = now
+                }
+            }
             self.neighbours[peer]!.held = held
             self.neighbours[peer]!.isSource = source
             if self.nextToPlay == nil && !self.isSource { self.nextToPlay = newest }
@@ -208,6 +223,21 @@ public struct LiveMachine: Sendable {
             // Asked of another, which need not send it now.
             self.withdraw(chunk.number, except: peer)
             self.neighbours[peer]!.held.insert(chunk.number)
+            let window = UInt64(self.configuration.window)
+            if asked, chunk.kind == .header, chunk.number == self.headerNumber,
+                self.header.map({ $0.number < chunk.number }) ?? true,
+                self.nextToPlay.map({ chunk.number < $0 }) ?? false
+                    || (self.newest ?? self.nextToPlay).map({ chunk.number + window <= $0 }) ?? false
+            {
+                // The header a late joiner asked for, from before where it plays (or the window): kept as the
+                // header, neither windowed, played in order, nor passed on.
+                guard chunk.isSigned(by: self.publicKey, stream: self.stream) else {
+                    return self.drop(peer, "header chunk \(chunk.number) is not signed by the stream's source")
+                }
+                self.header = chunk
+                self.announced[chunk.number] = nil
+                return self.play(at: now)
+            }
             if let held = self.chunks[chunk.number] {
                 // The source signs one chunk per number: another with the same number is forged.
                 guard held == chunk else { return self.drop(peer, "chunk \(chunk.number) differs from the source's") }
@@ -258,12 +288,14 @@ public struct LiveMachine: Sendable {
     // MARK: the work
 
     private var have: LiveMessage? {
-        LiveMessage.have(self.chunks.keys, window: self.configuration.window, source: self.isSource)
+        LiveMessage.have(self.chunks.keys, window: self.configuration.window, source: self.isSource,
+            header: self.header?.number)
     }
 
     /// Whether a chunk not here is worth having: not played past, not out of the window, and not a window or more
     /// beyond the newest signed chunk here (no honest neighbour is that far ahead of the source).
     private func wanted(_ n: UInt64) -> Bool {
+        if n == self.headerNumber, self.header.map({ $0.number < n }) ?? true { return true }
         if let next = self.nextToPlay, n < next { return false }
         if let newest = self.newest {
             let window = UInt64(self.configuration.window)
@@ -274,8 +306,12 @@ public struct LiveMachine: Sendable {
 
     private mutating func store(_ chunk: LiveChunk, from peer: Int?, at now: Instant) {
         let n = chunk.number
-        self.chunks[n] = chunk
         self.announced[n] = nil
+        if chunk.kind == .header, self.header.map({ n > $0.number }) ?? true {
+            self.header = chunk
+            if self.headerNumber.map({ n > $0 }) ?? true { self.headerNumber = n }
+        }
+        self.chunks[n] = chunk
         if self.newest.map({ n > $0 }) ?? true {
             // A gap below it: those chunks exist (the source numbers them in order), whoever has them.
             if let newest = self.newest, n > newest + 1 {
@@ -320,7 +356,8 @@ public struct LiveMachine: Sendable {
 
     /// The chunk, if it may go to `peer` now: held, not sent to it already, and (from the source) a copy left.
     private func servable(_ n: UInt64, to peer: Int) -> LiveChunk? {
-        guard let chunk = self.chunks[n], let neighbour = self.neighbours[peer], !neighbour.sent.contains(n),
+        guard let chunk = self.chunks[n] ?? (self.header?.number == n ? self.header : nil),
+            let neighbour = self.neighbours[peer], !neighbour.sent.contains(n),
             !self.isSource || self.copies[n, default: 0] < self.configuration.sourceCopies
         else { return nil }
         return chunk
@@ -379,6 +416,23 @@ public struct LiveMachine: Sendable {
         guard var next = self.nextToPlay, let newest = self.newest else { return }
         let window = UInt64(self.configuration.window)
         if next + window <= newest { next = newest + 1 - window }
+        if !self.started && !self.isSource {
+            // With a header, a viewer begins with it and then a start (a WebM cluster); one that joined before the
+            // header plays it in order.
+            if let wanted = self.headerNumber {
+                guard let header = self.header, header.number >= wanted else { return }
+                if header.number < next {
+                    guard next <= newest, let start = (next...newest).first(where: { self.chunks[$0]?.kind == .start })
+                    else { return }
+                    self.actions.append(.play(header))
+                    self.played += 1
+                    next = start
+                } else {
+                    next = header.number
+                }
+            }
+            self.started = true
+        }
         while next <= newest {
             if let chunk = self.chunks[next] {
                 self.actions.append(.play(chunk))

@@ -4,7 +4,8 @@ import Bencode
 /// A message of the `peer_live` extension: a bencoded dictionary `{t: kind, …}`, followed for a chunk by its bytes
 /// (as ut_metadata carries a piece).
 ///
-/// - `have` `{t: 0, h: newest, b: bitmap[, s: 1]}`: the chunks the sender holds. Bit i of byte j (high bit first)
+/// - `have` `{t: 0, h: newest, b: bitmap[, s: 1][, i: header]}`: the chunks the sender holds, and the number of the
+///   stream's newest header chunk (`LiveChunk.Kind.header`), held beyond the window for viewers who join late. Bit i of byte j (high bit first)
 ///   says whether it holds chunk `newest - (8j + i)`; bit 0 is the newest itself. Sent to every neighbour on each
 ///   new chunk, so it is the whole state, never a change. `s: 1` says the sender is the source, which viewers ask
 ///   only when no other neighbour has a chunk (its upload is the one to spare).
@@ -12,9 +13,9 @@ import Bencode
 /// - `coming` `{t: 4, n}`: a chunk pushed unasked follows; the receiver asks nobody else for it meanwhile.
 /// - `cancel` `{t: 5, n}`: a request no longer wanted (the chunk came from elsewhere, or the asker gave up on this
 ///   holder); a holder that has not started sending it drops it from its queue.
-/// - `chunk` `{t: 2, n, ts, sig}` and the payload: sent when asked, or pushed unasked to a neighbour that lacks it.
+/// - `chunk` `{t: 2, n, ts, sig[, k: kind]}` and the payload: sent when asked, or pushed unasked to a neighbour that lacks it.
 public enum LiveMessage: Equatable, Sendable {
-    case have(newest: UInt64, bits: [UInt8], source: Bool = false)
+    case have(newest: UInt64, bits: [UInt8], source: Bool = false, header: UInt64? = nil)
     case request(UInt64)
     case chunk(LiveChunk)
     case reject(UInt64)
@@ -42,7 +43,8 @@ public enum LiveMessage: Equatable, Sendable {
             guard let bits = d["b"]?.bytes, bits.count <= LiveLimits.maxHaveWindow / 8 else {
                 throw .badMessage("a have's bitmap is missing or longer than \(LiveLimits.maxHaveWindow / 8) bytes")
             }
-            self = .have(newest: try number("h"), bits: bits, source: d["s"]?.integer == 1)
+            self = .have(newest: try number("h"), bits: bits, source: d["s"]?.integer == 1,
+                header: d["i"] == nil ? nil : try number("i"))
         case 1: self = .request(try number("n"))
         case 3: self = .reject(try number("n"))
         case 4: self = .coming(try number("n"))
@@ -54,8 +56,10 @@ public enum LiveMessage: Equatable, Sendable {
             guard bytes.count - end <= LiveLimits.maxPayload else {
                 throw .badMessage("a chunk of \(bytes.count - end) bytes (at most \(LiveLimits.maxPayload))")
             }
-            self = .chunk(LiveChunk(number: try number("n"), time: try number("ts"), payload: Array(bytes[end...]),
-                signature: signature))
+            guard let kind = LiveChunk.Kind(rawValue: UInt8(clamping: d["k"]?.integer ?? 0)), (d["k"]?.integer ?? 0) >= 0
+            else { throw .badMessage("unknown chunk kind \(d["k"]?.integer ?? 0)") }
+            self = .chunk(LiveChunk(number: try number("n"), time: try number("ts"), kind: kind,
+                payload: Array(bytes[end...]), signature: signature))
         default:
             throw .badMessage("unknown t \(kind)")
         }
@@ -64,22 +68,27 @@ public enum LiveMessage: Equatable, Sendable {
     public func encoded() -> [UInt8] {
         func int(_ v: UInt64) -> BencodeValue { .integer(Int64(clamping: v)) }
         switch self {
-        case .have(let newest, let bits, let source):
-            var d: BencodeValue = ["t": 0, "h": int(newest), "b": .string(bits)]
-            if source { d = ["t": 0, "h": int(newest), "b": .string(bits), "s": 1] }
-            return BencodeEncoder.encode(d)
+        case .have(let newest, let bits, let source, let header):
+            var d = BencodeDictionary([("t", .integer(0)), ("h", int(newest)), ("b", .string(bits))])
+            if source { d["s"] = 1 }
+            if let header { d["i"] = int(header) }
+            return BencodeEncoder.encode(.dictionary(d))
         case .request(let n): return BencodeEncoder.encode(["t": 1, "n": int(n)])
         case .reject(let n): return BencodeEncoder.encode(["t": 3, "n": int(n)])
         case .coming(let n): return BencodeEncoder.encode(["t": 4, "n": int(n)])
         case .cancel(let n): return BencodeEncoder.encode(["t": 5, "n": int(n)])
         case .chunk(let c):
-            return BencodeEncoder.encode(["t": 2, "n": int(c.number), "ts": int(c.time), "sig": .string(c.signature)])
-                + c.payload
+            var d = BencodeDictionary([("t", .integer(2)), ("n", int(c.number)), ("ts", int(c.time)),
+                ("sig", .string(c.signature))])
+            if c.kind != .media { d["k"] = .integer(Int64(c.kind.rawValue)) }
+            return BencodeEncoder.encode(.dictionary(d)) + c.payload
         }
     }
 
     /// The `have` of a set of chunks: the newest and a bitmap of at most `window` below it.
-    public static func have(_ held: some Sequence<UInt64>, window: Int, source: Bool = false) -> LiveMessage? {
+    public static func have(_ held: some Sequence<UInt64>, window: Int, source: Bool = false, header: UInt64? = nil)
+        -> LiveMessage?
+    {
         let held = Array(held)
         guard let newest = held.max() else { return nil }
         let span = min(window, LiveLimits.maxHaveWindow)
@@ -88,7 +97,7 @@ public enum LiveMessage: Equatable, Sendable {
             let i = Int(newest - n)
             bits[i / 8] |= 0x80 >> UInt8(i % 8)
         }
-        return .have(newest: newest, bits: bits, source: source)
+        return .have(newest: newest, bits: bits, source: source, header: header)
     }
 
     /// The chunks a `have` says are held.

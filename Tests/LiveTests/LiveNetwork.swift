@@ -34,6 +34,8 @@ struct LiveNetwork {
     var rng = SeededGenerator(seed: 7)
     var published: [UInt64: LiveChunk] = [:]
     var nextID = 1
+    /// What each chunk the source publishes is (a WebM stream: a header, then a start every so often).
+    var kindOf: @Sendable (Int) -> LiveChunk.Kind = { _ in .media }
 
     init(sourceUpload: Double, configuration: LiveMachine.Configuration = .init()) throws {
         self.key = Curve25519.Signing.PrivateKey()
@@ -141,7 +143,8 @@ struct LiveNetwork {
                 let payload = [UInt8](repeating: UInt8(truncatingIfNeeded: self.published.count), count: chunkBytes)
                 let time = UInt64(self.now.offset.components.seconds) * 1_000_000
                     + UInt64(self.now.offset.components.attoseconds / 1_000_000_000_000)
-                let chunk = try self.nodes[0]!.machine.publish(payload, time: time, at: self.now)
+                let chunk = try self.nodes[0]!.machine.publish(payload, time: time, kind: self.kindOf(self.published.count),
+                    at: self.now)
                 self.published[chunk.number] = chunk
                 self.drain(0)
                 nextChunk = nextChunk + every

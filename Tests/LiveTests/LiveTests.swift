@@ -27,7 +27,7 @@ struct LiveCodecTests {
         let chunk = try LiveChunk(number: 7, time: 1_000, payload: [1, 2, 3], stream: link.streamID, signedBy: key)
         #expect(chunk.isSigned(by: link.publicKey, stream: link.streamID))
         #expect(!chunk.isSigned(by: link.publicKey, stream: other.streamID))
-        for change in [{ (c: inout LiveChunk) in c.number += 1 }, { $0.time += 1 }, { $0.payload[0] ^= 1 },
+        for change in [{ (c: inout LiveChunk) in c.number += 1 }, { $0.time += 1 }, { $0.payload[0] ^= 1 }, { $0.kind = .start },
             { $0.signature[5] ^= 1 }]
         {
             var bad = chunk
@@ -45,7 +45,14 @@ struct LiveCodecTests {
         }
         #expect(try LiveMessage(decoding: LiveMessage.have([3], window: 8, source: true)!.encoded())
             == .have(newest: 3, bits: [0x80], source: true))
-        guard case .have(let newest, let bits, _) = have else { return }
+        let headed = LiveMessage.have([5], window: 8, header: 0)!
+        #expect(try LiveMessage(decoding: headed.encoded()) == headed)
+        for kind in [LiveChunk.Kind.start, .header] {
+            var c = chunk
+            c.kind = kind
+            #expect(try LiveMessage(decoding: LiveMessage.chunk(c).encoded()) == .chunk(c))
+        }
+        guard case .have(let newest, let bits, _, _) = have else { return }
         #expect(LiveMessage.held(newest: newest, bits: bits) == [10, 9, 7, 1])
         #expect(throws: LiveError.self) { try LiveMessage(decoding: Array("d1:ti9ee".utf8)) }
         #expect(throws: LiveError.self) { try LiveMessage(decoding: Array("d1:ti1ee".utf8)) }  // no n
@@ -116,6 +123,38 @@ struct LiveSwarmTests {
         for (id, node) in net.nodes where id != 0 {
             #expect(node.played == Array(node.played.first!...node.played.last!), "viewer \(id)")
         }
+    }
+
+    @Test("a stream with a header: a viewer joining after it left the window plays the header, then from a start")
+    func lateJoinerGetsTheHeader() throws {
+        var net = try LiveNetwork(sourceUpload: 4 * Self.rate)
+        // Chunk 0 is the header (a WebM file's EBML header and tracks); a cluster starts every fifth chunk.
+        net.kindOf = { n in n == 0 ? .header : n % 5 == 1 ? .start : .media }
+        var events: [(Instant, (inout LiveNetwork) -> Void)] = []
+        for i in 0..<5 {
+            events.append((Instant(offset: .milliseconds(300 * i + 100)), { net in net.join(upload: 4 * Self.rate) }))
+        }
+        // Chunks every 500 ms (a WebM cluster each, as ffmpeg writes them with a keyframe every 12 frames). 10 s
+        // in, just after a chunk, with the source its only neighbour (as a daemon that found the source alone), the
+        // header comes before the next chunk does; 80 s in, chunk 0 is 160 chunks behind: out of every window.
+        var late = [0, 0]
+        events.append((Instant(offset: .milliseconds(10_010)), { net in
+            late[0] = net.join(upload: 4 * Self.rate, neighbours: 0)
+            net.connect(late[0], 0)
+        }))
+        events.append((Instant(offset: .seconds(80)), { net in late[1] = net.join(upload: 4 * Self.rate) }))
+        try net.run(until: Instant(offset: .seconds(90)), chunkBytes: 2_000, every: .milliseconds(500), events: events)
+        for (id, joined) in zip(late, [20, 150]) {  // the second joins where its neighbours are: a little behind
+            let played = net.nodes[id]!.played
+            #expect(played.count > 10)
+            #expect(played.first == 0, "the header first")
+            // Then a start from the present: never the chunks from before it joined (a header that came before any
+            // fresh chunk once took the joiner back to chunk 1).
+            #expect(played.count > 1 && played[1] % 5 == 1 && played[1] >= joined, "then a start, from the present")
+            #expect(Array(played.dropFirst()) == Array(played[1]...played.last!))
+        }
+        // The early viewers played the header once, in order, and everything after it.
+        for id in 1...5 { #expect(net.nodes[id]!.played.first == 0 && net.nodes[id]!.played.filter { $0 == 0 }.count == 1) }
     }
 
     @Test("churn: a tenth of the viewers leave and others join every 10 s for a minute; those that stay miss under 1%")
@@ -208,5 +247,68 @@ struct LiveSwarmTests {
         while let action = viewer.pollAction() {
             if case .send(_, .request(let n)) = action { #expect(n < 1_000) }
         }
+    }
+}
+
+@Suite("live streams: cutting the input")
+struct LiveCutterTests {
+    /// An EBML element: id bytes, a size (nil: unknown, 8 bytes of ones), data.
+    static func element(_ id: [UInt8], _ data: [UInt8], unknownSize: Bool = false) -> [UInt8] {
+        let size: [UInt8] = unknownSize ? [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+            : data.count < 127 ? [0x80 | UInt8(data.count)] : [0x40 | UInt8(data.count >> 8), UInt8(data.count & 0xFF)]
+        return id + size + data
+    }
+
+    @Test("WebM: the bytes before the first cluster are the header; each cluster begins a start chunk")
+    func webm() {
+        let cluster: [UInt8] = [0x1F, 0x43, 0xB6, 0x75]
+        let header = Self.element([0x1A, 0x45, 0xDF, 0xA3], [0x42, 0x86, 0x81, 0x01])
+            + [0x18, 0x53, 0x80, 0x67, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]  // Segment, unknown size
+            + Self.element([0x15, 0x49, 0xA9, 0x66], [1, 2, 3]) + Self.element([0x16, 0x54, 0xAE, 0x6B], [4, 5, 6, 7, 8])
+        let blocks = Self.element([0xE7], [0]) + Self.element([0xA3], [UInt8](repeating: 9, count: 300))
+        let clusters = [
+            Self.element(cluster, blocks),
+            Self.element(cluster, blocks, unknownSize: true),
+            Self.element(cluster, Self.element([0xE7], [1]) + Self.element([0xA3], [UInt8](repeating: 7, count: 200))),
+            Self.element(cluster, blocks, unknownSize: true),
+        ]
+        let input = header + clusters.joined()
+        var starts: [Int] = []
+        var at = header.count
+        for c in clusters {
+            starts.append(at)
+            at += c.count
+        }
+        // Fed in pieces of every size from 1 byte, cut between them.
+        for step in [1, 3, 7, 64, 1000] {
+            var cutter = LiveCutter()
+            var chunks: [(payload: [UInt8], kind: LiveChunk.Kind)] = []
+            for i in stride(from: 0, to: input.count, by: step) {
+                cutter.append(Array(input[i..<min(input.count, i + step)]))
+                chunks += cutter.cut()
+            }
+            chunks += cutter.cut()
+            #expect(chunks.first?.kind == .header && chunks.first?.payload == header, "step \(step)")
+            #expect(chunks.flatMap(\.payload) == input, "step \(step)")
+            var offset = 0
+            var startOffsets: [Int] = []
+            for c in chunks {
+                if c.kind == .start { startOffsets.append(offset) }
+                offset += c.payload.count
+            }
+            // The last cluster's start is known once its header is in; all four are.
+            #expect(startOffsets == starts, "step \(step)")
+            #expect(chunks.filter { $0.kind == .header }.count == 1)
+        }
+    }
+
+    @Test("other input is cut as it comes, at most 128 KiB a chunk")
+    func raw() {
+        var cutter = LiveCutter()
+        cutter.append([UInt8](repeating: 1, count: 300_000))
+        let chunks = cutter.cut()
+        #expect(chunks.map(\.payload.count) == [131_072, 131_072, 37_856])
+        #expect(chunks.allSatisfy { $0.kind == .media })
+        #expect(cutter.cut().isEmpty)
     }
 }
