@@ -55,6 +55,12 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         case let e as APIError: self = e
         case let e as SessionError: self.init(e)
         case let e as IndexNodeError: self.init(e)
+        case let e as LiveHubError:
+            switch e {
+            case .badLink: self = .badRequest(e.description)
+            case .notFound: self = .notFound(e.description)
+            case .tooMany: self.init(.conflict, "too_many_streams", e.description)
+            }
         case let e as any HTTPResponseError where e.status == .notFound: self = .notFound("no such path")
         case let e as any HTTPResponseError where e.status == .contentTooLarge: self = .tooLarge("the body is too large")
         case let e as any HTTPResponseError where e.status == .methodNotAllowed:

@@ -18,6 +18,7 @@ public enum PeerServer {
         Self.addDHT(to: router, session: session)
         Self.addSearch(to: router, session: session)
         Self.addChannels(to: router, session: session)
+        Self.addLive(to: router, session: session)
         router.get("/") { _, _ in Assets.page("index.html") }
         router.get(":file") { _, context -> Response in
             let name = try context.parameters.require("file")

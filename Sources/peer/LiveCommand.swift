@@ -83,17 +83,14 @@ struct LiveCommand: AsyncParsableCommand {
             let reader = InputReader(fd: fd, rate: self.rate?.bytes)
             let end = LiveNode.Ending()
             let token = SignalWatcher.shared.add { end.finish("interrupted") }
-            let cutter = Task {
-                let maxChunk = 128 << 10
+            let cutting = Task {
+                // WebM is cut at its clusters, after a header chunk for viewers who join late (LiveCutter).
+                var cutter = LiveCutter()
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(self.chunkMilliseconds))
                     let (bytes, eof, failure) = reader.take()
-                    var rest = bytes[...]
-                    while !rest.isEmpty {
-                        let piece = Array(rest.prefix(maxChunk))
-                        rest = rest.dropFirst(piece.count)
-                        _ = try? await live.stream.publish(piece).get()
-                    }
+                    cutter.append(bytes)
+                    for (payload, kind) in cutter.cut() { _ = try? await live.stream.publish(payload, kind: kind).get() }
                     if let failure {
                         end.finish("cannot read \(self.input): \(failure)")
                         return
@@ -107,7 +104,7 @@ struct LiveCommand: AsyncParsableCommand {
                 }
             }
             let reason = await live.run(until: end, statusEvery: self.statusEvery, json: self.network.json)
-            cutter.cancel()
+            cutting.cancel()
             SignalWatcher.shared.remove(token)
             reader.stop()
             await live.stop(reason: reason, json: self.network.json)

@@ -1267,6 +1267,30 @@ struct SessionTests {
         }
     }
 
+    @Test("/api/live: a stream is added by its link, listed, and removed; bad links and unknown ids are errors")
+    func live() async throws {
+        try await withAPI { api in
+            #expect(try await api.call(.get, "/api/live").json().array?.isEmpty == true)
+            expectError(try await api.call(.post, "/api/live", json: #"{"link": "magnet:?xt=urn:btih:0"}"#), .badRequest,
+                "bad_request", mentioning: "live")
+            expectError(try await api.call(.post, "/api/live", json: "{}"), .badRequest, "bad_request", mentioning: "link")
+            let key = String(repeating: "ab", count: 32)
+            let link = "magnet:?xs=urn:btpk:\(key)&s=6c6976652f74616c6b&dn=talk&x.live=1"
+            expectError(try await api.call(.post, "/api/live", json: #"{"link": "\#(link)", "peers": ["nowhere"]}"#),
+                .badRequest, "bad_request", mentioning: "HOST:PORT")
+            let r = try await api.call(.post, "/api/live", json: #"{"link": "\#(link)"}"#)
+            #expect(r.status == .created, "\(r.text)")
+            let added = try r.json()
+            let id = added["stream"]?.string ?? ""
+            #expect(id.count == 40 && added["name"]?.string == "talk")
+            #expect(try await api.call(.get, "/api/live").json().array?.count == 1)
+            #expect(try await api.call(.get, "/api/live/\(id)").json()["played"]?.int == 0)
+            #expect(try await api.call(.delete, "/api/live/\(id)").status == .noContent)
+            expectError(try await api.call(.get, "/api/live/\(id)"), .notFound, "not_found")
+            expectError(try await api.call(.get, "/api/live/\(id)/stream"), .notFound, "not_found")
+        }
+    }
+
     @Test("the web UI's pages need no token, and carry a content security policy")
     func webUI() async throws {
         try await withAPI { api in

@@ -6,6 +6,7 @@ into the publisher's standard input to the moment it comes out of a viewer's sta
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -16,8 +17,8 @@ import time
 
 import pytest
 
-from conftest import PEER
-from test_swarm import free_port
+from conftest import PEER, wait_until
+from test_swarm import free_port, procs  # noqa: F401 (procs is a fixture)
 
 MAGIC = b"PLV1"
 RECORD = 1250          # bytes, every 10 ms: 1 Mbit/s
@@ -328,3 +329,68 @@ def test_twenty_viewers_relay_a_1mbit_stream_with_hostile_relays_then_churn(tmp_
     lost = sum(len(missing(v.records, seq_churn0, seq_churn1)) for v in stayers)
     print(f"churn: stayers lost {lost} of {total} records ({100 * lost / total:.2f}%)")
     assert lost <= total * 0.01, lost
+
+
+def test_the_daemon_plays_a_live_webm_from_ffmpeg_in_the_web_ui(tmp_path, procs, monkeypatch):
+    """ffmpeg publishes a test picture as live WebM at real time; a daemon found through the DHT plays and relays
+    it, and headless Chromium plays it from the daemon's stream after the link is pasted into the web UI."""
+    from selenium.webdriver.common.by import By
+
+    from test_daemon import Daemon
+    from test_daemon_ui import ARTIFACTS, chromium
+
+    monkeypatch.delenv("PEER_NO_DHT")
+    assert shutil.which("ffmpeg"), "ffmpeg is missing (apt-get install ffmpeg; .ci/run installs it)"
+    addr = "127.0.0.80"
+    port = free_port(addr)
+    ffmpeg = subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+         "-f", "lavfi", "-i", "sine=frequency=440", "-t", "90", "-c:v", "libvpx", "-b:v", "400k", "-g", "12",
+         "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libvorbis", "-f", "webm", "-"],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    log = open(tmp_path / "publish.log", "w")
+    publisher = subprocess.Popen(
+        [PEER, "live", "publish", "testcard", "--bind", addr, "--port", str(port), "--state", str(tmp_path / "src"),
+         "--dht-bootstrap", f"{addr}:1", "--status-every", "1"],
+        stdin=ffmpeg.stdout, stdout=subprocess.PIPE, stderr=log)
+    ffmpeg.stdout.close()
+    try:
+        link = publisher.stdout.readline().decode().strip()
+        assert link.endswith("&x.live=1"), link
+        # A few seconds in: the daemon joins late, so it needs the header and a cluster to start at.
+        time.sleep(4)
+        daemon = Daemon(procs, tmp_path, "127.0.0.81", extra=["--dht-bootstrap", f"{addr}:{port}"])
+        driver = chromium()
+        try:
+            driver.set_page_load_timeout(20)
+            js = driver.execute_script
+            driver.get(f"http://{daemon.addr}:{daemon.port}/login?code={daemon.code}")
+            wait_until("the torrent page", lambda: driver.find_elements(By.ID, "add-form"), 10)
+            driver.find_element(By.ID, "magnet-input").send_keys(link)
+            driver.find_element(By.ID, "add-button").click()
+            video = wait_until("the video element", lambda: driver.find_elements(By.CSS_SELECTOR, "#player video"),
+                               10)[0]
+            assert "/api/live/" in video.get_attribute("src")
+            wait_until("playback to start", lambda: js("return arguments[0].currentTime", video) > 0.5, 40)
+            first = js("return arguments[0].currentTime", video)
+            time.sleep(4)
+            second = js("return arguments[0].currentTime", video)
+            assert js("return arguments[0].error", video) is None
+            assert second - first >= 2.5, (first, second)
+            assert ffmpeg.poll() is None and publisher.poll() is None, "the source stopped before the check"
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(ARTIFACTS / "web-ui-live.png"))
+        finally:
+            driver.quit()
+        streams = daemon.ok("GET", "/api/live")
+        assert len(streams) == 1 and streams[0]["played"] > 10 and streams[0]["name"] == "testcard", streams
+        stats = daemon.ok("GET", f"/api/live/{streams[0]['stream']}")
+        print(f"live WebM in Chromium: currentTime {first:.1f} -> {second:.1f} s in 4 s; daemon latency "
+              f"{stats.get('latency')}")
+        daemon.ok("DELETE", f"/api/live/{streams[0]['stream']}", expect=204)
+        assert daemon.ok("GET", "/api/live") == []
+    finally:
+        terminate(publisher)
+        ffmpeg.kill()
+        ffmpeg.wait(5)
+        log.close()

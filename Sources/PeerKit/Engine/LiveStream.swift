@@ -120,9 +120,9 @@ public final class LiveStream: @unchecked Sendable {
     public static var wallClock: UInt64 { UInt64(max(0, Date().timeIntervalSince1970 * 1_000_000)) }
 
     /// Cuts, signs and sends the next chunk (the source only).
-    public func publish(_ payload: [UInt8]) -> EventLoopFuture<LiveChunk> {
+    public func publish(_ payload: [UInt8], kind: LiveChunk.Kind = .media) -> EventLoopFuture<LiveChunk> {
         self.eventLoop.submit {
-            let chunk = try self.machine.publish(payload, time: Self.wallClock, at: self.now)
+            let chunk = try self.machine.publish(payload, time: Self.wallClock, kind: kind, at: self.now)
             self.stats.published += 1
             self.stats.publishedBytes += payload.count
             self.drain()
@@ -185,9 +185,11 @@ public final class LiveStream: @unchecked Sendable {
                 }
             case .play(let chunk):
                 self.stats.played += 1
-                let ms = Double(Int64(bitPattern: Self.wallClock &- chunk.time)) / 1000
-                self.latencies.append(ms)
-                if self.latencies.count > 300 { self.latencies.removeFirst() }
+                // A header a late joiner fetched is as old as the stream: not a measure of delay.
+                if chunk.kind != .header {
+                    self.latencies.append(Double(Int64(bitPattern: Self.wallClock &- chunk.time)) / 1000)
+                    if self.latencies.count > 300 { self.latencies.removeFirst() }
+                }
                 self.onPlay?(chunk)
             case .skipped(let n):
                 self.stats.skipped += 1

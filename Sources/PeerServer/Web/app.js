@@ -253,7 +253,8 @@ async function addLink(event) {
   const input = $('#magnet-input');
   const link = input.value.trim();
   if (!link) return;
-  await addTorrent(/^https?:\/\//i.test(link) ? {url: link} : {magnet: link});
+  if (/[?&]x\.live=1(&|$)/.test(link)) await playLive(link);
+  else await addTorrent(/^https?:\/\//i.test(link) ? {url: link} : {magnet: link});
   input.value = '';
 }
 
@@ -554,6 +555,21 @@ function play(id, file) {
   $('#player-media').replaceChildren(media);
   $('#player').hidden = false;
   $('#player').scrollIntoView({behavior: 'smooth', block: 'nearest'});
+  media.play().catch(() => { /* autoplay refused: the controls are there */ });
+}
+
+/** A live stream's link: the daemon plays and relays it; the player shows it from the daemon's one long response. */
+async function playLive(link) {
+  const s = await api('POST', '/api/live', {link});
+  const media = el('video', {controls: true, autoplay: true, muted: true, src: '/api/live/' + s.stream + '/stream'});
+  media.muted = true; // a muted video may start by itself; the controls unmute it
+  media.addEventListener('error', () => {
+    const e = media.error;
+    showError(new Error('Cannot play the live stream ' + s.name + ': ' + ((e && e.message) || 'error ' + (e ? e.code : '?'))));
+  });
+  $('#player-title').textContent = s.name + ' (live)';
+  $('#player-media').replaceChildren(media);
+  $('#player').hidden = false;
   media.play().catch(() => { /* autoplay refused: the controls are there */ });
 }
 
