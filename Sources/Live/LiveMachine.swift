@@ -134,6 +134,12 @@ public struct LiveMachine: Sendable {
     }
 
     public var isSource: Bool { self.signingKey != nil }
+    /// Some neighbour has announced a chunk (a viewer that has none yet knows where to get one).
+    public var hasAnnouncements: Bool { self.neighbours.values.contains { !$0.held.isEmpty } }
+    /// The neighbour that said it is the source.
+    public var sourceNeighbour: Int? { self.neighbours.first { $0.value.isSource }?.key }
+    /// How many chunks a neighbour announced it holds (what it has to offer).
+    public func heldCount(_ peer: Int) -> Int { self.neighbours[peer]?.held.count ?? 0 }
     public var neighbourCount: Int { self.neighbours.count }
 
     public mutating func pollAction() -> Action? { self.actions.popFirst() }
@@ -206,6 +212,8 @@ public struct LiveMachine: Sendable {
             self.withdraw(n, except: peer)
         case .cancel(let n):
             self.queued.removeAll { $0.peer == peer && $0.n == n }
+        case .peers:
+            break  // addresses: the driver's business
         case .reject(let n):
             self.neighbours[peer]!.held.remove(n)
             if self.requested[n]?.peer == peer {
@@ -339,7 +347,10 @@ public struct LiveMachine: Sendable {
         // announces only now and then).
         let fanout = self.isSource ? self.configuration.sourceFanout
             : min(self.configuration.pushFanout, max(0, self.configuration.maxUploads - self.uploading))
-        let targets = self.neighbours.filter { $0.key != peer && !$0.value.held.contains(n) && !$0.value.sent.contains(n) }
+        // Never to the source: it made every chunk (its `have` comes only now and then, so it looks as if it lacked them).
+        let targets = self.neighbours.filter {
+            $0.key != peer && !$0.value.isSource && !$0.value.held.contains(n) && !$0.value.sent.contains(n)
+        }
             .sorted { ($0.value.pushed, $0.key) < ($1.value.pushed, $1.key) }
             .prefix(fanout)
         for (key, _) in targets {

@@ -13,6 +13,9 @@ import Bencode
 /// - `coming` `{t: 4, n}`: a chunk pushed unasked follows; the receiver asks nobody else for it meanwhile.
 /// - `cancel` `{t: 5, n}`: a request no longer wanted (the chunk came from elsewhere, or the asker gave up on this
 ///   holder); a holder that has not started sending it drops it from its queue.
+/// - `peers` `{t: 6, p: ["host:port", …][, s: "host:port"]}`: some of the sender's neighbours (their listen
+///   addresses, at most `maxPeers`), and the stream's source when it is one of them: a viewer whose neighbours found
+///   each other before they found the source learns where it is.
 /// - `chunk` `{t: 2, n, ts, sig[, k: kind]}` and the payload: sent when asked, or pushed unasked to a neighbour that lacks it.
 public enum LiveMessage: Equatable, Sendable {
     case have(newest: UInt64, bits: [UInt8], source: Bool = false, header: UInt64? = nil)
@@ -21,6 +24,11 @@ public enum LiveMessage: Equatable, Sendable {
     case reject(UInt64)
     case coming(UInt64)
     case cancel(UInt64)
+    case peers([String], source: String?)
+
+    /// Addresses a `peers` message carries at most, and the longest one.
+    public static let maxPeers = 20
+    static let maxAddressLength = 64
 
     /// The extension's name in the BEP 10 `m` dictionary.
     public static let name = "peer_live"
@@ -49,6 +57,18 @@ public enum LiveMessage: Equatable, Sendable {
         case 3: self = .reject(try number("n"))
         case 4: self = .coming(try number("n"))
         case 5: self = .cancel(try number("n"))
+        case 6:
+            guard let list = d["p"]?.list, list.count <= Self.maxPeers else {
+                throw .badMessage("peers: p is missing or names more than \(Self.maxPeers)")
+            }
+            func address(_ v: BencodeValue?) throws(LiveError) -> String {
+                guard let b = v?.bytes, b.count <= Self.maxAddressLength, let s = String(validating: b, as: UTF8.self)
+                else { throw .badMessage("peers: an address is not text of at most \(Self.maxAddressLength) bytes") }
+                return s
+            }
+            var peers: [String] = []
+            for v in list { peers.append(try address(v)) }
+            self = .peers(peers, source: d["s"] == nil ? nil : try address(d["s"]))
         case 2:
             guard let signature = d["sig"]?.bytes, signature.count == LiveLimits.signatureLength else {
                 throw .badMessage("a chunk's signature must be \(LiveLimits.signatureLength) bytes")
@@ -77,6 +97,10 @@ public enum LiveMessage: Equatable, Sendable {
         case .reject(let n): return BencodeEncoder.encode(["t": 3, "n": int(n)])
         case .coming(let n): return BencodeEncoder.encode(["t": 4, "n": int(n)])
         case .cancel(let n): return BencodeEncoder.encode(["t": 5, "n": int(n)])
+        case .peers(let peers, let source):
+            var d = BencodeDictionary([("t", .integer(6)), ("p", .list(peers.map { .text($0) }))])
+            if let source { d["s"] = .text(source) }
+            return BencodeEncoder.encode(.dictionary(d))
         case .chunk(let c):
             var d = BencodeDictionary([("t", .integer(2)), ("n", int(c.number)), ("ts", int(c.time)),
                 ("sig", .string(c.signature))])

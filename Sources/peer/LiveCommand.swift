@@ -51,6 +51,7 @@ struct LiveCommand: AsyncParsableCommand {
         @OptionGroup var network: NetworkOptions
 
         func validate() throws {
+            try LiveNode.validate(self.network)
             guard (50...1000).contains(self.chunkMilliseconds) else { throw ValidationError("--chunk-ms must be 50 to 1000") }
             guard !self.name.isEmpty, self.name.utf8.count <= 64 else {
                 throw ValidationError("the stream's name must be 1 to 64 bytes")
@@ -129,6 +130,8 @@ struct LiveCommand: AsyncParsableCommand {
         var statusEvery = 2.0
         @OptionGroup var network: NetworkOptions
 
+        func validate() throws { try LiveNode.validate(self.network) }
+
         func run() async throws {
             let link: LiveLink
             do { link = try LiveLink(parsing: self.link) } catch {
@@ -192,6 +195,16 @@ struct LiveNode {
                 }
                 if let ready { c.resume(returning: ready) }
             }
+        }
+    }
+
+    /// The network options a live stream does not use are refused rather than ignored.
+    static func validate(_ network: NetworkOptions) throws {
+        guard network.trackers.isEmpty else {
+            throw ValidationError("--tracker: a live stream's viewers are found through the DHT and --peer, not trackers")
+        }
+        guard network.maxDown == nil else {
+            throw ValidationError("--max-down: a viewer takes the stream at its own rate (--max-up caps what it relays)")
         }
     }
 

@@ -40,7 +40,9 @@ struct LiveCodecTests {
     func messages() throws {
         let chunk = LiveChunk(number: 3, time: 99, payload: [9, 8, 7], signature: [UInt8](repeating: 1, count: 64))
         let have = LiveMessage.have([10, 9, 7, 1], window: 150)!
-        for m in [have, .request(4), .reject(5), .chunk(chunk), .coming(6), .cancel(7)] {
+        for m in [have, .request(4), .reject(5), .chunk(chunk), .coming(6), .cancel(7),
+            .peers(["127.0.0.1:6881", "[::1]:7000"], source: "10.0.0.1:1"), .peers([], source: nil)]
+        {
             #expect(try LiveMessage(decoding: m.encoded()) == m)
         }
         #expect(try LiveMessage(decoding: LiveMessage.have([3], window: 8, source: true)!.encoded())
@@ -61,6 +63,10 @@ struct LiveCodecTests {
         var oversize = LiveMessage.chunk(chunk).encoded()
         oversize += [UInt8](repeating: 0, count: LiveLimits.maxPayload)
         #expect(throws: LiveError.self) { try LiveMessage(decoding: oversize) }
+        let tooMany = LiveMessage.peers((0...LiveMessage.maxPeers).map { "10.0.0.\($0):1" }, source: nil).encoded()
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: tooMany) }
+        let tooLong = LiveMessage.peers([String(repeating: "a", count: 65)], source: nil).encoded()
+        #expect(throws: LiveError.self) { try LiveMessage(decoding: tooLong) }
         let shortSignature = BencodeLike.chunkHeader(signature: 63)
         #expect(throws: LiveError.self) { try LiveMessage(decoding: shortSignature) }
     }

@@ -70,15 +70,17 @@ class Generator(threading.Thread):
 class Viewer:
     """A `peer live play` process whose stdout is parsed into records: (seq, latency in seconds) as they arrive."""
 
-    def __init__(self, link, addr, tmp_path, bootstrap, max_up="250k"):
+    def __init__(self, link, addr, tmp_path, bootstrap, max_up="250k", peers=()):
         self.addr = addr
         self.port = free_port(addr)
         self.log_path = tmp_path / f"play-{addr}.log"
         self.log = open(self.log_path, "w")
+        found = ["--dht-bootstrap", bootstrap] if bootstrap else []
+        for peer in peers:
+            found += ["--peer", peer]
         self.p = subprocess.Popen(
             [PEER, "live", "play", link, "-o", "-", "--bind", addr, "--port", str(self.port), "--state",
-             str(tmp_path / f"state-{addr}"), "--dht-bootstrap", bootstrap, "--max-up", max_up, "--json",
-             "--status-every", "1"],
+             str(tmp_path / f"state-{addr}"), *found, "--max-up", max_up, "--json", "--status-every", "1"],
             stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL)
         self.records = []  # (seq, latency seconds, arrival monotonic)
         self.evil = 0
@@ -373,10 +375,11 @@ def test_the_daemon_plays_a_live_webm_from_ffmpeg_in_the_web_ui(tmp_path, procs,
             assert "/api/live/" in video.get_attribute("src")
             wait_until("playback to start", lambda: js("return arguments[0].currentTime", video) > 0.5, 40)
             first = js("return arguments[0].currentTime", video)
-            time.sleep(4)
+            time.sleep(5)
             second = js("return arguments[0].currentTime", video)
             assert js("return arguments[0].error", video) is None
-            assert second - first >= 2.5, (first, second)
+            # Real time at most (it is live), less any wait at the live edge.
+            assert second - first >= 2.0, (first, second)
             assert ffmpeg.poll() is None and publisher.poll() is None, "the source stopped before the check"
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(ARTIFACTS / "web-ui-live.png"))
@@ -385,7 +388,7 @@ def test_the_daemon_plays_a_live_webm_from_ffmpeg_in_the_web_ui(tmp_path, procs,
         streams = daemon.ok("GET", "/api/live")
         assert len(streams) == 1 and streams[0]["played"] > 10 and streams[0]["name"] == "testcard", streams
         stats = daemon.ok("GET", f"/api/live/{streams[0]['stream']}")
-        print(f"live WebM in Chromium: currentTime {first:.1f} -> {second:.1f} s in 4 s; daemon latency "
+        print(f"live WebM in Chromium: currentTime {first:.1f} -> {second:.1f} s in 5 s; daemon latency "
               f"{stats.get('latency')}")
         daemon.ok("DELETE", f"/api/live/{streams[0]['stream']}", expect=204)
         assert daemon.ok("GET", "/api/live") == []
@@ -394,3 +397,40 @@ def test_the_daemon_plays_a_live_webm_from_ffmpeg_in_the_web_ui(tmp_path, procs,
         ffmpeg.kill()
         ffmpeg.wait(5)
         log.close()
+
+
+def test_a_call_two_streams_one_each_way_direct_under_300_ms(tmp_path, cleanup):
+    """Issue 19: "a call is usable" only if a direct two-party mode reaches p95 < 300 ms. Each party publishes its
+    side in 50 ms chunks and plays the other's, dialling the other's publisher directly (no DHT)."""
+    class Side(Publisher):
+        def __init__(self, tmp, addr, name):
+            self.port = free_port(addr)
+            self.log_path = tmp / f"publish-{addr}.log"
+            self.log = open(self.log_path, "w")
+            self.p = subprocess.Popen(
+                [PEER, "live", "publish", name, "--bind", addr, "--port", str(self.port), "--state",
+                 str(tmp / f"state-{addr}"), "--chunk-ms", "50", "--json", "--status-every", "1"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+            self.link = self.p.stdout.readline().decode().strip()
+            self.gen = Generator(self.p.stdin)
+            self.gen.start()
+
+    a = Side(tmp_path, "127.0.0.101", "alice")
+    cleanup.append(a)
+    b = Side(tmp_path, "127.0.0.103", "bob")
+    cleanup.append(b)
+    # Each hears the other: Alice's player (.102) dials Bob's publisher, Bob's (.104) Alice's.
+    hears_b = Viewer(b.link, "127.0.0.102", tmp_path, "", max_up="250k", peers=[f"127.0.0.103:{b.port}"])
+    cleanup.append(hears_b)
+    hears_a = Viewer(a.link, "127.0.0.104", tmp_path, "", max_up="250k", peers=[f"127.0.0.101:{a.port}"])
+    cleanup.append(hears_a)
+    wait_until("both sides heard", lambda: len(hears_a.records) > 100 and len(hears_b.records) > 100, 30)
+    t0 = time.monotonic()
+    time.sleep(10)
+    for side, v in (("alice -> bob", hears_a), ("bob -> alice", hears_b)):
+        lat = sorted(l for _, l, t in v.records if t >= t0)
+        p95 = lat[int(len(lat) * 0.95)]
+        print(f"call {side}: {len(lat)} records, latency median {statistics.median(lat) * 1000:.0f} ms, "
+              f"p95 {p95 * 1000:.0f} ms")
+        assert p95 < 0.3, (side, p95)
+        assert not missing(v.records, v.records[0][0] + 10, v.records[-1][0] - 10)

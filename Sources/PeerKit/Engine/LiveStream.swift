@@ -57,7 +57,7 @@ public final class LiveStream: @unchecked Sendable {
     public struct Configuration: Sendable {
         public var machine = LiveMachine.Configuration()
         /// Connections taken, dialled and accepted.
-        public var maxNeighbours = 16
+        public var maxNeighbours = 32
         /// Neighbours dialled from what the DHT names, while fewer are connected (the source dials none: viewers
         /// come to it).
         public var dialTarget = 6
@@ -82,6 +82,7 @@ public final class LiveStream: @unchecked Sendable {
     private var banned: [String: Instant] = [:]
     private var lastRefresh: Instant = .zero
     private var lastSessionTick: Instant = .zero
+    private var lastPeerExchange: Instant = .zero
     /// Chunks held back by `maxUploadRate`, in order, and the bytes the rate allows now (negative: owed).
     private var paced: Deque<(key: Int, message: LiveMessage, bytes: Int)> = []
     private var credit = 0.0
@@ -152,12 +153,22 @@ public final class LiveStream: @unchecked Sendable {
     /// while fewer than `dialTarget` are connected.
     func discovered(_ addresses: [String]) {
         self.eventLoop.execute {
+            if TorrentEngine.debug { self.log("discovered \(addresses.sorted())") }
             let connected = self.links.connectedAddresses
+            // A viewer none of whose neighbours has a chunk (viewers that found each other before the source's
+            // announce reached the DHT) lets two of its empty-handed neighbours go per lookup to try others: one
+            // of the addresses named is the way in.
             var room = min(self.configuration.dialTarget, self.configuration.maxNeighbours) - self.links.count
-            for address in addresses.shuffled() where room > 0 && !connected.contains(address)
+            var evictions = self.isStarving ? 2 : 0
+            for address in addresses.shuffled() where !connected.contains(address)
                 && !self.links.ownAddresses.contains(address)
             {
                 guard let (host, _) = PeerNode.splitHostPort(address), !self.isBanned(host) else { continue }
+                if room <= 0 {
+                    guard evictions > 0, self.makeRoom() else { break }
+                    evictions -= 1
+                    room += 1
+                }
                 room -= 1
                 self.dialer?(address)
             }
@@ -246,13 +257,73 @@ public final class LiveStream: @unchecked Sendable {
             self.lastSessionTick = now
             self.links.tick(at: now)
         }
-        // Alone, a viewer asks every 2 s (the source may have announced a moment after the last lookup).
-        let every = self.links.count == 0 ? min(.seconds(2), self.configuration.refresh) : self.configuration.refresh
-        if !self.machine.isSource, self.links.count < self.configuration.dialTarget, now - self.lastRefresh >= every {
+        if now - self.lastPeerExchange >= .seconds(15) {
+            self.lastPeerExchange = now
+            self.sendPeers(to: Array(self.links.ready.keys))
+        }
+        // Alone, or with no chunk from anyone, a viewer asks every 2 s (the source may have announced a moment after
+        // the last lookup); below its dial target, every 10 s. A source nobody has found announces again every 10 s.
+        let every: Duration
+        if self.machine.isSource {
+            every = self.links.count == 0 ? self.configuration.refresh : .seconds(86_400)
+        } else if self.links.count == 0 || self.isStarving {
+            every = min(.seconds(2), self.configuration.refresh)
+        } else {
+            every = self.links.count < self.configuration.dialTarget ? self.configuration.refresh : .seconds(86_400)
+        }
+        if now - self.lastRefresh >= every {
             self.lastRefresh = now
             self.refreshNeighbours?()
         }
     }
+
+    // MARK: peer exchange
+
+    /// Tells neighbours of others (their listen addresses) and of the source, when it is one of ours.
+    private func sendPeers(to keys: [Int]) {
+        guard !keys.isEmpty else { return }
+        let ready = self.links.ready
+        let source = self.machine.sourceNeighbour.flatMap { ready[$0]?.listenAddress }
+        let all = ready.values.compactMap(\.listenAddress).shuffled()
+        for key in keys {
+            let theirs = ready[key]?.listenAddress
+            let peers = Array(all.filter { $0 != theirs }.prefix(LiveMessage.maxPeers))
+            guard !peers.isEmpty || source != nil else { continue }
+            self.links.send(LiveMessage.peers(peers, source: source == theirs ? nil : source).encoded(), to: key,
+                at: self.now)
+        }
+    }
+
+    /// Addresses a neighbour named. The source's is dialled even when this viewer has its fill (then the
+    /// neighbour with the fewest chunks makes room): viewers that found each other before the source's announce
+    /// reached the DHT learn where it is from the first of them to find it.
+    private func heard(peers: [String], source: String?) {
+        let valid = peers.filter { PeerNode.splitHostPort($0) != nil }
+        if !self.machine.isSource, let source, PeerNode.splitHostPort(source) != nil,
+            self.machine.sourceNeighbour == nil, !self.links.connectedAddresses.contains(source),
+            !self.links.ownAddresses.contains(source)
+        {
+            if self.links.count >= self.configuration.maxNeighbours { _ = self.makeRoom() }
+            self.dialer?(source)
+        }
+        self.discovered(valid)
+    }
+
+    /// Closes the neighbour with the fewest chunks to offer (never the source); false when there is none.
+    private func makeRoom() -> Bool {
+        guard let (weakest, _) = self.links.links.filter({ $0.key != self.machine.sourceNeighbour })
+            .min(by: { self.machine.heldCount($0.key) < self.machine.heldCount($1.key) })
+        else { return false }
+        let wasReady = self.links[weakest]?.isReady ?? false
+        self.links.close(weakest, at: self.now)
+        self.links.remove(weakest)  // its room is another's now, before its channel has closed
+        if wasReady { self.machine.disconnected(weakest) }
+        self.paced.removeAll { $0.key == weakest }
+        return true
+    }
+
+    /// A viewer that has heard of no chunk from anyone.
+    private var isStarving: Bool { !self.machine.isSource && self.machine.newest == nil && !self.machine.hasAnnouncements }
 
     func log(_ line: String) { self.onLog?(line) }
 }
@@ -283,7 +354,9 @@ extension LiveStream: PeerHost {
         let now = self.now
         for event in self.links.received(key, bytes, at: now) {
             switch event {
-            case .ready(let k): self.machine.connected(k)
+            case .ready(let k):
+                self.machine.connected(k)
+                self.sendPeers(to: [k])
             case .replaced: break  // never ready, so the machine never knew it
             case .message(let k, let payload):
                 let message: LiveMessage
@@ -293,6 +366,10 @@ extension LiveStream: PeerHost {
                     continue
                 }
                 if case .chunk = message { self.stats.receivedBytes += payload.readableBytes }
+                if case .peers(let peers, let source) = message {
+                    self.heard(peers: peers, source: source)
+                    continue
+                }
                 self.machine.received(message, from: k, at: now)
             case .closed(let k, let reason):
                 if let reason, let link = self.links[k] { self.log("live neighbour \(link.host) left: \(reason)") }
