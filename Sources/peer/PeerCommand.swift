@@ -15,6 +15,8 @@ struct PeerCommand: AsyncParsableCommand {
               peer get holiday.torrent -o ~/Downloads --peer 192.0.2.10:6881
               peer scrape holiday.torrent             seeders, completed and leechers from each tracker
               peer search big buck bunny              find torrents by keyword in the node's index
+              ffmpeg … -f webm - | peer live publish talk   a live stream its viewers relay; prints its link
+              peer live play 'magnet:?xs=urn:btpk:…&x.live=1' | mpv -
 
             With a daemon running (peer serve), these talk to it through its HTTP API:
               peer add 'magnet:?xt=urn:btih:…'        add a magnet link, a URL or a .torrent file
