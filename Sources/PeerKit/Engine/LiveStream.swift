@@ -263,15 +263,12 @@ public final class LiveStream: @unchecked Sendable {
         }
         // Alone, or with no chunk from anyone, a viewer asks every 2 s (the source may have announced a moment after
         // the last lookup); below its dial target, every 10 s. A source nobody has found announces again every 10 s.
-        let every: Duration
-        if self.machine.isSource {
-            every = self.links.count == 0 ? self.configuration.refresh : .seconds(86_400)
-        } else if self.links.count == 0 || self.isStarving {
-            every = min(.seconds(2), self.configuration.refresh)
-        } else {
-            every = self.links.count < self.configuration.dialTarget ? self.configuration.refresh : .seconds(86_400)
-        }
-        if now - self.lastRefresh >= every {
+        let every: Duration? =
+            if self.machine.isSource { self.links.count == 0 ? self.configuration.refresh : nil }
+            else if self.links.count == 0 || self.isStarving { min(.seconds(2), self.configuration.refresh) }
+            else if self.links.count < self.configuration.dialTarget { self.configuration.refresh }
+            else { nil }
+        if let every, now - self.lastRefresh >= every {
             self.lastRefresh = now
             self.refreshNeighbours?()
         }
@@ -311,7 +308,8 @@ public final class LiveStream: @unchecked Sendable {
 
     /// Closes the neighbour with the fewest chunks to offer (never the source); false when there is none.
     private func makeRoom() -> Bool {
-        guard let (weakest, _) = self.links.links.filter({ $0.key != self.machine.sourceNeighbour })
+        let source = self.machine.sourceNeighbour
+        guard let (weakest, _) = self.links.links.filter({ $0.key != source })
             .min(by: { self.machine.heldCount($0.key) < self.machine.heldCount($1.key) })
         else { return false }
         let wasReady = self.links[weakest]?.isReady ?? false
@@ -328,7 +326,7 @@ public final class LiveStream: @unchecked Sendable {
     func log(_ line: String) { self.onLog?(line) }
 }
 
-extension LiveStream: PeerHost {
+extension LiveStream: DHTOverlay {
     var handshakeHashes: [[UInt8]] { [self.link.streamID] }
 
     func announceRequest(event: AnnounceRequest.Event) -> AnnounceRequest? { nil }
@@ -406,16 +404,7 @@ extension PeerNode {
         if key != nil { configuration.dialTarget = 0 }
         let stream = LiveStream(eventLoop: self.group.next(), link: link, key: key,
             listenPort: UInt16(clamping: listenPort), configuration: configuration)
-        self.register(stream)
-        stream.dialer = { [weak self, weak stream] address in
-            guard let self, let stream else { return }
-            self.dial(stream, address)
-        }
-        self.trackOnDHT(stream, listenPort: listenPort) { [weak stream] peers in stream?.discovered(peers) }
-        stream.refreshNeighbours = { [weak self, weak stream] in
-            guard let self, let stream else { return }
-            self.refreshOnDHT(stream)
-        }
+        self.join(stream, listenPort: listenPort)
         return stream
     }
 

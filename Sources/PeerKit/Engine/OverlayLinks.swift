@@ -186,3 +186,30 @@ final class OverlayLinks<State> {
         if let last { link.channel.writeAndFlush(last, promise: written) } else { written?.succeed() }
     }
 }
+
+/// A host that finds its neighbours through the DHT and dials them itself: the search overlay, a live stream.
+protocol DHTOverlay: PeerHost {
+    /// Set by the node: dials "host:port" for this host.
+    var dialer: (@Sendable (String) -> Void)? { get set }
+    /// Set by the node: looks the host's hash up on the DHT now.
+    var refreshNeighbours: (@Sendable () -> Void)? { get set }
+    /// Addresses the DHT named: the host dials those it wants.
+    func discovered(_ addresses: [String])
+}
+
+extension PeerNode {
+    /// Takes connections for `overlay`'s hash, announces it on the DHT on `listenPort`, and wires its dialling and
+    /// lookups to this node.
+    func join(_ overlay: some DHTOverlay, listenPort: Int) {
+        self.register(overlay)
+        overlay.dialer = { [weak self, weak overlay] address in
+            guard let self, let overlay else { return }
+            self.dial(overlay, address)
+        }
+        self.trackOnDHT(overlay, listenPort: listenPort) { [weak overlay] peers in overlay?.discovered(peers) }
+        overlay.refreshNeighbours = { [weak self, weak overlay] in
+            guard let self, let overlay else { return }
+            self.refreshOnDHT(overlay)
+        }
+    }
+}

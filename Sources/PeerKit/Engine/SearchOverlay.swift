@@ -427,7 +427,7 @@ public final class SearchOverlay: @unchecked Sendable {
     func log(_ line: String) { self.onLog?(line) }
 }
 
-extension SearchOverlay: PeerHost {
+extension SearchOverlay: DHTOverlay {
     var handshakeHashes: [[UInt8]] { [Self.rendezvous] }
 
     func announceRequest(event: AnnounceRequest.Event) -> AnnounceRequest? { nil }
@@ -502,16 +502,7 @@ extension PeerNode {
     {
         let overlay = SearchOverlay(eventLoop: self.group.next(), index: index, threadPool: self.threadPool,
             listenPort: UInt16(clamping: listenPort), configuration: configuration)
-        self.register(overlay)
-        overlay.dialer = { [weak self, weak overlay] address in
-            guard let self, let overlay else { return }
-            self.dial(overlay, address)
-        }
-        self.trackOnDHT(overlay, listenPort: listenPort) { [weak overlay] peers in overlay?.discovered(peers) }
-        overlay.refreshNeighbours = { [weak self, weak overlay] in
-            guard let self, let overlay else { return }
-            self.refreshOnDHT(overlay)
-        }
+        self.join(overlay, listenPort: listenPort)
         return overlay
     }
 
