@@ -433,7 +433,7 @@ public final class SwarmSimulation {
                     node.finishedAt = self.now
                     self.unfinished -= 1
                 }
-            case .dial, .pieceLayer, .pieceLayersComplete, .pieceVerified, .saveResume, .extensionMessage, .holePunch, .log:
+            case .dial, .pieceLayer, .pieceLayersComplete, .pieceVerified, .saveResume, .extensionMessage, .holePunch, .ownAddress, .log:
                 break
             }
         }

@@ -1,6 +1,9 @@
 /// A peer's protocol violation: the connection is to be dropped with this reason logged.
 public enum PeerWireError: Error, Equatable, Sendable, CustomStringConvertible {
     case badHandshake(String)
+    /// The handshake carried our own peer id: the address dialled is this node (a tracker or the DHT names
+    /// every node to itself too).
+    case connectedToSelf
     /// The peer's handshake named a torrent this side is not serving.
     case wrongInfoHash
     /// A message longer than the limit (checked before anything is buffered for it).
@@ -21,6 +24,7 @@ public enum PeerWireError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .badHandshake(let why): "bad handshake: \(why)"
+        case .connectedToSelf: "connected to ourselves"
         case .wrongInfoHash: "the peer asked for a torrent we do not have"
         case .messageTooLong(let n, let limit): "message of \(n) bytes is over the limit of \(limit)"
         case .badLength(let id, let n, let expected): "message \(id) has \(n) payload bytes, expected \(expected)"

@@ -273,7 +273,7 @@ public struct PeerWireSession: Sendable {
             self.infoHash = hs.infoHash
             self.sendHandshake(now)
         }
-        if hs.peerID == self.configuration.localID { throw .badHandshake("connected to ourselves") }
+        if hs.peerID == self.configuration.localID { throw .connectedToSelf }
         self.remote = hs
         self.state = .open
         self.events.append(.handshake(hs))

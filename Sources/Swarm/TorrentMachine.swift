@@ -153,6 +153,8 @@ public final class TorrentMachine {
         case extensionMessage(peer: Int, name: String, payload: ByteBuffer)
         /// A relay asked us to open a uTP connection to this "host:port" now (BEP 55): the other side does too.
         case holePunch(String)
+        /// The "host:port" we dialled is this node (the handshake carried our peer id): never dial it again.
+        case ownAddress(String)
         /// A line worth logging.
         case log(String)
     }
@@ -603,6 +605,10 @@ public final class TorrentMachine {
             case .message(let m):
                 if self.configuration.debugLog { self.log("\(p.endpoint.host) <- \(String(describing: m).prefix(120))") }
                 self.handle(m, from: p, at: now)
+            case .closed(.connectedToSelf):
+                // Not the peer's fault, and nobody to tell the user about: a tracker named us to ourselves.
+                if p.role == .outgoing, let address = self.listenAddress(p) { self.actions.append(.ownAddress(address.description)) }
+                self.close(p, reason: nil)
             case .closed(let reason):
                 self.close(p, reason: reason.map { "\($0)" })
             }

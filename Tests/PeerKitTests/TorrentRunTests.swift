@@ -70,6 +70,32 @@ struct TorrentRunTests {
         #expect(problems.all.isEmpty, "\(problems.all)")
     }
 
+    @Test("a dial that reaches this node (a tracker names every announcer to itself) is remembered as the node's own, so it is not made again, and is no problem to report")
+    func dialingItself() async throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        let (root, _) = try makeSample(in: dir)
+        let t = try create(root).metainfo
+        let node = PeerNode(bindHost: "127.0.0.1")
+        let port = try await node.listen(port: 0)
+        let own = "127.0.0.1:\(port)"
+        // No trackers started, so the node does not know its listening address as its own yet (an unbound
+        // node, on 0.0.0.0, never does): only the handshake can tell.
+        let engine = node.add(metainfo: t, storage: MemoryStorage(metainfo: t), have: Bitfield(count: t.pieceCount),
+            configuration: .init())
+        let logs = Problems()
+        engine.onLog = { logs.add($0) }
+        _ = engine.start()
+        #expect(!node.isOwnAddress(own))
+        node.dial(engine, own)
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !node.isOwnAddress(own) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(node.isOwnAddress(own), "dial(_:_:) skips an own address")
+        try await Task.sleep(for: .milliseconds(100))
+        await node.shutdown()
+        #expect(logs.all.isEmpty, "\(logs.all)")
+    }
+
     @Test("torrent(info:magnet:): the magnet link's trackers, one tier each, and its web seeds")
     func torrentFromInfo() throws {
         let dir = try TempDir()
@@ -91,6 +117,7 @@ struct TorrentRunTests {
 final class Problems: @unchecked Sendable {
     private let lock = NSLock()
     private var list: [String] = []
-    func add(_ p: TorrentRun.Problem) { self.lock.withLock { self.list.append(p.description) } }
+    func add(_ p: TorrentRun.Problem) { self.add(p.description) }
+    func add(_ line: String) { self.lock.withLock { self.list.append(line) } }
     var all: [String] { self.lock.withLock { self.list } }
 }

@@ -167,6 +167,7 @@ struct SessionTests {
         var b = PeerWireSession(role: .incoming, configuration: .init(infoHashes: [Pair.hash], localID: id, pieceCount: 1), at: .zero)
         b.receive(a.pollTransmit()!, at: .zero)
         #expect(b.isClosed)
+        #expect(b.pollEvent() == .closed(.connectedToSelf))
         a.handle(.close, at: .zero)
         #expect(a.pollEvent() == .closed(nil))
     }

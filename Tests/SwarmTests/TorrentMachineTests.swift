@@ -33,6 +33,28 @@ import Testing
         #expect(h.machine.progress.downloaded == 40 * Int64(Self.block) + 100)
     }
 
+    /// opentracker names every announcer to itself: the dial that reaches this node is remembered so it is not
+    /// made again, and it is not reported as a peer dropped for a bad handshake (issue 13's `peer share` showed
+    /// two such lines per announce).
+    @Test func aDialThatReachesThisNodeIsRememberedAndNotReportedAsADrop() throws {
+        // Both ends of the connection are this machine: each reads a handshake with its own peer id.
+        for (role, port) in [(PeerWireSession.Role.outgoing, UInt16(6881)), (.incoming, 50_000)] {
+            let h = try MachineHarness(size: 4 * Int64(Self.block), pieceLength: Self.block)
+            #expect(h.machine.addPeer(1, role: role,
+                endpoint: TorrentMachine.Endpoint(host: "127.0.0.1", ip: [127, 0, 0, 1], port: port), at: h.now))
+            var bytes = ByteBuffer()
+            Handshake(reserved: [.extensionProtocol, .fast], infoHash: h.machine.handshakeHashes[0],
+                peerID: h.machine.localID).encode(into: &bytes)
+            h.machine.receive(1, bytes, at: h.now)
+            h.pump()
+            let own = h.actions.compactMap { if case .ownAddress(let a) = $0 { a } else { nil } }
+            // The address we dialled is ours; an incoming connection's port is the dialler's ephemeral one.
+            #expect(own == (role == .outgoing ? ["127.0.0.1:6881"] : []))
+            #expect(h.actions.contains { if case .close(peer: 1) = $0 { true } else { false } })
+            #expect(h.logs.isEmpty)
+        }
+    }
+
     @Test func firstAndLastPiecesComeFirstWhenAsked() throws {
         for on in [true, false] {
             let h = try MachineHarness(size: 40 * Int64(Self.block), pieceLength: Self.block) { $0.firstLastPieces = on }

@@ -106,7 +106,8 @@ public final class MetadataFetcher: @unchecked Sendable {
             case .message(.extended(let id, let payload)) where id == Self.utMetadataID:
                 self.handleMetadata(payload, from: c)
             case .closed(let reason):
-                if let reason { self.log("dropped \(c.host): \(reason)") }
+                // A tracker that names us to ourselves is nobody's fault.
+                if let reason, reason != .connectedToSelf { self.log("dropped \(c.host): \(reason)") }
                 c.channel.close(promise: nil)
             default:
                 break

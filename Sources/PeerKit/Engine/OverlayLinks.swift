@@ -125,7 +125,7 @@ final class OverlayLinks<State> {
             case .message(.extended(let id, let payload)) where id == self.ourID && link.isReady:
                 out.append(.message(key, payload))
             case .closed(let reason):
-                if let reason, "\(reason)".contains("connected to ourselves") {
+                if reason == .connectedToSelf {
                     self.ownAddresses.insert(link.host.contains(":") ? "[\(link.host)]:\(self.listenPort)"
                         : "\(link.host):\(self.listenPort)")
                     out.append(.closed(key, nil))

@@ -11,6 +11,7 @@ import PeerBase
 import PeerWire
 import Storage
 import Synchronization
+import Tracker
 
 /// A running node: a listener (two without `--bind`: IPv4 and IPv6) for TCP and a UDP socket on the same port for
 /// uTP and the DHT, outgoing connections over either transport, and the torrents it serves.
@@ -90,6 +91,7 @@ public final class PeerNode: @unchecked Sendable {
             guard let engine else { return }
             for peer in peers { self.dial(engine, peer) }
         }
+        engine.onOwnAddress = { address in self.noteOwnAddress(address) }
         engine.onHolePunch = { [weak engine] address in
             guard let engine else { return }
             // Both sides send their SYN now, each opening its NAT to the other's (BEP 55).
@@ -469,7 +471,8 @@ public final class PeerNode: @unchecked Sendable {
             let wait = TimeAmount.seconds(Int64(min(60, 1 << min(next - 1, 6))))
             engine.eventLoop.scheduleTask(in: wait) {
                 guard !self.closing.load(ordering: .relaxed), !engine.isComplete,
-                    let key = engine.handshakeHashes.first, self.engines.withLock({ $0[key] }) === engine
+                    let key = engine.handshakeHashes.first, self.engines.withLock({ $0[key] }) === engine,
+                    !self.isOwnAddress(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
                 else { return }
                 self.keepDialing(engine, host: host, port: port, attempt: next, failed: failed)
             }
@@ -588,7 +591,7 @@ public final class PeerNode: @unchecked Sendable {
     /// lookup or PEX message that names the address dials it again.
     func dial(_ engine: any PeerHost, _ address: String, transports: [PeerTransport]? = nil) {
         let key = DialKey(host: ObjectIdentifier(engine), address: address)
-        let fresh = self.addresses.withLock { !$0.own.contains(address) && $0.dialed.insert(key).inserted }
+        let fresh = !self.isOwnAddress(address) && self.addresses.withLock { $0.dialed.insert(key).inserted }
         if TorrentEngine.debug { engine.eventLoop.execute { engine.log("dial \(address): \(fresh ? "dialling" : "skipped")") } }
         guard fresh, let (host, port) = Self.splitHostPort(address) else { return }
         let forget: @Sendable () -> Void = { _ = self.addresses.withLock { $0.dialed.remove(key) } }
@@ -603,6 +606,20 @@ public final class PeerNode: @unchecked Sendable {
             }
         }
     }
+
+    /// `address` ("host:port"), dialled for a torrent, turned out to be this node: trackers name every announcer
+    /// to itself too (opentracker does), so without this the node would dial itself at every announce.
+    func noteOwnAddress(_ address: String) {
+        self.addresses.withLock { _ = $0.own.insert(Self.canonical(address)) }
+    }
+
+    /// Whether `address` ("host:port") is this node's listening address, or one a dial found to be this node.
+    func isOwnAddress(_ address: String) -> Bool {
+        self.addresses.withLock { $0.own.contains(Self.canonical(address)) }
+    }
+
+    /// One spelling per address: PEX writes IPv6 in full, trackers and the DHT in RFC 5952's short form.
+    private static func canonical(_ address: String) -> String { PeerAddress(address)?.description ?? address }
 
     /// Stops every torrent and closes the listener, then the loop and the thread pool.
     public func shutdown() async {

@@ -82,6 +82,8 @@ public final class TorrentEngine: @unchecked Sendable {
     public var onPeersDiscovered: (@Sendable ([String]) -> Void)?
     /// Called on the loop when a relay asks for a uTP connection to "host:port" now (BEP 55).
     var onHolePunch: (@Sendable (String) -> Void)?
+    /// Called on the loop with a "host:port" we dialled that turned out to be this node.
+    var onOwnAddress: (@Sendable (String) -> Void)?
     /// Called once, on the loop, when the piece layers learnt from peers are complete (to keep them with the
     /// torrent's metadata): every layer by pieces root.
     public var onPieceLayers: (@Sendable ([[UInt8]: [UInt8]]) -> Void)?
@@ -236,6 +238,8 @@ public final class TorrentEngine: @unchecked Sendable {
             _ = self.writeResume(pieces)
         case .holePunch(let address):
             self.onHolePunch?(address)
+        case .ownAddress(let address):
+            self.onOwnAddress?(address)
         case .extensionMessage(let peer, let name, let payload):
             self.onExtensionMessage?(name, Array(buffer: payload), self.machine.listenAddress(ofPeer: peer))
         case .log(let line):
