@@ -93,6 +93,9 @@ public actor Session {
     private var subscribers: [Int: AsyncStream<SessionEvent>.Continuation] = [:]
     private var nextSubscriber = 0
     private var ticker: Task<Void, Never>?
+    /// Set when `shutdown` begins: nothing starts after it. A call suspended meanwhile (a tick's rebalance, an
+    /// engine whose data check ends) would otherwise start an engine on the node's loops after they stopped.
+    private var closing = false
     private var settings: SessionSettings
     private let startedAt = ContinuousClock.now
     private var lastCounterSave = ContinuousClock.now
@@ -214,6 +217,7 @@ public actor Session {
 
     /// Saves everything and stops every torrent, the DHT and the node.
     public func shutdown() async {
+        self.closing = true
         self.ticker?.cancel()
         await self.harvester?.stop()
         await self.channels?.stop()
@@ -916,7 +920,7 @@ public actor Session {
     }
 
     private func activate(_ m: Managed) {
-        guard m.runtime.isIdle else { return }
+        guard m.runtime.isIdle, !self.closing else { return }
         m.generation += 1
         if let t = m.metainfo { self.startEngine(m, t, generation: m.generation) } else { self.startFetch(m) }
     }
@@ -942,7 +946,8 @@ public actor Session {
     }
 
     private func metadataArrived(id: String, generation: Int, _ result: Result<[UInt8], any Error>) async {
-        guard let m = self.torrents[id], m.generation == generation, case .fetching(let fetcher) = m.runtime else { return }
+        guard let m = self.torrents[id], m.generation == generation, case .fetching(let fetcher) = m.runtime, !self.closing
+        else { return }
         guard case .success(let info) = result else { return }  // cancelled: paused or removed
         m.runtime = .checking
         let node = self.node
@@ -983,7 +988,9 @@ public actor Session {
     }
 
     private func engineReady(id: String, generation: Int, _ prepared: Result<TorrentRun.Prepared, SessionError>) {
-        guard let m = self.torrents[id], m.generation == generation, case .checking = m.runtime, let t = m.metainfo else {
+        guard let m = self.torrents[id], m.generation == generation, case .checking = m.runtime, let t = m.metainfo,
+            !self.closing
+        else {
             if case .success(let p) = prepared { p.storage.close() }
             return
         }
@@ -1119,6 +1126,7 @@ public actor Session {
             guard case .running(let engine, _) = m.runtime,
                 let snap = try? await engine.snapshot().get(), case .running(let still, _) = m.runtime, still === engine
             else { continue }
+            if self.closing { return }  // a tick under way when shutdown began: the node may be gone
             let before = (m.snapshot?.progress.downloaded ?? 0, m.snapshot?.progress.uploaded ?? 0, m.lastSample)
             m.absorb(snap)
             if let at = before.2 {
