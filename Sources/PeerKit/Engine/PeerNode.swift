@@ -608,10 +608,12 @@ public final class PeerNode: @unchecked Sendable {
     }
 
     /// `address` ("host:port"), dialled for a torrent, turned out to be this node: trackers name every announcer
-    /// to itself too (opentracker does), so without this the node would dial itself at every announce.
+    /// to itself too (opentracker does), so without this the node would dial itself at every announce. At most
+    /// `maxOwnAddresses`: a peer we dial can echo our peer id back, and each such peer would add one.
     func noteOwnAddress(_ address: String) {
-        self.addresses.withLock { _ = $0.own.insert(Self.canonical(address)) }
+        self.addresses.withLock { if $0.own.count < Self.maxOwnAddresses { $0.own.insert(Self.canonical(address)) } }
     }
+    private static let maxOwnAddresses = 1024
 
     /// Whether `address` ("host:port") is this node's listening address, or one a dial found to be this node.
     func isOwnAddress(_ address: String) -> Bool {
