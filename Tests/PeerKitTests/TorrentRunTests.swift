@@ -86,11 +86,11 @@ struct TorrentRunTests {
         let logs = Problems()
         engine.onLog = { logs.add($0) }
         _ = engine.start()
-        #expect(!node.isOwnAddress(own))
+        #expect(!node.ownAddresses.contains(own))
         node.dial(engine, own)
         let deadline = ContinuousClock.now + .seconds(10)
-        while !node.isOwnAddress(own) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(node.isOwnAddress(own), "dial(_:_:) skips an own address")
+        while !node.ownAddresses.contains(own) && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(node.ownAddresses.contains(own), "dial(_:_:) skips an own address")
         try await Task.sleep(for: .milliseconds(100))
         await node.shutdown()
         #expect(logs.all.isEmpty, "\(logs.all)")

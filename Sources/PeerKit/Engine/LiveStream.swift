@@ -99,14 +99,15 @@ public final class LiveStream: @unchecked Sendable {
     var refreshNeighbours: (@Sendable () -> Void)?
 
     init(eventLoop: any EventLoop, link: LiveLink, key: Curve25519.Signing.PrivateKey?, listenPort: UInt16,
-        configuration: Configuration)
+        ownAddresses: OwnAddresses, configuration: Configuration)
     {
         self.eventLoop = eventLoop
         self.link = link
         self.configuration = configuration
         self.machine = key.map { LiveMachine(publishing: link, key: $0, configuration: configuration.machine) }
             ?? LiveMachine(viewing: link, configuration: configuration.machine)
-        self.links = OverlayLinks(hash: link.streamID, extensionName: LiveMessage.name, listenPort: listenPort)
+        self.links = OverlayLinks(hash: link.streamID, extensionName: LiveMessage.name, listenPort: listenPort,
+            ownAddresses: ownAddresses)
         self.stats = LiveStats(stream: Hex.encode(link.streamID), name: link.name, source: key != nil, neighbours: 0,
             published: 0, publishedBytes: 0, played: 0, skipped: 0, duplicates: 0, receivedBytes: 0,
             uploadedBytes: 0, dropped: 0)
@@ -403,7 +404,7 @@ extension PeerNode {
         var configuration = configuration
         if key != nil { configuration.dialTarget = 0 }
         let stream = LiveStream(eventLoop: self.group.next(), link: link, key: key,
-            listenPort: UInt16(clamping: listenPort), configuration: configuration)
+            listenPort: UInt16(clamping: listenPort), ownAddresses: self.ownAddresses, configuration: configuration)
         self.join(stream, listenPort: listenPort)
         return stream
     }

@@ -52,11 +52,12 @@ final class OverlayLinks<State> {
     let ourID: UInt8
     private let registry: ExtensionRegistry
     private(set) var links: [Int: Link] = [:]
-    /// Addresses that turned out to be this node's own (the DHT lists it with the others).
-    private(set) var ownAddresses = Set<String>()
+    /// The node's own addresses: one a neighbour turns out to be (the DHT lists the node with the others) is added.
+    let ownAddresses: OwnAddresses
 
-    init(hash: [UInt8], extensionName: String, listenPort: UInt16) {
+    init(hash: [UInt8], extensionName: String, listenPort: UInt16, ownAddresses: OwnAddresses) {
         self.hash = hash
+        self.ownAddresses = ownAddresses
         self.extensionName = extensionName
         self.listenPort = listenPort
         var rng = SystemRandomNumberGenerator()

@@ -11,7 +11,6 @@ import PeerBase
 import PeerWire
 import Storage
 import Synchronization
-import Tracker
 
 /// A running node: a listener (two without `--bind`: IPv4 and IPv6) for TCP and a UDP socket on the same port for
 /// uTP and the DHT, outgoing connections over either transport, and the torrents it serves.
@@ -91,7 +90,7 @@ public final class PeerNode: @unchecked Sendable {
             guard let engine else { return }
             for peer in peers { self.dial(engine, peer) }
         }
-        engine.onOwnAddress = { address in self.noteOwnAddress(address) }
+        engine.onOwnAddress = { address in self.ownAddresses.insert(address) }
         engine.onHolePunch = { [weak engine] address in
             guard let engine else { return }
             // Both sides send their SYN now, each opening its NAT to the other's (BEP 55).
@@ -472,7 +471,7 @@ public final class PeerNode: @unchecked Sendable {
             engine.eventLoop.scheduleTask(in: wait) {
                 guard !self.closing.load(ordering: .relaxed), !engine.isComplete,
                     let key = engine.handshakeHashes.first, self.engines.withLock({ $0[key] }) === engine,
-                    !self.isOwnAddress(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+                    !self.ownAddresses.contains(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
                 else { return }
                 self.keepDialing(engine, host: host, port: port, attempt: next, failed: failed)
             }
@@ -495,9 +494,10 @@ public final class PeerNode: @unchecked Sendable {
 
     private let announcers = Mutex<[TrackerAnnouncer]>([])
     private let webSeedSources = Mutex<[WebSeedSource]>([])
-    /// Addresses dialled for each torrent (not again while that connection is being made or is open) and this
-    /// node's own listening addresses.
-    private let addresses = Mutex<(dialed: Set<DialKey>, own: Set<String>)>(([], []))
+    /// Addresses dialled for each torrent (not again while that connection is being made or is open).
+    private let dialed = Mutex<Set<DialKey>>([])
+    /// This node's listening addresses and those a dial found to be this node: never dialled.
+    let ownAddresses = OwnAddresses()
 
     /// Addresses ("host:port") that answered one of our plaintext handshakes, at most `maxPlaintextPeers`.
     private let plaintextPeers = Mutex<Set<String>>([])
@@ -522,7 +522,7 @@ public final class PeerNode: @unchecked Sendable {
     /// return. URLs of other schemes are logged and left out.
     func startTrackers(_ engine: any PeerHost, tiers: [[String]], listenPort: Int) {
         let own = "\(self.bindHost ?? "0.0.0.0"):\(listenPort)"
-        self.addresses.withLock { _ = $0.own.insert(own) }
+        self.ownAddresses.insert(own)
         engine.eventLoop.execute {
             var usable: [[String]] = []
             for tier in tiers {
@@ -571,7 +571,7 @@ public final class PeerNode: @unchecked Sendable {
         self.engines.withLock { all in
             for h in host.handshakeHashes where all[h] === host { all[h] = nil }
         }
-        self.addresses.withLock { $0.dialed = $0.dialed.filter { $0.host != ObjectIdentifier(host) } }
+        self.dialed.withLock { $0 = $0.filter { $0.host != ObjectIdentifier(host) } }
         await self.stopAnnouncers { $0.announces(host) }
         let seeds = self.webSeedSources.withLock { all in
             defer { all.removeAll { $0.feeds(host) } }
@@ -591,10 +591,10 @@ public final class PeerNode: @unchecked Sendable {
     /// lookup or PEX message that names the address dials it again.
     func dial(_ engine: any PeerHost, _ address: String, transports: [PeerTransport]? = nil) {
         let key = DialKey(host: ObjectIdentifier(engine), address: address)
-        let fresh = !self.isOwnAddress(address) && self.addresses.withLock { $0.dialed.insert(key).inserted }
+        let fresh = !self.ownAddresses.contains(address) && self.dialed.withLock { $0.insert(key).inserted }
         if TorrentEngine.debug { engine.eventLoop.execute { engine.log("dial \(address): \(fresh ? "dialling" : "skipped")") } }
         guard fresh, let (host, port) = Self.splitHostPort(address) else { return }
-        let forget: @Sendable () -> Void = { _ = self.addresses.withLock { $0.dialed.remove(key) } }
+        let forget: @Sendable () -> Void = { _ = self.dialed.withLock { $0.remove(key) } }
         self.open(engine, host: host, port: port, transports: transports).whenComplete { result in
             switch result {
             case .success(let channel): channel.closeFuture.whenComplete { _ in forget() }
@@ -606,22 +606,6 @@ public final class PeerNode: @unchecked Sendable {
             }
         }
     }
-
-    /// `address` ("host:port"), dialled for a torrent, turned out to be this node: trackers name every announcer
-    /// to itself too (opentracker does), so without this the node would dial itself at every announce. At most
-    /// `maxOwnAddresses`: a peer we dial can echo our peer id back, and each such peer would add one.
-    func noteOwnAddress(_ address: String) {
-        self.addresses.withLock { if $0.own.count < Self.maxOwnAddresses { $0.own.insert(Self.canonical(address)) } }
-    }
-    private static let maxOwnAddresses = 1024
-
-    /// Whether `address` ("host:port") is this node's listening address, or one a dial found to be this node.
-    func isOwnAddress(_ address: String) -> Bool {
-        self.addresses.withLock { $0.own.contains(Self.canonical(address)) }
-    }
-
-    /// One spelling per address: PEX writes IPv6 in full, trackers and the DHT in RFC 5952's short form.
-    private static func canonical(_ address: String) -> String { PeerAddress(address)?.description ?? address }
 
     /// Stops every torrent and closes the listener, then the loop and the thread pool.
     public func shutdown() async {

@@ -149,13 +149,14 @@ public final class SearchOverlay: @unchecked Sendable {
     }
 
     init(eventLoop: any EventLoop, index: SearchIndex, threadPool: NIOThreadPool, listenPort: UInt16,
-        configuration: Configuration)
+        ownAddresses: OwnAddresses, configuration: Configuration)
     {
         self.eventLoop = eventLoop
         self.index = index
         self.threadPool = threadPool
         self.configuration = configuration
-        self.links = OverlayLinks(hash: Self.rendezvous, extensionName: SearchMessage.name, listenPort: listenPort)
+        self.links = OverlayLinks(hash: Self.rendezvous, extensionName: SearchMessage.name, listenPort: listenPort,
+            ownAddresses: ownAddresses)
         self.globalBucket = TokenBucket(capacity: configuration.globalQueryRate, rate: configuration.globalQueryRate,
             at: .zero)
         self.timer = eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
@@ -501,7 +502,7 @@ extension PeerNode {
         configuration: SearchOverlay.Configuration = .init()) -> SearchOverlay
     {
         let overlay = SearchOverlay(eventLoop: self.group.next(), index: index, threadPool: self.threadPool,
-            listenPort: UInt16(clamping: listenPort), configuration: configuration)
+            listenPort: UInt16(clamping: listenPort), ownAddresses: self.ownAddresses, configuration: configuration)
         self.join(overlay, listenPort: listenPort)
         return overlay
     }
